@@ -1,0 +1,195 @@
+"""The routing table: REST routes, WebSocket handlers, stream / queue / schedule handlers.
+
+Each handler: parse -> one service call -> dict, or raise. No boto3 / pynamodb here.
+"""
+
+from __future__ import annotations
+
+from chalice import Chalice, Rate
+
+from chalicelib import schemas
+from chalicelib.auth import bearer_token
+from chalicelib.config import get_settings
+from chalicelib.errors import DomainError
+from chalicelib.http import endpoint, parse_body, parse_query, status_for
+from chalicelib.observability import logger
+from chalicelib.openapi import document as openapi_document
+from chalicelib.wiring import container
+
+app = Chalice(app_name="tickets")
+app.experimental_feature_flags.update(["WEBSOCKETS"])
+_settings = get_settings()
+
+
+def _request():
+    return app.current_request
+
+
+def _body(model):
+    request = _request()
+    return parse_body(request.raw_body, request.headers.get("content-type"), model)
+
+
+def _query(model):
+    return parse_query(_request().query_params, model)
+
+
+def _caller(required: bool = True) -> str | None:
+    header = _request().headers.get("authorization")
+    if header is None and not required:
+        return None
+    user_id = container().accounts.authenticate(bearer_token(header))
+    logger.append_keys(user_id=user_id)
+    return user_id
+
+
+def _user() -> str:
+    user_id = _caller()
+    if user_id is None:  # unreachable: a required caller raises Unauthorized
+        raise RuntimeError("caller missing")
+    return user_id
+
+
+def _staff() -> str:
+    user_id = _user()
+    container().accounts.require_staff(user_id)
+    return user_id
+
+
+# --- meta -----------------------------------------------------------------------------------
+
+
+@app.route("/api/health", methods=["GET"])
+@endpoint()
+def health():
+    return {"status": "ok"}
+
+
+@app.route("/api/schema", methods=["GET"])
+@endpoint()
+def schema():
+    return openapi_document()
+
+
+# --- accounts -------------------------------------------------------------------------------
+
+
+@app.route("/api/auth/register", methods=["POST"], content_types=["application/json"])
+@endpoint(status=201)
+def register():
+    body = _body(schemas.Credentials)
+    user = container().accounts.register(body.email, body.password)
+    return {"id": user.id, "email": user.email}
+
+
+@app.route("/api/token", methods=["POST"], content_types=["application/json"])
+@endpoint()
+def token():
+    body = _body(schemas.LoginIn)
+    return container().accounts.login(body.email, body.password)
+
+
+@app.route("/api/token/refresh", methods=["POST"], content_types=["application/json"])
+@endpoint()
+def token_refresh():
+    body = _body(schemas.RefreshIn)
+    return container().accounts.refresh(body.refresh)
+
+
+@app.route("/api/auth/me", methods=["GET"])
+@endpoint()
+def me():
+    user = container().accounts.user(_user())
+    return {"id": user.id, "email": user.email, "is_staff": user.is_staff}
+
+
+# --- catalog --------------------------------------------------------------------------------
+
+
+@app.route("/api/categories", methods=["GET"])
+@endpoint()
+def categories():
+    return container().catalog.categories()
+
+
+@app.route("/api/events", methods=["GET"])
+@endpoint()
+def list_events():
+    query = _query(schemas.EventsQuery)
+    category = query.category or query.category_name
+    return container().catalog.events(category=category, limit=query.limit, cursor=query.cursor)
+
+
+@app.route("/api/events", methods=["POST"], content_types=["application/json"])
+@endpoint(status=201)
+def create_event():
+    _staff()
+    body = _body(schemas.EventIn)
+    return container().catalog.create_event(**body.model_dump())
+
+
+@app.route("/api/events/{event_id}", methods=["GET"])
+@endpoint()
+def event_detail(event_id):
+    return container().catalog.event_detail(event_id)
+
+
+@app.route("/api/events/{event_id}/showtimes", methods=["POST"], content_types=["application/json"])
+@endpoint(status=201)
+def create_showtime(event_id):
+    _staff()
+    body = _body(schemas.ShowtimeIn)
+    return container().catalog.create_showtime(event_id, **body.model_dump())
+
+
+@app.route("/api/events/{event_id}/tickets", methods=["GET"])
+@endpoint()
+def event_tickets(event_id):
+    query = _query(schemas.TicketsQuery)
+    viewer = _caller(required=False)
+    date = query.date.isoformat() if query.date else None
+    return container().catalog.tickets(event_id, date=date, theater=query.theater, viewer=viewer)
+
+
+# --- WebSocket seat selection ---------------------------------------------------------------
+
+
+@app.on_ws_connect()
+def ws_connect(event):
+    query = event.to_dict().get("queryStringParameters") or {}
+    try:
+        container().seats.connect(event.connection_id, query)
+    except DomainError as exc:
+        return {"statusCode": status_for(exc)}
+    except Exception:  # noqa: BLE001 - refuse the handshake, never leak the cause
+        logger.exception("connect failed", extra={"connection_id": event.connection_id})
+        return {"statusCode": 500}
+    return {"statusCode": 200}
+
+
+@app.on_ws_disconnect()
+def ws_disconnect(event):
+    container().seats.disconnect(event.connection_id)
+    return {"statusCode": 200}
+
+
+@app.on_ws_message()
+def ws_message(event):
+    logger.append_keys(connection_id=event.connection_id)
+    container().seats.handle_message(event.connection_id, event.body)
+    return {"statusCode": 200}
+
+
+@app.on_dynamodb_record(
+    stream_arn=_settings.tickets_stream_arn,
+    batch_size=100,
+    maximum_batching_window_in_seconds=1,
+)
+def tickets_changed(event):
+    container().seats.publish((record.old_image, record.new_image) for record in event)
+
+
+@app.schedule(Rate(1, unit=Rate.MINUTES))
+def sweep_expired(event):
+    released = container().seats.sweep()
+    return {"released": released}

@@ -1,0 +1,124 @@
+"""Password hashing (scrypt, per-user salt, constant-time check) and JWT issue / verify."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+
+import jwt
+
+from chalicelib.errors import Unauthorized
+
+ALGORITHM = "HS256"  # pinned: never taken from the token header
+_SCRYPT_R = 8
+_SCRYPT_P = 1
+_DKLEN = 32
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode("ascii")
+
+
+def hash_password(password: str, *, n: int = 2**14) -> str:
+    """scrypt with a fresh 16-byte salt; the cost is stored with the hash so it can change later."""
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(
+        password.encode("utf-8"), salt=salt, n=n, r=_SCRYPT_R, p=_SCRYPT_P, dklen=_DKLEN, maxmem=2**27
+    )
+    return f"scrypt${n}${_SCRYPT_R}${_SCRYPT_P}${_b64(salt)}${_b64(digest)}"
+
+
+def verify_password(password: str, stored: str) -> bool:
+    """True when password matches the stored hash; compares in constant time."""
+    try:
+        scheme, n, r, p, salt_b64, digest_b64 = stored.split("$")
+        if scheme != "scrypt":
+            return False
+        salt = base64.b64decode(salt_b64)
+        expected = base64.b64decode(digest_b64)
+        actual = hashlib.scrypt(
+            password.encode("utf-8"),
+            salt=salt,
+            n=int(n),
+            r=int(r),
+            p=int(p),
+            dklen=len(expected),
+            maxmem=2**27,
+        )
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(actual, expected)
+
+
+# A hash of a random password, so a login for an unknown email costs as much as a real one
+# (no timing oracle for which emails exist).
+def dummy_hash(n: int) -> str:
+    return hash_password(secrets.token_urlsafe(12), n=n)
+
+
+@dataclass(frozen=True)
+class TokenConfig:
+    secret: str
+    issuer: str
+    audience: str
+    access_seconds: int
+    refresh_seconds: int
+
+
+@dataclass(frozen=True)
+class Claims:
+    user_id: str
+    token_type: str
+    expires_at: int
+
+
+def issue_token(config: TokenConfig, user_id: str, token_type: str, *, now: float | None = None) -> str:
+    now = int(time.time() if now is None else now)
+    lifetime = config.access_seconds if token_type == "access" else config.refresh_seconds
+    payload = {
+        "sub": user_id,
+        "iat": now,
+        "exp": now + lifetime,
+        "iss": config.issuer,
+        "aud": config.audience,
+        "typ": token_type,
+        "jti": secrets.token_hex(8),
+    }
+    return jwt.encode(payload, config.secret, algorithm=ALGORITHM)
+
+
+def verify_token(config: TokenConfig, token: str, expected_type: str) -> Claims:
+    """Decode and check signature, exp, iss, aud and typ. Raises Unauthorized."""
+    try:
+        payload = jwt.decode(
+            token,
+            config.secret,
+            algorithms=[ALGORITHM],
+            audience=config.audience,
+            issuer=config.issuer,
+            options={"require": ["exp", "iat", "iss", "aud", "sub"]},
+        )
+    except jwt.ExpiredSignatureError as exc:
+        raise Unauthorized("The token has expired.") from exc
+    except jwt.PyJWTError as exc:
+        raise Unauthorized("The token is invalid.") from exc
+    if payload.get("typ") != expected_type:
+        raise Unauthorized(f"An {expected_type} token is required.")
+    sub = payload.get("sub")
+    if not isinstance(sub, str) or not sub:
+        raise Unauthorized("The token is invalid.")
+    return Claims(user_id=sub, token_type=expected_type, expires_at=int(payload["exp"]))
+
+
+def bearer_token(authorization: str | None) -> str:
+    """Extract the token from an Authorization header. Raises Unauthorized."""
+    if not authorization:
+        raise Unauthorized("Send Authorization: Bearer <access token>.")
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("Send Authorization: Bearer <access token>.")
+    return token.strip()

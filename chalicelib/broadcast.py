@@ -1,0 +1,75 @@
+"""All posting to WebSocket clients goes through here: replies and room fan-out.
+
+Posts use the API Gateway Management API at the configured endpoint (the local gateway serves the
+same API). A 410 Gone deletes the connection row where it is found.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+
+from botocore.exceptions import ClientError
+
+from chalicelib.observability import logger, metrics
+from chalicelib.storage.connections import ConnectionRepository
+
+# A post can race the connection's own $connect (row written, socket not open yet): such a 410 is
+# not a gone connection, so only rows older than this are deleted.
+_GONE_GRACE_SECONDS = 5
+
+
+class Broadcaster:
+    """Raises nothing for individual post failures: they are logged, gone connections pruned."""
+
+    def __init__(
+        self,
+        client_factory: Callable[[], object],
+        connections: ConnectionRepository,
+        *,
+        max_workers: int = 16,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._client_factory = client_factory
+        self._client: object | None = None
+        self._connections = connections
+        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="broadcast")
+        self._clock = clock
+
+    @property
+    def client(self):
+        if self._client is None:
+            self._client = self._client_factory()
+        return self._client
+
+    def send(self, connection_id: str, message: dict) -> bool:
+        """Post one message; False when the connection is gone (and its row was pruned)."""
+        data = json.dumps(message, separators=(",", ":")).encode("utf-8")
+        return self._post(connection_id, data)
+
+    def fan_out(self, room: str, messages: Iterable[dict]) -> int:
+        """Post every message to every connection of the room, concurrently. Returns posts made."""
+        payloads = [json.dumps(m, separators=(",", ":")).encode("utf-8") for m in messages]
+        if not payloads:
+            return 0
+        connection_ids = self._connections.in_room(room)
+        jobs = [(cid, data) for cid in connection_ids for data in payloads]
+        list(self._pool.map(lambda job: self._post(*job), jobs))
+        metrics.add_metric(name="BroadcastPosts", unit="Count", value=len(jobs))
+        return len(jobs)
+
+    def _post(self, connection_id: str, data: bytes) -> bool:
+        try:
+            self.client.post_to_connection(ConnectionId=connection_id, Data=data)  # type: ignore[attr-defined]
+            return True
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if code == "GoneException" or status == 410:
+                cutoff = int(self._clock()) - _GONE_GRACE_SECONDS
+                self._connections.remove_if_connected_before(connection_id, cutoff)
+                return False
+            logger.warning("post failed", extra={"connection_id": connection_id, "error_code": code})
+            return False

@@ -1,0 +1,123 @@
+"""The one place that reads the environment: a frozen Settings, built once per process."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+
+
+class ConfigError(RuntimeError):
+    """A required setting is missing or malformed; the message names the variable."""
+
+
+def _int(env: dict[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+    if value < minimum:
+        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _opt(env: dict[str, str], name: str) -> str | None:
+    value = env.get(name, "").strip()
+    return value or None
+
+
+@dataclass(frozen=True)
+class Settings:
+    stage: str
+    region: str
+    table_prefix: str
+    queue_prefix: str
+    # Endpoints: None means "let botocore resolve the real AWS endpoint".
+    dynamodb_endpoint: str | None
+    sqs_endpoint: str | None
+    ws_management_endpoint: str | None
+    tickets_stream_arn: str
+    # Auth
+    jwt_secret: str | None
+    jwt_secret_parameter: str | None
+    jwt_issuer: str
+    jwt_audience: str
+    access_token_seconds: int
+    refresh_token_seconds: int
+    password_scrypt_n: int
+    # Seat rules
+    hold_seconds: int
+    max_tickets_per_user: int
+    payment_window_seconds: int
+    refund_cutoff_seconds: int
+    select_attempts: int
+    # PayPal
+    paypal_mode: str
+    paypal_api_base: str | None
+    paypal_client_id: str | None
+    paypal_client_secret: str | None
+    paypal_secret_parameter: str | None
+    paypal_webhook_id: str | None
+    payment_return_url: str
+    payment_cancel_url: str
+    currency: str
+
+    def table_name(self, logical: str) -> str:
+        return f"{self.table_prefix}{logical}"
+
+    def queue_name(self, logical: str) -> str:
+        return f"{self.queue_prefix}{logical}"
+
+
+def load_settings(env: dict[str, str] | None = None) -> Settings:
+    """Build Settings from a mapping (os.environ by default). Raises ConfigError."""
+    env = dict(os.environ if env is None else env)
+    stage = env.get("STAGE", "local")
+    generic_endpoint = _opt(env, "AWS_ENDPOINT_URL")
+    max_tickets = _int(env, "MAX_TICKETS_PER_USER", 4, minimum=1)
+    paypal_mode = env.get("PAYPAL_MODE", "local")
+    if paypal_mode not in ("local", "sandbox", "live"):
+        raise ConfigError(f"PAYPAL_MODE must be local, sandbox or live, got {paypal_mode!r}")
+    return Settings(
+        stage=stage,
+        region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+        table_prefix=env.get("TABLE_PREFIX", f"tickets-{stage}-"),
+        queue_prefix=env.get("QUEUE_PREFIX", f"tickets-{stage}-"),
+        dynamodb_endpoint=_opt(env, "AWS_ENDPOINT_URL_DYNAMODB") or generic_endpoint,
+        sqs_endpoint=_opt(env, "AWS_ENDPOINT_URL_SQS") or generic_endpoint,
+        ws_management_endpoint=_opt(env, "WS_MANAGEMENT_ENDPOINT"),
+        tickets_stream_arn=env.get(
+            "TICKETS_STREAM_ARN",
+            "arn:aws:dynamodb:us-east-1:123456789012:table/tickets/stream/placeholder",
+        ),
+        jwt_secret=_opt(env, "JWT_SECRET"),
+        jwt_secret_parameter=_opt(env, "JWT_SECRET_PARAMETER"),
+        jwt_issuer=env.get("JWT_ISSUER", "tickets"),
+        jwt_audience=env.get("JWT_AUDIENCE", "tickets-api"),
+        access_token_seconds=_int(env, "ACCESS_TOKEN_SECONDS", 900, minimum=1),
+        refresh_token_seconds=_int(env, "REFRESH_TOKEN_SECONDS", 7 * 24 * 3600, minimum=1),
+        password_scrypt_n=_int(env, "PASSWORD_SCRYPT_N", 2**14, minimum=2),
+        hold_seconds=_int(env, "HOLD_SECONDS", 600, minimum=1),
+        max_tickets_per_user=max_tickets,
+        payment_window_seconds=_int(env, "PAYMENT_WINDOW_SECONDS", 900, minimum=1),
+        refund_cutoff_seconds=_int(env, "REFUND_CUTOFF_SECONDS", 3600),
+        select_attempts=_int(env, "SELECT_ATTEMPTS", max_tickets + 2, minimum=max_tickets + 1),
+        paypal_mode=paypal_mode,
+        paypal_api_base=_opt(env, "PAYPAL_API_BASE"),
+        paypal_client_id=_opt(env, "PAYPAL_CLIENT_ID"),
+        paypal_client_secret=_opt(env, "PAYPAL_CLIENT_SECRET"),
+        paypal_secret_parameter=_opt(env, "PAYPAL_SECRET_PARAMETER"),
+        paypal_webhook_id=_opt(env, "PAYPAL_WEBHOOK_ID"),
+        payment_return_url=env.get("PAYMENT_RETURN_URL", "http://127.0.0.1:8000/paypal/return"),
+        payment_cancel_url=env.get("PAYMENT_CANCEL_URL", "http://127.0.0.1:8000/paypal/cancel"),
+        currency=env.get("CURRENCY", "USD"),
+    )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide Settings (cached; call get_settings.cache_clear() in tests)."""
+    return load_settings()

@@ -1,0 +1,123 @@
+"""The single map from domain errors to HTTP responses, and request-body parsing."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from chalice.app import Response
+from pydantic import BaseModel, ValidationError
+
+from chalicelib import errors
+from chalicelib.observability import logger
+
+MAX_BODY_BYTES = 64 * 1024
+
+STATUS: dict[type[errors.DomainError], int] = {
+    errors.BadRequest: 400,
+    errors.Unauthorized: 401,
+    errors.Forbidden: 403,
+    errors.NotFound: 404,
+    errors.PayloadTooLarge: 413,
+    errors.UnsupportedMediaType: 415,
+    errors.Conflict: 409,
+    errors.PaymentDeclined: 422,
+    errors.RateLimited: 429,
+    errors.PaymentProviderUnavailable: 503,
+}
+
+JSON_HEADERS = {"Content-Type": "application/json"}
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def status_for(exc: errors.DomainError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]  # type: ignore[index]
+    return 400
+
+
+def error_body(code: str, message: str) -> dict[str, str]:
+    return {"code": code, "message": message}
+
+
+def error_response(exc: errors.DomainError) -> Response:
+    return Response(
+        body=error_body(exc.code, exc.message), status_code=status_for(exc), headers=JSON_HEADERS
+    )
+
+
+def json_response(body: Any, status: int = 200) -> Response:
+    return Response(body=body, status_code=status, headers=JSON_HEADERS)
+
+
+def internal_error() -> Response:
+    return Response(
+        body=error_body("internal_error", "Something went wrong on our side; please retry."),
+        status_code=500,
+        headers=JSON_HEADERS,
+    )
+
+
+def endpoint(status: int = 200) -> Callable:
+    """Wrap a view: dict result -> JSON response; DomainError -> contract error; anything else -> 500."""
+
+    def decorate(view: Callable) -> Callable:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Response:
+            try:
+                result = view(*args, **kwargs)
+            except errors.DomainError as exc:
+                return error_response(exc)
+            except Exception:  # noqa: BLE001 - the boundary: log it, never leak it
+                logger.exception("unhandled error in view", extra={"view": view.__name__})
+                return internal_error()
+            if isinstance(result, Response):
+                return result
+            return json_response(result, status)
+
+        return wrapper
+
+    return decorate
+
+
+def _field_path(loc: tuple) -> str:
+    return ".".join(str(part) for part in loc) or "body"
+
+
+def validation_message(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    field = _field_path(tuple(first.get("loc", ())))
+    if first.get("type") == "extra_forbidden":
+        return f"{field}: unknown field"
+    return f"{field}: {first.get('msg', 'invalid value')}"
+
+
+def parse_body(raw: bytes | None, content_type: str | None, model: type[M]) -> M:
+    """Parse a JSON body into a model. Raises PayloadTooLarge, UnsupportedMediaType, BadRequest."""
+    raw = raw or b""
+    if len(raw) > MAX_BODY_BYTES:
+        raise errors.PayloadTooLarge(f"The body is larger than {MAX_BODY_BYTES // 1024} KB.")
+    if content_type and "json" not in content_type.lower():
+        raise errors.UnsupportedMediaType()
+    try:
+        data = json.loads(raw.decode("utf-8")) if raw.strip() else None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise errors.BadRequest("body: malformed JSON") from exc
+    if not isinstance(data, dict):
+        raise errors.BadRequest("body: a JSON object is required")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise errors.BadRequest(validation_message(exc)) from exc
+
+
+def parse_query(params: dict[str, str] | None, model: type[M]) -> M:
+    """Validate query parameters against a model. Raises BadRequest naming the parameter."""
+    try:
+        return model.model_validate(dict(params or {}))
+    except ValidationError as exc:
+        raise errors.BadRequest(validation_message(exc)) from exc

@@ -1,0 +1,135 @@
+"""The OpenAPI 3 document, generated from the pydantic shapes in schemas.py.
+
+tests/unit/test_openapi.py checks that every Chalice route is documented here and vice versa, so the
+document cannot drift from the routing table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from pydantic import BaseModel
+
+from chalicelib import schemas
+
+_REF = "#/components/schemas/{model}"
+
+
+@dataclass(frozen=True)
+class Operation:
+    method: str
+    path: str
+    summary: str
+    response: type[BaseModel] | None
+    status: int = 200
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    auth: str = "none"  # none | optional | required | staff
+    errors: tuple[int, ...] = field(default=())
+
+
+OPERATIONS: tuple[Operation, ...] = (
+    Operation("GET", "/api/health", "Liveness check", schemas.HealthOut),
+    Operation("GET", "/api/schema", "This OpenAPI document", None),
+    Operation("POST", "/api/auth/register", "Create an account", schemas.UserOut, 201, schemas.Credentials,
+              errors=(400, 409, 413, 415)),
+    Operation("POST", "/api/token", "Log in: access and refresh tokens", schemas.TokensOut, 200,
+              schemas.LoginIn, errors=(400, 401, 413, 415)),
+    Operation("POST", "/api/token/refresh", "A new access token from a refresh token", schemas.AccessOut,
+              200, schemas.RefreshIn, errors=(400, 401, 413, 415)),
+    Operation("GET", "/api/auth/me", "The caller's account", schemas.MeOut, auth="required", errors=(401,)),
+    Operation("GET", "/api/categories", "Event categories", schemas.CategoriesOut),
+    Operation("GET", "/api/events", "Events, optionally by category, cursor-paginated", schemas.EventsOut,
+              query=schemas.EventsQuery, errors=(400,)),
+    Operation("POST", "/api/events", "Create an event (staff)", schemas.EventOut, 201, schemas.EventIn,
+              auth="staff", errors=(400, 401, 403, 413, 415)),
+    Operation("GET", "/api/events/{event_id}", "An event with its showtimes", schemas.EventDetailOut,
+              errors=(404,)),
+    Operation("POST", "/api/events/{event_id}/showtimes", "Create a showtime and its tickets (staff)",
+              schemas.ShowtimeCreatedOut, 201, schemas.ShowtimeIn, auth="staff",
+              errors=(400, 401, 403, 404, 409, 413, 415)),
+    Operation("GET", "/api/events/{event_id}/tickets", "Seats of an event's showtimes", schemas.TicketsOut,
+              query=schemas.TicketsQuery, auth="optional", errors=(400, 401, 404)),
+)
+
+
+def _ref(model: type[BaseModel]) -> dict:
+    return {"$ref": _REF.format(model=model.__name__)}
+
+
+def _collect(models: set[type[BaseModel]]) -> dict:
+    components: dict = {}
+    for model in sorted(models, key=lambda m: m.__name__):
+        schema = model.model_json_schema(ref_template=_REF, mode="serialization")
+        for name, sub in schema.pop("$defs", {}).items():
+            components[name] = sub
+        components[model.__name__] = schema
+    return components
+
+
+def _parameters(op: Operation) -> list[dict]:
+    params = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string", "maxLength": 64}}
+        for name in _path_params(op.path)
+    ]
+    if op.query is not None:
+        schema = op.query.model_json_schema(ref_template=_REF)
+        required = set(schema.get("required", []))
+        for name, prop in schema["properties"].items():
+            params.append({"name": name, "in": "query", "required": name in required, "schema": prop})
+    return params
+
+
+def _path_params(path: str) -> list[str]:
+    return [part[1:-1] for part in path.split("/") if part.startswith("{")]
+
+
+def _operation(op: Operation) -> dict:
+    success: dict = {"description": "OK"}
+    if op.response is not None:
+        success["content"] = {"application/json": {"schema": _ref(op.response)}}
+    else:
+        success["content"] = {"application/json": {"schema": {"type": "object"}}}
+    responses: dict = {str(op.status): success}
+    for status in op.errors:
+        responses[str(status)] = {
+            "description": "Error",
+            "content": {"application/json": {"schema": _ref(schemas.ErrorOut)}},
+        }
+    spec: dict = {
+        "summary": op.summary,
+        "operationId": f"{op.method.lower()}_{op.path.strip('/').replace('/', '_').replace('{', '').replace('}', '')}",
+        "parameters": _parameters(op),
+        "responses": responses,
+    }
+    if op.body is not None:
+        spec["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": _ref(op.body)}},
+        }
+    if op.auth in ("required", "staff"):
+        spec["security"] = [{"bearer": []}]
+    elif op.auth == "optional":
+        spec["security"] = [{}, {"bearer": []}]
+    return spec
+
+
+@lru_cache(maxsize=1)
+def document() -> dict:
+    models: set[type[BaseModel]] = {schemas.ErrorOut}
+    paths: dict = {}
+    for op in OPERATIONS:
+        for model in (op.response, op.body):
+            if model is not None:
+                models.add(model)
+        paths.setdefault(op.path, {})[op.method.lower()] = _operation(op)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Tickets API", "version": "1.0.0"},
+        "paths": paths,
+        "components": {
+            "schemas": _collect(models),
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+        },
+    }

@@ -1,0 +1,228 @@
+"""Live seat selection use cases: WebSocket connect / messages, the expiry sweep, stream broadcasts."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from chalicelib import holds
+from chalicelib.broadcast import Broadcaster
+from chalicelib.domain import ConnectionRecord
+from chalicelib.errors import BadRequest, DomainError, NotFound, Unauthorized
+from chalicelib.observability import logger, metrics
+from chalicelib.services.accounts import AccountService
+from chalicelib.services.catalog import CatalogService, ticket_view
+from chalicelib.storage.connections import ConnectionRepository
+from chalicelib.storage.seats import SeatRepository
+
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+ACTIONS = ("select", "unselect", "snapshot")
+
+
+@dataclass(frozen=True)
+class TicketChange:
+    room: str
+    ticket_id: str
+    status: str
+    expires_at: int | None
+
+
+def _attr(image: dict | None, name: str) -> str | None:
+    if not image or name not in image:
+        return None
+    value = image[name]
+    return value.get("S") if "S" in value else value.get("N")
+
+
+def change_from_images(old: dict | None, new: dict | None) -> TicketChange | None:
+    """The viewer-visible change between two stream images of a ticket, or None if none is visible."""
+    image = new or old
+    room, ticket_id = _attr(image, "showtime_id"), _attr(image, "ticket_id")
+    if not room or not ticket_id:
+        return None
+    before = _public(old)
+    after = _public(new)
+    if before == after:
+        return None
+    return TicketChange(room=room, ticket_id=ticket_id, status=after[0], expires_at=after[1])
+
+
+def _public(image: dict | None) -> tuple[str, int | None] | None:
+    if not image:
+        return None
+    status = _attr(image, "status") or holds.AVAILABLE
+    expiry = _attr(image, "hold_expires_at")
+    # A hold is reported with its expiry and never judged against the clock here: viewers free
+    # the seat at expires_at themselves, and a delayed batch must not hide a real change.
+    return holds.public_view(status, int(float(expiry)) if expiry else None, now=0)
+
+
+def update_message(changes: list[TicketChange]) -> dict:
+    updates = []
+    for change in changes:
+        update: dict = {"ticket_id": change.ticket_id, "status": change.status}
+        if change.expires_at is not None:
+            update["expires_at"] = holds.iso(change.expires_at)
+        updates.append(update)
+    return {"type": "ticket_status", "updates": updates}
+
+
+def error_message(exc: DomainError, ticket_id: str | None) -> dict:
+    return {"type": "error", "code": exc.code, "ticket_id": ticket_id, "message": exc.message}
+
+
+class SeatService:
+    """WebSocket-facing use cases. connect raises Unauthorized, BadRequest, NotFound."""
+
+    def __init__(
+        self,
+        *,
+        repo: SeatRepository,
+        catalog: CatalogService,
+        accounts: AccountService,
+        connections: ConnectionRepository,
+        broadcaster: Broadcaster,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.repo = repo
+        self._catalog = catalog
+        self._accounts = accounts
+        self._connections = connections
+        self._broadcaster = broadcaster
+        self._clock = clock
+
+    # --- connection lifecycle -------------------------------------------------------------
+    def connect(self, connection_id: str, query: dict[str, str] | None) -> ConnectionRecord:
+        query = query or {}
+        token = query.get("token")
+        if not token:
+            raise Unauthorized("A token query parameter is required.")
+        user_id = self._accounts.authenticate(token)
+        room = self._resolve_room(query)
+        record = ConnectionRecord(
+            connection_id=connection_id, room=room, user_id=user_id, connected_at=int(self._clock())
+        )
+        self._connections.add(record)
+        logger.info("connected", extra={"connection_id": connection_id, "user_id": user_id, "room": room})
+        return record
+
+    def _resolve_room(self, query: dict[str, str]) -> str:
+        showtime_id = query.get("showtime_id")
+        if showtime_id:
+            if not _ID.match(showtime_id):
+                raise BadRequest("showtime_id: malformed")
+            return self._catalog.showtime(showtime_id).id
+        event_id, date, theater = query.get("event_id"), query.get("date"), query.get("theater")
+        if not event_id or not date or not theater:
+            raise BadRequest("event_id, date and theater (or showtime_id) are required")
+        if not _ID.match(event_id) or not _DATE.match(date) or len(theater) > 100:
+            raise BadRequest("event_id, date or theater: malformed")
+        showtime = self._catalog.find_showtime(event_id, date, theater)
+        if showtime is None:
+            raise NotFound("No such showtime.")
+        return showtime.id
+
+    def disconnect(self, connection_id: str) -> None:
+        self._connections.remove(connection_id)
+
+    # --- messages -----------------------------------------------------------------------
+    def handle_message(self, connection_id: str, body: str | None) -> None:
+        connection = self._connections.get(connection_id)
+        if connection is None:
+            return  # the row is gone (TTL or disconnect): nobody to answer
+        reply = self._dispatch(connection, body)
+        self._broadcaster.send(connection_id, reply)
+
+    def _dispatch(self, connection: ConnectionRecord, body: str | None) -> dict:
+        ticket_id: str | None = None
+        try:
+            message = _parse(body)
+            ticket_id = message.get("ticket_id") if isinstance(message.get("ticket_id"), str) else None
+            action = message.get("action")
+            if action == "snapshot":
+                return {
+                    "type": "snapshot",
+                    "tickets": self._catalog.showtime_tickets(connection.room, connection.user_id),
+                }
+            ticket_id = _ticket_id(message)
+            if action is None:
+                action = "unselect" if self._holds(connection, ticket_id) else "select"
+            if action == "select":
+                return self.select(connection, ticket_id)
+            if action == "unselect":
+                return self.unselect(connection, ticket_id)
+            raise BadRequest(f"action: unknown action, use one of {', '.join(ACTIONS)}")
+        except DomainError as exc:
+            return error_message(exc, ticket_id)
+
+    def _holds(self, connection: ConnectionRecord, ticket_id: str) -> bool:
+        cart = self.repo.read_cart(connection.user_id, connection.room)
+        return ticket_id in holds.live_holds(cart.holds, self._clock())
+
+    def select(self, connection: ConnectionRecord, ticket_id: str) -> dict:
+        log = {"connection_id": connection.connection_id, "user_id": connection.user_id, "ticket_id": ticket_id}
+        try:
+            expires_at = self.repo.select(connection.user_id, connection.room, ticket_id, self._clock())
+        except DomainError as exc:
+            metrics.add_metric(name="HoldsRefused", unit="Count", value=1)
+            logger.info("select refused", extra={**log, "code": exc.code})
+            raise
+        metrics.add_metric(name="HoldsTaken", unit="Count", value=1)
+        logger.debug("selected", extra=log)
+        return {"type": "selected", "ticket_id": ticket_id, "expires_at": holds.iso(expires_at)}
+
+    def unselect(self, connection: ConnectionRecord, ticket_id: str) -> dict:
+        self.repo.unselect(connection.user_id, connection.room, ticket_id, self._clock())
+        return {"type": "unselected", "ticket_id": ticket_id}
+
+    # --- expiry sweep -------------------------------------------------------------------
+    def sweep(self) -> int:
+        """Release every expired plain hold; the stream then tells the rooms. Returns releases."""
+        now = self._clock()
+        released = 0
+        for hold in self.repo.expired_holds(now):
+            if self.repo.release_expired(hold, now):
+                released += 1
+                if hold.holder:
+                    self.repo.forget_expired_cart_entry(hold.holder, hold.showtime_id, hold.ticket_id, hold.expires_at)
+        if released:
+            metrics.add_metric(name="HoldsExpired", unit="Count", value=released)
+            logger.info("expired holds released", extra={"released": released})
+        return released
+
+    # --- broadcasts from the tickets stream ---------------------------------------------------
+    def publish(self, images: Iterable[tuple[dict | None, dict | None]]) -> int:
+        """Group visible changes by room and post one ticket_status message per connection."""
+        by_room: OrderedDict[str, list[TicketChange]] = OrderedDict()
+        for old, new in images:
+            change = change_from_images(old, new)
+            if change is not None:
+                by_room.setdefault(change.room, []).append(change)
+        posts = 0
+        for room, changes in by_room.items():
+            posts += self._broadcaster.fan_out(room, [update_message(changes)])
+        return posts
+
+
+def _parse(body: str | None) -> dict:
+    try:
+        message = json.loads(body or "")
+    except ValueError as exc:
+        raise BadRequest("body: malformed JSON") from exc
+    if not isinstance(message, dict):
+        raise BadRequest("body: a JSON object is required")
+    return message
+
+
+def _ticket_id(message: dict) -> str:
+    ticket_id = message.get("ticket_id")
+    if not isinstance(ticket_id, str) or not ticket_id:
+        raise BadRequest("ticket_id: required")
+    if not _ID.match(ticket_id):
+        raise NotFound("No such ticket in this showtime.", ticket_id=ticket_id)
+    return ticket_id

@@ -1,0 +1,69 @@
+"""Users repository: an account item and an email pointer, written together."""
+
+from __future__ import annotations
+
+from pynamodb.exceptions import TransactWriteError
+
+from chalicelib.domain import UserRecord
+from chalicelib.errors import EmailTaken
+from chalicelib.storage.models import transact_write, User
+
+
+def _user_key(user_id: str) -> str:
+    return f"USER#{user_id}"
+
+
+def _email_key(email: str) -> str:
+    return f"EMAIL#{email.lower()}"
+
+
+class AccountRepository:
+    """Raises EmailTaken when an email is registered twice, whatever the timing."""
+
+    def create(self, record: UserRecord, created_at: str) -> None:
+        try:
+            with transact_write() as tx:
+                tx.save(
+                    User(pk=_email_key(record.email), user_id=record.id),
+                    condition=User.pk.does_not_exist(),
+                )
+                tx.save(
+                    User(
+                        pk=_user_key(record.id),
+                        user_id=record.id,
+                        email=record.email.lower(),
+                        password_hash=record.password_hash,
+                        is_staff=record.is_staff,
+                        created_at=created_at,
+                    ),
+                    condition=User.pk.does_not_exist(),
+                )
+        except TransactWriteError as exc:
+            reasons = exc.cancellation_reasons or []
+            if reasons and reasons[0] is not None and reasons[0].code == "ConditionalCheckFailed":
+                raise EmailTaken() from exc
+            raise
+
+    def get(self, user_id: str) -> UserRecord | None:
+        try:
+            item = User.get(_user_key(user_id))
+        except User.DoesNotExist:
+            return None
+        return UserRecord(
+            id=item.user_id or user_id,
+            email=item.email or "",
+            password_hash=item.password_hash or "",
+            is_staff=bool(item.is_staff),
+        )
+
+    def find_by_email(self, email: str) -> UserRecord | None:
+        try:
+            pointer = User.get(_email_key(email))
+        except User.DoesNotExist:
+            return None
+        return self.get(pointer.user_id) if pointer.user_id else None
+
+    def set_staff(self, user_id: str, is_staff: bool) -> None:
+        User(pk=_user_key(user_id)).update(
+            actions=[User.is_staff.set(is_staff)], condition=User.pk.exists()
+        )

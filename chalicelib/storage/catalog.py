@@ -1,0 +1,223 @@
+"""Catalog repository: categories, events, showtimes and the tickets of a showtime."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Iterable, Iterator
+
+from pynamodb.exceptions import PutError, TransactWriteError
+
+from chalicelib.domain import CategoryRecord, EventRecord, Page, ShowtimeRecord, TicketRecord
+from chalicelib.errors import AlreadyExists, BadRequest
+from chalicelib.storage.models import transact_write, Category, Event, Showtime, Ticket
+
+_BATCH = 25  # BatchWriteItem's limit
+
+
+def encode_cursor(last_key: dict | None) -> str | None:
+    if not last_key:
+        return None
+    raw = json.dumps(last_key, separators=(",", ":"), sort_keys=True).encode("utf-8")
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def decode_cursor(cursor: str | None, allowed_keys: set[str]) -> dict | None:
+    """Turn a client cursor back into an ExclusiveStartKey. Raises BadRequest on anything odd."""
+    if cursor is None:
+        return None
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        value = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+    except (ValueError, binascii.Error, UnicodeError) as exc:
+        raise BadRequest("cursor: malformed cursor") from exc
+    if not isinstance(value, dict) or not value or set(value) - allowed_keys:
+        raise BadRequest("cursor: malformed cursor")
+    for attr in value.values():
+        if not (isinstance(attr, dict) and len(attr) == 1 and isinstance(next(iter(attr.values())), str)):
+            raise BadRequest("cursor: malformed cursor")
+        if next(iter(attr)) not in ("S", "N"):
+            raise BadRequest("cursor: malformed cursor")
+    return value
+
+
+def _category(item: Category) -> CategoryRecord:
+    return CategoryRecord(slug=item.slug, name=item.name)
+
+
+def _event(item: Event) -> EventRecord:
+    return EventRecord(
+        id=item.id,
+        title=item.title,
+        description=item.description or "",
+        category=item.category,
+        category_name=item.category_name,
+        duration_minutes=int(item.duration_minutes),
+        created_at=item.created_at,
+    )
+
+
+def _showtime(item: Showtime) -> ShowtimeRecord:
+    return ShowtimeRecord(
+        id=item.id,
+        event_id=item.event_id,
+        date=item.date,
+        theater=item.theater,
+        starts_at=item.starts_at,
+        rows=int(item.rows),
+        seats_per_row=int(item.seats_per_row),
+        price=item.price,
+        currency=item.currency,
+        tickets_count=int(item.tickets_count),
+    )
+
+
+def ticket_record(item: Ticket) -> TicketRecord:
+    return TicketRecord(
+        showtime_id=item.showtime_id,
+        ticket_id=item.ticket_id,
+        row=item.row,
+        number=int(item.number),
+        price=item.price,
+        currency=item.currency,
+        status=item.status,
+        holder=item.holder,
+        hold_expires_at=int(item.hold_expires_at) if item.hold_expires_at is not None else None,
+        order_id=item.order_id,
+    )
+
+
+def _new_ticket(t: TicketRecord) -> Ticket:
+    return Ticket(
+        showtime_id=t.showtime_id,
+        ticket_id=t.ticket_id,
+        row=t.row,
+        number=t.number,
+        price=t.price,
+        currency=t.currency,
+        status="available",
+    )
+
+
+class CatalogRepository:
+    """Reads and writes catalog items. Raises AlreadyExists, BadRequest (cursors)."""
+
+    # --- categories ---------------------------------------------------------------------
+    def list_categories(self) -> list[CategoryRecord]:
+        return sorted((_category(c) for c in Category.scan()), key=lambda c: c.name.lower())
+
+    def get_category(self, slug: str) -> CategoryRecord | None:
+        try:
+            return _category(Category.get(slug))
+        except Category.DoesNotExist:
+            return None
+
+    def put_category(self, slug: str, name: str) -> None:
+        Category(slug=slug, name=name).save()
+
+    # --- events -------------------------------------------------------------------------
+    def list_events(self, *, category: str | None, limit: int, cursor: str | None) -> Page:
+        if category:
+            start = decode_cursor(cursor, {"id", "category", "created_at"})
+            result = Event.by_category.query(
+                category, limit=limit, last_evaluated_key=start, scan_index_forward=False
+            )
+        else:
+            start = decode_cursor(cursor, {"id"})
+            result = Event.scan(limit=limit, last_evaluated_key=start)
+        items = [_event(e) for e in result]
+        return Page(items=items, cursor=encode_cursor(result.last_evaluated_key))
+
+    def get_event(self, event_id: str) -> EventRecord | None:
+        try:
+            return _event(Event.get(event_id))
+        except Event.DoesNotExist:
+            return None
+
+    def create_event(self, record: EventRecord) -> None:
+        try:
+            Event(
+                id=record.id,
+                title=record.title,
+                description=record.description,
+                category=record.category,
+                category_name=record.category_name,
+                duration_minutes=record.duration_minutes,
+                created_at=record.created_at,
+            ).save(condition=Event.id.does_not_exist())
+        except PutError as exc:
+            if exc.cause_response_code == "ConditionalCheckFailedException":
+                raise AlreadyExists("An event with this id already exists.") from exc
+            raise
+
+    # --- showtimes ----------------------------------------------------------------------
+    def list_showtimes(self, event_id: str) -> list[ShowtimeRecord]:
+        return [_showtime(s) for s in Showtime.by_event.query(event_id)]
+
+    def get_showtime(self, showtime_id: str) -> ShowtimeRecord | None:
+        try:
+            return _showtime(Showtime.get(showtime_id))
+        except Showtime.DoesNotExist:
+            return None
+
+    def create_showtime(self, record: ShowtimeRecord, tickets: Iterable[TicketRecord]) -> None:
+        """Write the tickets in batches, then the showtime, so a listed showtime always has its seats.
+
+        Raises AlreadyExists when a showtime for the same event, date and theater exists.
+        """
+        if self.get_showtime(record.id) is not None:
+            raise AlreadyExists("A showtime for this event, date and theater already exists.")
+        batch: list[TicketRecord] = []
+        for ticket in tickets:
+            batch.append(ticket)
+            if len(batch) == _BATCH:
+                self._write_ticket_batch(batch)
+                batch = []
+        if batch:
+            self._write_ticket_batch(batch)
+        try:
+            Showtime(
+                id=record.id,
+                event_id=record.event_id,
+                date=record.date,
+                theater=record.theater,
+                starts_at=record.starts_at,
+                rows=record.rows,
+                seats_per_row=record.seats_per_row,
+                price=record.price,
+                currency=record.currency,
+                tickets_count=record.tickets_count,
+            ).save(condition=Showtime.id.does_not_exist())
+        except PutError as exc:
+            if exc.cause_response_code == "ConditionalCheckFailedException":
+                raise AlreadyExists("A showtime for this event, date and theater already exists.") from exc
+            raise
+
+    @staticmethod
+    def _write_ticket_batch(batch: list[TicketRecord]) -> None:
+        # Conditional puts in one transaction: re-running a half-finished showtime creation never
+        # resets a seat someone already holds or bought.
+        try:
+            with transact_write() as tx:
+                for t in batch:
+                    tx.save(_new_ticket(t), condition=Ticket.ticket_id.does_not_exist())
+        except TransactWriteError as exc:
+            if exc.cause_response_code != "TransactionCanceledException":
+                raise
+            # Some seats exist already (a retried creation): write the missing ones one by one.
+            for t in batch:
+                try:
+                    _new_ticket(t).save(condition=Ticket.ticket_id.does_not_exist())
+                except PutError as put_exc:
+                    if put_exc.cause_response_code != "ConditionalCheckFailedException":
+                        raise
+
+    # --- tickets ------------------------------------------------------------------------
+    def list_tickets(self, showtime_id: str, *, consistent: bool = False) -> list[TicketRecord]:
+        return [ticket_record(t) for t in Ticket.query(showtime_id, consistent_read=consistent)]
+
+    def iter_ticket_states(self, showtime_id: str) -> Iterator[tuple[str, int | None]]:
+        """Only what availability needs (status and expiry), for the event detail counts."""
+        for t in Ticket.query(showtime_id, attributes_to_get=["status", "hold_expires_at"]):
+            yield t.status, (int(t.hold_expires_at) if t.hold_expires_at is not None else None)

@@ -1,0 +1,257 @@
+"""PynamoDB models. They never leave chalicelib.storage: repositories return plain records.
+
+Table names and endpoints are bound at run time by bind_models(settings), so importing this
+module reads no environment and opens no connection.
+"""
+
+from __future__ import annotations
+
+from pynamodb.attributes import (
+    BooleanAttribute,
+    ListAttribute,
+    MapAttribute,
+    NumberAttribute,
+    UnicodeAttribute,
+)
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, IncludeProjection, KeysOnlyProjection
+from pynamodb.connection import Connection as PynamoConnection
+from pynamodb.models import Model
+from pynamodb.transactions import TransactWrite
+
+from chalicelib import tables
+from chalicelib.config import Settings
+
+
+class _Meta:
+    table_name = "unbound"
+    region = "us-east-1"
+    host: str | None = None
+    max_pool_connections = 64
+    connect_timeout_seconds = 3
+    read_timeout_seconds = 10
+    max_retry_attempts = 3
+
+
+class User(Model):
+    class Meta(_Meta):
+        pass
+
+    pk = UnicodeAttribute(hash_key=True)  # USER#<id> | EMAIL#<email>
+    user_id = UnicodeAttribute(null=True)
+    email = UnicodeAttribute(null=True)
+    password_hash = UnicodeAttribute(null=True)
+    is_staff = BooleanAttribute(default=False)
+    created_at = UnicodeAttribute(null=True)
+
+
+class Category(Model):
+    class Meta(_Meta):
+        pass
+
+    slug = UnicodeAttribute(hash_key=True)
+    name = UnicodeAttribute()
+
+
+class EventsByCategory(GlobalSecondaryIndex["Event"]):
+    class Meta:
+        index_name = "by_category"
+        projection = AllProjection()
+
+    category = UnicodeAttribute(hash_key=True)
+    created_at = UnicodeAttribute(range_key=True)
+
+
+class Event(Model):
+    class Meta(_Meta):
+        pass
+
+    id = UnicodeAttribute(hash_key=True)
+    title = UnicodeAttribute()
+    description = UnicodeAttribute(default="")
+    category = UnicodeAttribute()
+    category_name = UnicodeAttribute()
+    duration_minutes = NumberAttribute()
+    created_at = UnicodeAttribute()
+    by_category = EventsByCategory()
+
+
+class ShowtimesByEvent(GlobalSecondaryIndex["Showtime"]):
+    class Meta:
+        index_name = "by_event"
+        projection = AllProjection()
+
+    event_id = UnicodeAttribute(hash_key=True)
+    starts_at = UnicodeAttribute(range_key=True)
+
+
+class Showtime(Model):
+    class Meta(_Meta):
+        pass
+
+    id = UnicodeAttribute(hash_key=True)
+    event_id = UnicodeAttribute()
+    date = UnicodeAttribute()
+    theater = UnicodeAttribute()
+    starts_at = UnicodeAttribute()
+    rows = NumberAttribute()
+    seats_per_row = NumberAttribute()
+    price = UnicodeAttribute()
+    currency = UnicodeAttribute()
+    tickets_count = NumberAttribute()
+    by_event = ShowtimesByEvent()
+
+
+class TicketsByExpiry(GlobalSecondaryIndex["Ticket"]):
+    class Meta:
+        index_name = "by_expiry"
+        projection = IncludeProjection(["holder"])
+
+    sweep_shard = UnicodeAttribute(hash_key=True)
+    hold_expires_at = NumberAttribute(range_key=True)
+
+
+class Ticket(Model):
+    class Meta(_Meta):
+        pass
+
+    showtime_id = UnicodeAttribute(hash_key=True)
+    ticket_id = UnicodeAttribute(range_key=True)
+    row = UnicodeAttribute()
+    number = NumberAttribute()
+    price = UnicodeAttribute()
+    currency = UnicodeAttribute()
+    status = UnicodeAttribute(default="available")  # available | held | checkout | sold
+    holder = UnicodeAttribute(null=True)
+    hold_expires_at = NumberAttribute(null=True)
+    # A checkout keeps the hold's own expiry here, so cancelling restores the hold as it was.
+    hold_expiry_before_checkout = NumberAttribute(null=True)
+    order_id = UnicodeAttribute(null=True)
+    sweep_shard = UnicodeAttribute(null=True)
+    by_expiry = TicketsByExpiry()
+
+
+class Cart(Model):
+    class Meta(_Meta):
+        pass
+
+    user_id = UnicodeAttribute(hash_key=True)
+    showtime_id = UnicodeAttribute(range_key=True)
+    holds = MapAttribute(default=dict)  # ticket_id -> expires_at (epoch seconds)
+    version = NumberAttribute(default=0)
+
+
+class ConnectionsByRoom(GlobalSecondaryIndex["Connection"]):
+    class Meta:
+        index_name = "by_room"
+        projection = AllProjection()
+
+    room = UnicodeAttribute(hash_key=True)
+    connection_id = UnicodeAttribute(range_key=True)
+
+
+class Connection(Model):
+    class Meta(_Meta):
+        pass
+
+    connection_id = UnicodeAttribute(hash_key=True)
+    room = UnicodeAttribute()
+    user_id = UnicodeAttribute()
+    connected_at = NumberAttribute()
+    expires_at = NumberAttribute()
+    by_room = ConnectionsByRoom()
+
+
+class OrdersByUser(GlobalSecondaryIndex["Order"]):
+    class Meta:
+        index_name = "by_user"
+        projection = AllProjection()
+
+    user_id = UnicodeAttribute(hash_key=True)
+    created_at = UnicodeAttribute(range_key=True)
+
+
+class OrdersByOpenExpiry(GlobalSecondaryIndex["Order"]):
+    class Meta:
+        index_name = "by_open_expiry"
+        projection = KeysOnlyProjection()
+
+    open_shard = UnicodeAttribute(hash_key=True)
+    expires_at = NumberAttribute(range_key=True)
+
+
+class Order(Model):
+    class Meta(_Meta):
+        pass
+
+    order_id = UnicodeAttribute(hash_key=True)
+    user_id = UnicodeAttribute()
+    showtime_id = UnicodeAttribute()
+    event_id = UnicodeAttribute(null=True)
+    status = UnicodeAttribute()
+    amount = UnicodeAttribute()
+    currency = UnicodeAttribute()
+    tickets = ListAttribute(default=list)  # [{ticket_id, seat, price}]
+    refunded_ticket_ids = ListAttribute(default=list)
+    paypal_order_id = UnicodeAttribute(null=True)
+    approval_url = UnicodeAttribute(null=True)
+    capture_id = UnicodeAttribute(null=True)
+    capture_attempt = NumberAttribute(default=0)
+    created_at = UnicodeAttribute()
+    expires_at = NumberAttribute()
+    open_shard = UnicodeAttribute(null=True)
+    refunds = MapAttribute(default=dict)  # refund_id -> {status, amount, ticket_ids, reason, ...}
+    failure_reason = UnicodeAttribute(null=True)
+    by_user = OrdersByUser()
+    by_open_expiry = OrdersByOpenExpiry()
+
+
+class PaymentRef(Model):
+    class Meta(_Meta):
+        pass
+
+    ref = UnicodeAttribute(hash_key=True)
+    order_id = UnicodeAttribute(null=True)
+    expires_at = NumberAttribute(null=True)
+
+
+MODELS: dict[str, type[Model]] = {
+    tables.USERS.logical: User,
+    tables.CATEGORIES.logical: Category,
+    tables.EVENTS.logical: Event,
+    tables.SHOWTIMES.logical: Showtime,
+    tables.TICKETS.logical: Ticket,
+    tables.CARTS.logical: Cart,
+    tables.CONNECTIONS.logical: Connection,
+    tables.ORDERS.logical: Order,
+    tables.PAYMENT_REFS.logical: PaymentRef,
+}
+
+
+_binding: dict[str, object] = {"region": _Meta.region, "host": None, "connection": None}
+
+
+def transact_write() -> TransactWrite:
+    """A TransactWrite on the connection bound by bind_models (one per process, thread-safe)."""
+    connection = _binding["connection"]
+    if connection is None:
+        connection = PynamoConnection(
+            region=str(_binding["region"]),
+            host=_binding["host"],  # type: ignore[arg-type]
+            max_pool_connections=_Meta.max_pool_connections,
+            connect_timeout_seconds=_Meta.connect_timeout_seconds,
+            read_timeout_seconds=_Meta.read_timeout_seconds,
+            max_retry_attempts=_Meta.max_retry_attempts,
+        )
+        _binding["connection"] = connection
+    return TransactWrite(connection=connection)  # type: ignore[arg-type]
+
+
+def bind_models(settings: Settings) -> None:
+    """Point every model at its table for these settings (names, region, endpoint)."""
+    _binding.update(region=settings.region, host=settings.dynamodb_endpoint, connection=None)
+    for logical, model in MODELS.items():
+        model.Meta.table_name = settings.table_name(logical)
+        model.Meta.region = settings.region
+        model.Meta.host = settings.dynamodb_endpoint
+        # pynamodb caches the connection per class; drop it so the new binding takes effect.
+        model._connection = None

@@ -1,0 +1,306 @@
+"""Seat-hold writes: every lock is a condition checked by DynamoDB, never a read-then-write.
+
+A select is one TransactWriteItems over the ticket (condition: available, or held with an expired
+hold) and the user's cart for the showtime (condition: the version we read). The cart read is an
+optimistic read re-checked by that version condition, so it may come from a per-container cache.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pynamodb.exceptions import TransactWriteError, UpdateError
+from pynamodb.transactions import TransactWrite
+
+from chalicelib import holds, tables
+from chalicelib.domain import CartRecord
+from chalicelib.errors import (
+    Busy,
+    CheckoutInProgress,
+    LimitReached,
+    NotFound,
+    NotHolder,
+    TicketUnavailable,
+)
+from chalicelib.storage.models import transact_write, Cart, Ticket
+
+_CANCELLED = "TransactionCanceledException"
+_CONDITION_FAILED = "ConditionalCheckFailed"
+
+
+@dataclass(frozen=True)
+class ExpiredHold:
+    showtime_id: str
+    ticket_id: str
+    holder: str
+    expires_at: int
+
+
+@dataclass(frozen=True)
+class _OldTicket:
+    exists: bool
+    status: str | None = None
+    holder: str | None = None
+    hold_expires_at: int | None = None
+
+
+def _old_ticket(reason) -> _OldTicket:
+    raw = getattr(reason, "raw_item", None) if reason is not None else None
+    if not raw:
+        return _OldTicket(exists=False)
+    expires = raw.get("hold_expires_at", {}).get("N")
+    return _OldTicket(
+        exists=True,
+        status=raw.get("status", {}).get("S"),
+        holder=raw.get("holder", {}).get("S"),
+        hold_expires_at=int(float(expires)) if expires is not None else None,
+    )
+
+
+def _failed(reasons: list, index: int) -> bool:
+    return len(reasons) > index and reasons[index] is not None and reasons[index].code == _CONDITION_FAILED
+
+
+class _CartCache:
+    """A small LRU of carts this container wrote or read; safe because writes re-check the version."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self._items: OrderedDict[tuple[str, str], CartRecord] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, str]) -> CartRecord | None:
+        with self._lock:
+            item = self._items.get(key)
+            if item is not None:
+                self._items.move_to_end(key)
+            return item
+
+    def put(self, record: CartRecord) -> None:
+        with self._lock:
+            self._items[(record.user_id, record.showtime_id)] = record
+            self._items.move_to_end((record.user_id, record.showtime_id))
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+    def drop(self, key: tuple[str, str]) -> None:
+        with self._lock:
+            self._items.pop(key, None)
+
+
+class SeatRepository:
+    """select / unselect / release. Raises TicketUnavailable, LimitReached, NotFound, NotHolder,
+    CheckoutInProgress, Busy."""
+
+    def __init__(
+        self,
+        *,
+        hold_seconds: int,
+        limit: int,
+        attempts: int,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.hold_seconds = hold_seconds
+        self.limit = limit
+        self.attempts = attempts
+        self._sleep = sleep
+        self._carts = _CartCache()
+
+    # --- carts --------------------------------------------------------------------------
+    def read_cart(self, user_id: str, showtime_id: str) -> CartRecord:
+        """A strongly consistent read of the cart (empty record when none exists)."""
+        try:
+            item = Cart.get(user_id, showtime_id, consistent_read=True)
+        except Cart.DoesNotExist:
+            record = CartRecord(user_id=user_id, showtime_id=showtime_id)
+        else:
+            record = CartRecord(
+                user_id=user_id,
+                showtime_id=showtime_id,
+                holds={k: int(v) for k, v in item.holds.as_dict().items()},
+                version=int(item.version or 0),
+                exists=True,
+            )
+        self._carts.put(record)
+        return record
+
+    def _cart(self, user_id: str, showtime_id: str, fresh: bool) -> CartRecord:
+        if not fresh:
+            cached = self._carts.get((user_id, showtime_id))
+            if cached is not None:
+                return cached
+        return self.read_cart(user_id, showtime_id)
+
+    @staticmethod
+    def _cart_update(cart: CartRecord, new_holds: dict[str, int], tx: TransactWrite) -> None:
+        condition = (
+            Cart.version == cart.version if cart.exists else Cart.version.does_not_exist()
+        )
+        tx.update(
+            Cart(cart.user_id, cart.showtime_id),
+            actions=[Cart.holds.set(new_holds), Cart.version.set(cart.version + 1)],
+            condition=condition,
+        )
+
+    def _backoff(self, attempt: int) -> None:
+        self._sleep(random.uniform(0, 0.004 * (attempt + 1)))
+
+    # --- select -------------------------------------------------------------------------
+    def select(self, user_id: str, showtime_id: str, ticket_id: str, now: float) -> int:
+        """Hold the ticket for the user; returns the hold's expiry (epoch seconds)."""
+        fresh = False
+        for attempt in range(self.attempts):
+            cart = self._cart(user_id, showtime_id, fresh)
+            live = holds.live_holds(cart.holds, now)
+            if ticket_id in live:
+                return live[ticket_id]
+            if len(live) >= self.limit:
+                if fresh:
+                    raise LimitReached(ticket_id=ticket_id)
+                fresh = True  # a cached cart may be stale: confirm before refusing
+                continue
+            expires_at = int(now) + self.hold_seconds
+            outcome = self._try_select(cart, live, ticket_id, now, expires_at)
+            if outcome is not None:
+                return outcome
+            fresh = True
+            self._backoff(attempt)
+        raise Busy(ticket_id=ticket_id)
+
+    def _try_select(
+        self, cart: CartRecord, live: dict[str, int], ticket_id: str, now: float, expires_at: int
+    ) -> int | None:
+        """One transaction; the expiry on success or idempotent ack, None when the cart moved."""
+        new_holds = {**live, ticket_id: expires_at}
+        condition = Ticket.ticket_id.exists() & (
+            (Ticket.status == holds.AVAILABLE)
+            | ((Ticket.status == holds.HELD) & (Ticket.hold_expires_at <= int(now)))
+        )
+        try:
+            with transact_write() as tx:
+                tx.update(
+                    Ticket(cart.showtime_id, ticket_id),
+                    actions=[
+                        Ticket.status.set(holds.HELD),
+                        Ticket.holder.set(cart.user_id),
+                        Ticket.hold_expires_at.set(expires_at),
+                        Ticket.sweep_shard.set(holds.sweep_shard(ticket_id)),
+                    ],
+                    condition=condition,
+                    return_values="ALL_OLD",
+                )
+                self._cart_update(cart, new_holds, tx)
+        except TransactWriteError as exc:
+            if exc.cause_response_code != _CANCELLED:
+                raise
+            return self._explain_select_failure(exc.cancellation_reasons or [], cart, ticket_id, now)
+        self._carts.put(
+            CartRecord(cart.user_id, cart.showtime_id, new_holds, cart.version + 1, exists=True)
+        )
+        return expires_at
+
+    def _explain_select_failure(self, reasons: list, cart: CartRecord, ticket_id: str, now: float) -> int | None:
+        self._carts.drop((cart.user_id, cart.showtime_id))
+        if _failed(reasons, 0):
+            old = _old_ticket(reasons[0])
+            if not old.exists:
+                raise NotFound("No such ticket in this showtime.", ticket_id=ticket_id)
+            live_own = old.holder == cart.user_id and not holds.is_expired(old.hold_expires_at, now)
+            if old.status == holds.HELD and live_own:
+                # Our own concurrent select (another connection) won: acknowledge it.
+                return int(old.hold_expires_at or 0)
+            raise TicketUnavailable(ticket_id=ticket_id)
+        return None  # only the cart version moved: another select of this user raced us
+
+    # --- unselect -----------------------------------------------------------------------
+    def unselect(self, user_id: str, showtime_id: str, ticket_id: str, now: float) -> None:
+        """Release a plain hold of this user."""
+        fresh = False
+        for attempt in range(self.attempts):
+            cart = self._cart(user_id, showtime_id, fresh)
+            new_holds = {k: v for k, v in holds.live_holds(cart.holds, now).items() if k != ticket_id}
+            try:
+                with transact_write() as tx:
+                    tx.update(
+                        Ticket(showtime_id, ticket_id),
+                        actions=[
+                            Ticket.status.set(holds.AVAILABLE),
+                            Ticket.holder.remove(),
+                            Ticket.hold_expires_at.remove(),
+                            Ticket.sweep_shard.remove(),
+                        ],
+                        condition=(Ticket.status == holds.HELD) & (Ticket.holder == user_id),
+                        return_values="ALL_OLD",
+                    )
+                    self._cart_update(cart, new_holds, tx)
+            except TransactWriteError as exc:
+                if exc.cause_response_code != _CANCELLED:
+                    raise
+                self._explain_unselect_failure(exc.cancellation_reasons or [], user_id, ticket_id)
+                fresh = True
+                self._backoff(attempt)
+                continue
+            self._carts.put(CartRecord(user_id, showtime_id, new_holds, cart.version + 1, exists=True))
+            return
+        raise Busy(ticket_id=ticket_id)
+
+    def _explain_unselect_failure(self, reasons: list, user_id: str, ticket_id: str) -> None:
+        if not _failed(reasons, 0):
+            return
+        old = _old_ticket(reasons[0])
+        if not old.exists:
+            raise NotFound("No such ticket in this showtime.", ticket_id=ticket_id)
+        if old.status == holds.CHECKOUT and old.holder == user_id:
+            raise CheckoutInProgress(ticket_id=ticket_id)
+        raise NotHolder(ticket_id=ticket_id)
+
+    # --- expiry sweep -------------------------------------------------------------------
+    def expired_holds(self, now: float, limit_per_shard: int = 500) -> list[ExpiredHold]:
+        """Plain holds whose expiry passed, from the sparse expiry index."""
+        found: list[ExpiredHold] = []
+        for shard in range(tables.SWEEP_SHARDS):
+            for item in Ticket.by_expiry.query(
+                str(shard), Ticket.hold_expires_at <= int(now), limit=limit_per_shard
+            ):
+                found.append(
+                    ExpiredHold(item.showtime_id, item.ticket_id, item.holder or "", int(item.hold_expires_at))
+                )
+        return found
+
+    def release_expired(self, hold: ExpiredHold, now: float) -> bool:
+        """Free one expired hold if it is still exactly what the sweeper saw."""
+        try:
+            Ticket(hold.showtime_id, hold.ticket_id).update(
+                actions=[
+                    Ticket.status.set(holds.AVAILABLE),
+                    Ticket.holder.remove(),
+                    Ticket.hold_expires_at.remove(),
+                    Ticket.sweep_shard.remove(),
+                ],
+                condition=(Ticket.status == holds.HELD)
+                & (Ticket.holder == hold.holder)
+                & (Ticket.hold_expires_at == hold.expires_at)
+                & (Ticket.hold_expires_at <= int(now)),
+            )
+        except UpdateError as exc:
+            if exc.cause_response_code == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def forget_expired_cart_entry(self, user_id: str, showtime_id: str, ticket_id: str, expiry: int) -> None:
+        """Tidy a stale cart entry; harmless to skip since expired entries never count."""
+        try:
+            Cart(user_id, showtime_id).update(
+                actions=[Cart.holds[ticket_id].remove()],
+                condition=Cart.holds[ticket_id] == expiry,
+            )
+        except UpdateError as exc:
+            if exc.cause_response_code != "ConditionalCheckFailedException":
+                raise
+        self._carts.drop((user_id, showtime_id))

@@ -1,0 +1,163 @@
+"""Table and queue definitions: the single source of truth for the local stack, the tests and infra.
+
+Deliberately free of boto3/pynamodb imports so CDK synth and the local runtime can read it cheaply.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Key:
+    name: str
+    type: str = "S"  # "S" | "N"
+
+
+@dataclass(frozen=True)
+class Index:
+    name: str
+    hash_key: Key
+    range_key: Key | None = None
+    projection: str = "ALL"  # "ALL" | "KEYS_ONLY" | "INCLUDE"
+    non_key_attributes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    logical: str
+    hash_key: Key
+    range_key: Key | None = None
+    indexes: tuple[Index, ...] = ()
+    stream: str | None = None  # StreamViewType
+    ttl_attribute: str | None = None
+    purpose: str = ""
+
+    def key_attributes(self) -> list[Key]:
+        """Every attribute that appears in a key of the table or of one of its indexes."""
+        seen: dict[str, Key] = {}
+        for key in (self.hash_key, self.range_key):
+            if key:
+                seen.setdefault(key.name, key)
+        for index in self.indexes:
+            for key in (index.hash_key, index.range_key):
+                if key:
+                    seen.setdefault(key.name, key)
+        return list(seen.values())
+
+
+@dataclass(frozen=True)
+class QueueSpec:
+    logical: str
+    max_receive_count: int = 5
+    consumer_timeout_seconds: int = 60
+    batch_size: int = 10
+    purpose: str = ""
+    dlq_retention_seconds: int = 14 * 24 * 3600
+
+    @property
+    def visibility_timeout_seconds(self) -> int:
+        # AWS guidance: at least six times the consumer's timeout, so retries of a batch
+        # never overlap a still-running invocation.
+        return 6 * self.consumer_timeout_seconds
+
+    @property
+    def dlq_logical(self) -> str:
+        return f"{self.logical}-dlq"
+
+
+# Number of partitions of the sparse expiry index, so a ticket-drop rush does not pile every
+# hold onto one hot index partition. The sweeper queries each shard.
+SWEEP_SHARDS = 4
+
+USERS = TableSpec(
+    logical="users",
+    hash_key=Key("pk"),
+    purpose="USER#<id> holds the account; EMAIL#<email> maps an email to its id "
+    "(written in one transaction, so an email is taken exactly once).",
+)
+CATEGORIES = TableSpec(logical="categories", hash_key=Key("slug"), purpose="category list (scan, tiny)")
+EVENTS = TableSpec(
+    logical="events",
+    hash_key=Key("id"),
+    indexes=(Index("by_category", Key("category"), Key("created_at")),),
+    purpose="events by id; by_category serves ?category= listing with cursor pagination",
+)
+SHOWTIMES = TableSpec(
+    logical="showtimes",
+    hash_key=Key("id"),
+    indexes=(Index("by_event", Key("event_id"), Key("starts_at")),),
+    purpose="showtime by id (id derived from event, date, theater); by_event lists an event's showtimes",
+)
+TICKETS = TableSpec(
+    logical="tickets",
+    hash_key=Key("showtime_id"),
+    range_key=Key("ticket_id"),
+    indexes=(
+        Index(
+            "by_expiry",
+            Key("sweep_shard"),
+            Key("hold_expires_at", "N"),
+            projection="INCLUDE",
+            non_key_attributes=("holder",),
+        ),
+    ),
+    stream="NEW_AND_OLD_IMAGES",
+    purpose="a showtime's seat map in one query; the stream drives every room broadcast; "
+    "by_expiry is sparse (only plain holds carry sweep_shard) and feeds the expiry sweeper",
+)
+CARTS = TableSpec(
+    logical="carts",
+    hash_key=Key("user_id"),
+    range_key=Key("showtime_id"),
+    purpose="per user and showtime: holds map ticket -> expiry and a version for optimistic locking",
+)
+CONNECTIONS = TableSpec(
+    logical="connections",
+    hash_key=Key("connection_id"),
+    indexes=(Index("by_room", Key("room"), Key("connection_id")),),
+    ttl_attribute="expires_at",
+    purpose="WebSocket connections; by_room lists a showtime's viewers for broadcasts; TTL removes abandoned rows",
+)
+ORDERS = TableSpec(
+    logical="orders",
+    hash_key=Key("order_id"),
+    indexes=(
+        Index("by_user", Key("user_id"), Key("created_at")),
+        Index("by_open_expiry", Key("open_shard"), Key("expires_at", "N"), projection="KEYS_ONLY"),
+    ),
+    purpose="orders with their refunds; by_user lists a buyer's orders newest first; "
+    "by_open_expiry is sparse (only created orders) and feeds the order sweeper",
+)
+PAYMENT_REFS = TableSpec(
+    logical="payment-refs",
+    hash_key=Key("ref"),
+    ttl_attribute="expires_at",
+    purpose="PayPal order id -> our order id (no eventually-consistent index read after create); "
+    "webhook event ids for de-duplication (TTL)",
+)
+
+TABLES: tuple[TableSpec, ...] = (
+    USERS,
+    CATEGORIES,
+    EVENTS,
+    SHOWTIMES,
+    TICKETS,
+    CARTS,
+    CONNECTIONS,
+    ORDERS,
+    PAYMENT_REFS,
+)
+
+PURCHASES = QueueSpec(
+    logical="purchases",
+    consumer_timeout_seconds=60,
+    purpose="captured orders waiting to be turned into sold tickets",
+)
+REFUNDS = QueueSpec(
+    logical="refunds",
+    consumer_timeout_seconds=60,
+    purpose="refund requests waiting for the PayPal capture refund",
+)
+
+QUEUES: tuple[QueueSpec, ...] = (PURCHASES, REFUNDS)

@@ -1,0 +1,129 @@
+"""Composition root: builds clients and services lazily, once per container (never at import)."""
+
+from __future__ import annotations
+
+import threading
+from functools import cached_property
+
+import boto3
+from botocore.config import Config as BotoConfig
+
+from chalicelib import auth
+from chalicelib.broadcast import Broadcaster
+from chalicelib.config import ConfigError, Settings, get_settings
+from chalicelib.services.accounts import AccountService
+from chalicelib.services.catalog import CatalogService
+from chalicelib.services.seats import SeatService
+from chalicelib.storage.accounts import AccountRepository
+from chalicelib.storage.catalog import CatalogRepository
+from chalicelib.storage.connections import ConnectionRepository
+from chalicelib.storage.models import bind_models
+from chalicelib.storage.seats import SeatRepository
+
+
+class Container:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        bind_models(settings)
+        self._lock = threading.Lock()
+        self._token_config: auth.TokenConfig | None = None
+
+    # --- AWS clients --------------------------------------------------------------------
+    def _boto_config(self) -> BotoConfig:
+        return BotoConfig(
+            region_name=self.settings.region,
+            retries={"max_attempts": 3, "mode": "standard"},
+            max_pool_connections=64,
+            connect_timeout=3,
+            read_timeout=10,
+        )
+
+    def management_client(self):
+        if not self.settings.ws_management_endpoint:
+            raise ConfigError("WS_MANAGEMENT_ENDPOINT must be set to post to WebSocket clients")
+        return boto3.session.Session().client(
+            "apigatewaymanagementapi",
+            endpoint_url=self.settings.ws_management_endpoint,
+            config=self._boto_config(),
+        )
+
+    def _secret_from_ssm(self, name: str) -> str:
+        client = boto3.session.Session().client("ssm", config=self._boto_config())
+        return client.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"]
+
+    # --- auth ---------------------------------------------------------------------------
+    def token_config(self) -> auth.TokenConfig:
+        if self._token_config is None:
+            with self._lock:
+                if self._token_config is None:
+                    self._token_config = auth.TokenConfig(
+                        secret=self._jwt_secret(),
+                        issuer=self.settings.jwt_issuer,
+                        audience=self.settings.jwt_audience,
+                        access_seconds=self.settings.access_token_seconds,
+                        refresh_seconds=self.settings.refresh_token_seconds,
+                    )
+        return self._token_config
+
+    def _jwt_secret(self) -> str:
+        if self.settings.jwt_secret:
+            return self.settings.jwt_secret
+        if self.settings.jwt_secret_parameter:
+            return self._secret_from_ssm(self.settings.jwt_secret_parameter)
+        raise ConfigError("JWT_SECRET or JWT_SECRET_PARAMETER must be set")
+
+    # --- repositories and services --------------------------------------------------------
+    @cached_property
+    def catalog(self) -> CatalogService:
+        return CatalogService(CatalogRepository())
+
+    @cached_property
+    def accounts(self) -> AccountService:
+        return AccountService(
+            AccountRepository(), self.token_config, scrypt_n=self.settings.password_scrypt_n
+        )
+
+    @cached_property
+    def connections(self) -> ConnectionRepository:
+        return ConnectionRepository()
+
+    @cached_property
+    def broadcaster(self) -> Broadcaster:
+        return Broadcaster(self.management_client, self.connections)
+
+    @cached_property
+    def seats(self) -> SeatService:
+        repo = SeatRepository(
+            hold_seconds=self.settings.hold_seconds,
+            limit=self.settings.max_tickets_per_user,
+            attempts=self.settings.select_attempts,
+        )
+        return SeatService(
+            repo=repo,
+            catalog=self.catalog,
+            accounts=self.accounts,
+            connections=self.connections,
+            broadcaster=self.broadcaster,
+        )
+
+
+_container: Container | None = None
+_container_lock = threading.Lock()
+
+
+def container() -> Container:
+    """The container for this process, built on first use."""
+    global _container
+    if _container is None:
+        with _container_lock:
+            if _container is None:
+                _container = Container(get_settings())
+    return _container
+
+
+def reset_container() -> None:
+    """For tests and the local runtime: forget the container so new settings take effect."""
+    global _container
+    with _container_lock:
+        _container = None
+    get_settings.cache_clear()

@@ -1,0 +1,178 @@
+"""`make run`: the whole stack on one origin, against an embedded moto server (or AWS_ENDPOINT_URL).
+
+Order matters: the environment the Lambda code reads is prepared first, the resources are created,
+and only then is app.py imported, exactly as a Lambda container would see it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import os
+import secrets
+import signal
+import sys
+from pathlib import Path
+
+import boto3
+from aiohttp import web
+
+ROOT = Path(__file__).resolve().parent.parent
+log = logging.getLogger("local")
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name) or default
+
+
+def _prepare_environment(host: str, port: int, endpoint: str) -> dict[str, str]:
+    origin = f"http://{host}:{port}"
+    values = {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ENDPOINT_URL_DYNAMODB_STREAMS": _env("AWS_ENDPOINT_URL_DYNAMODB_STREAMS", endpoint),
+        "AWS_ACCESS_KEY_ID": _env("AWS_ACCESS_KEY_ID", "local"),
+        "AWS_SECRET_ACCESS_KEY": _env("AWS_SECRET_ACCESS_KEY", "local"),
+        "AWS_REGION": _env("AWS_REGION", "us-east-1"),
+        "AWS_DEFAULT_REGION": _env("AWS_REGION", "us-east-1"),
+        "STAGE": _env("STAGE", "local"),
+        "JWT_SECRET": _env("JWT_SECRET", secrets.token_urlsafe(48)),
+        "WS_MANAGEMENT_ENDPOINT": origin,
+        "PAYPAL_MODE": _env("PAYPAL_MODE", "local"),
+        "PAYPAL_API_BASE": _env("PAYPAL_API_BASE", f"{origin}/paypal"),
+        "PAYPAL_CLIENT_ID": _env("PAYPAL_CLIENT_ID", "local-client"),
+        "PAYPAL_CLIENT_SECRET": _env("PAYPAL_CLIENT_SECRET", "local-secret"),
+        "PAYMENT_RETURN_URL": _env("PAYMENT_RETURN_URL", f"{origin}/paypal/return"),
+        "PAYMENT_CANCEL_URL": _env("PAYMENT_CANCEL_URL", f"{origin}/paypal/cancel"),
+        "POWERTOOLS_METRICS_DISABLED": _env("POWERTOOLS_METRICS_DISABLED", "true"),
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_LOG_LEVEL": _env("POWERTOOLS_LOG_LEVEL", _env("LOG_LEVEL", "WARNING")),
+    }
+    os.environ.update(values)
+    return values
+
+
+class LocalStack:
+    def __init__(self) -> None:
+        self.host = _env("HOST", "127.0.0.1")
+        self.port = int(_env("PORT", "8000"))
+        self.staff_email = _env("DEMO_STAFF_EMAIL", "staff@example.com")
+        self.staff_password = _env("DEMO_STAFF_PASSWORD", "staff-password")
+        self.sweep_interval = float(_env("SWEEP_INTERVAL_SECONDS", "5"))
+        self.moto = None
+        self.pollers: list = []
+        self.gateway = None
+        self.runner: web.AppRunner | None = None
+
+    def start_backend(self) -> str:
+        external = os.environ.get("AWS_ENDPOINT_URL")
+        if external:
+            return external
+        from local.moto_server import MotoProcess
+
+        self.moto = MotoProcess()
+        return self.moto.start(host="127.0.0.1", port=int(_env("MOTO_PORT", "0")))
+
+    def create_resources(self) -> dict[str, str]:
+        from chalicelib.config import load_settings
+        from local.resources import ensure_queues, ensure_tables
+
+        settings = load_settings()
+        session = boto3.session.Session()
+        streams = ensure_tables(session.client("dynamodb"), settings)
+        queues = ensure_queues(session.client("sqs"), settings)
+        os.environ["TICKETS_STREAM_ARN"] = streams["tickets"]
+        return queues
+
+    async def serve(self) -> None:
+        endpoint = self.start_backend()
+        _prepare_environment(self.host, self.port, endpoint)
+        self.create_resources()
+        app_module = importlib.import_module("app")
+        from chalicelib.wiring import container
+        from local.seed import seed
+
+        seed(container(), staff_email=self.staff_email, staff_password=self.staff_password)
+        await self._start_http(app_module)
+        self._start_pollers(app_module)
+        origin = f"http://{self.host}:{self.port}"
+        print(
+            f"ready: {origin}  (REST {origin}/api/, WebSocket ws://{self.host}:{self.port}/ws, "
+            f"staff {self.staff_email} / {self.staff_password}, AWS endpoint {endpoint})",
+            flush=True,
+        )
+
+    async def _start_http(self, app_module) -> None:
+        from chalice.config import Config
+
+        from local.gateway import Gateway
+
+        origin = f"http://{self.host}:{self.port}"
+        config = Config.create(chalice_stage="local", app_name="tickets", lambda_timeout=60, lambda_memory_size=512)
+        self.gateway = Gateway(app_module, config, web_root=ROOT / "web", public_origin=origin)
+        application = self.gateway.build(extra_subapps=self._subapps(origin))
+        self.runner = web.AppRunner(application, access_log=None, handle_signals=False)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, self.host, self.port, backlog=1024)
+        await site.start()
+
+    @staticmethod
+    def _subapps(origin: str) -> dict[str, web.Application]:
+        try:
+            from local.paypal_emulator import create_paypal_app
+        except ImportError:
+            return {}
+        return {
+            "/paypal": create_paypal_app(
+                webhook_url=f"{origin}/api/payment/webhook",
+                client_id=os.environ["PAYPAL_CLIENT_ID"],
+                client_secret=os.environ["PAYPAL_CLIENT_SECRET"],
+            )
+        }
+
+    def _start_pollers(self, app_module) -> None:
+        from local.pollers import StreamPoller, Timer
+
+        region = os.environ["AWS_REGION"]
+        streams = boto3.session.Session().client("dynamodbstreams")
+        stream = StreamPoller(streams, os.environ["TICKETS_STREAM_ARN"], app_module.tickets_changed, region=region)
+        stream.prime()
+        timer = Timer(app_module.sweep_expired, interval=self.sweep_interval, name="sweep_expired", region=region)
+        self.pollers = [stream, timer]
+        for poller in self.pollers:
+            poller.start()
+
+    async def stop(self) -> None:
+        for poller in self.pollers:
+            poller.stop()
+        if self.gateway is not None:
+            await self.gateway.close_all()
+        if self.runner is not None:
+            await self.runner.cleanup()
+        for poller in self.pollers:
+            poller.join(timeout=5)
+        if self.gateway is not None:
+            self.gateway.shutdown()
+        if self.moto is not None:
+            self.moto.stop()  # last: $disconnect handlers above still reach it
+
+
+async def main() -> int:
+    logging.basicConfig(level=_env("LOCAL_LOG_LEVEL", "WARNING"), format="%(levelname)s %(name)s: %(message)s")
+    sys.path.insert(0, str(ROOT))
+    stack = LocalStack()
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)
+    try:
+        await stack.serve()
+        await stopping.wait()
+    finally:
+        await stack.stop()
+        print("stopped", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))

@@ -1,0 +1,289 @@
+"""One HTTP + WebSocket origin that stands in for API Gateway (REST and WebSocket APIs).
+
+- /api/...          REST, converted to API Gateway proxy events by chalice's LocalGateway
+- /ws               WebSocket API: $connect / $default / $disconnect events into app.py's handlers
+- /@connections/id  the Management API (POST / GET / DELETE; 410 for gone connections)
+- /config.json      the web app's configuration; everything else: static files from web/
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import unquote
+
+from aiohttp import WSMsgType, web
+from chalice.local import LambdaContext, LocalGateway, LocalGatewayException
+
+log = logging.getLogger("local.gateway")
+
+MAX_FRAME_BYTES = 32 * 1024  # API Gateway's WebSocket frame limit
+MAX_BODY_BYTES = 64 * 1024
+_CHALICE_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+}
+_API_ID = "localapi"
+_STAGE = "local"
+
+
+def lambda_context(function_name: str, timeout_seconds: int = 60) -> LambdaContext:
+    return LambdaContext(function_name=function_name, memory_size=512, max_runtime_ms=timeout_seconds * 1000)
+
+
+@dataclass
+class _Socket:
+    connection_id: str
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    ws: web.WebSocketResponse | None = None
+    connected_at: float = field(default_factory=time.time)
+    source_ip: str = "127.0.0.1"
+
+
+def _json_error(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"code": code, "message": message}, status=status)
+
+
+class Gateway:
+    """Invokes the very handlers of app.py with Lambda-shaped events."""
+
+    def __init__(self, app_module, chalice_config, *, web_root: Path, public_origin: str) -> None:
+        self._module = app_module
+        self._rest = LocalGateway(app_module.app, chalice_config)
+        # app.current_request is shared by the Chalice app object: REST runs one request at a time.
+        self._rest_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rest")
+        self._ws_pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="ws")
+        self._sockets: dict[str, _Socket] = {}
+        self._web_root = web_root
+        self.public_origin = public_origin.rstrip("/")
+
+    # --- application --------------------------------------------------------------------
+    def build(self, extra_subapps: dict[str, web.Application] | None = None) -> web.Application:
+        application = web.Application(client_max_size=1024 * 1024, middlewares=[self._errors])
+        application.router.add_get("/ws", self.websocket)
+        application.router.add_route("*", "/@connections/{connection_id}", self.connections)
+        application.router.add_route("*", "/%40connections/{connection_id}", self.connections)
+        application.router.add_get("/config.json", self.config)
+        application.router.add_route("*", "/api", self.rest)
+        application.router.add_route("*", "/api/{tail:.*}", self.rest)
+        for path in ("/paypal/return", "/paypal/cancel", "/"):
+            application.router.add_get(path, self.index)
+        for prefix, sub in (extra_subapps or {}).items():
+            application.add_subapp(prefix, sub)
+        if self._web_root.is_dir():
+            application.router.add_static("/", self._web_root, show_index=False)
+        return application
+
+    @web.middleware
+    async def _errors(self, request: web.Request, handler):
+        try:
+            return await handler(request)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            code = _CHALICE_CODES.get(exc.status, "error")
+            return _json_error(exc.status, code, exc.reason or "error")
+
+    async def config(self, request: web.Request) -> web.Response:
+        ws_origin = self.public_origin.replace("http://", "ws://").replace("https://", "wss://")
+        return web.json_response({"apiBase": f"{self.public_origin}/api", "wsUrl": f"{ws_origin}/ws"})
+
+    async def index(self, request: web.Request) -> web.StreamResponse:
+        index = self._web_root / "index.html"
+        if not index.is_file():
+            return web.Response(text="The tickets API is running under /api/.", content_type="text/plain")
+        return web.FileResponse(index)
+
+    # --- REST ---------------------------------------------------------------------------
+    async def rest(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        if len(body) > MAX_BODY_BYTES:
+            return _json_error(413, "payload_too_large", "The request body is larger than 64 KB.")
+        path = request.rel_url.path
+        if len(path) > 1 and path.endswith("/"):
+            path = path.rstrip("/")
+        target = path + (f"?{request.rel_url.query_string}" if request.rel_url.query_string else "")
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        loop = asyncio.get_running_loop()
+        response = await loop.run_in_executor(
+            self._rest_pool, self._call_rest, request.method, target, headers, body
+        )
+        return self._to_aiohttp(response)
+
+    def _call_rest(self, method: str, target: str, headers: dict, body: bytes) -> dict:
+        try:
+            return self._rest.handle_request(method=method, path=target, headers=headers, body=body or None)
+        except LocalGatewayException as exc:
+            # Unknown routes come out of LocalGateway as API Gateway's 403 "Missing Authentication Token".
+            status = 404 if exc.CODE == 403 else exc.CODE
+            code = _CHALICE_CODES.get(status, "error")
+            message = "No such resource." if status == 404 else "The request was refused."
+            return {"statusCode": status, "headers": {}, "body": json.dumps({"code": code, "message": message})}
+
+    @staticmethod
+    def _to_aiohttp(response: dict) -> web.Response:
+        status = int(response.get("statusCode", 200))
+        headers = {k: v for k, v in (response.get("headers") or {}).items()}
+        raw = response.get("body") or ""
+        if response.get("isBase64Encoded"):
+            import base64
+
+            payload = base64.b64decode(raw)
+        else:
+            payload = raw.encode("utf-8") if isinstance(raw, str) else raw
+        if status >= 400:
+            payload = _normalise_error(status, payload)
+            headers["Content-Type"] = "application/json"
+        headers.pop("Content-Length", None)
+        return web.Response(status=status, body=payload, headers=headers)
+
+    # --- WebSocket API ------------------------------------------------------------------
+    def _ws_event(self, route: str, event_type: str, sock: _Socket, request: web.Request | None, body=None) -> dict:
+        context = {
+            "routeKey": route,
+            "eventType": event_type,
+            "connectionId": sock.connection_id,
+            "domainName": request.host if request is not None else "127.0.0.1",
+            "stage": _STAGE,
+            "apiId": _API_ID,
+            "requestId": uuid.uuid4().hex,
+            "messageId": uuid.uuid4().hex if event_type == "MESSAGE" else None,
+            "connectedAt": int(sock.connected_at * 1000),
+            "requestTimeEpoch": int(time.time() * 1000),
+            "identity": {"sourceIp": sock.source_ip},
+        }
+        event: dict = {"requestContext": context, "isBase64Encoded": False}
+        if request is not None and event_type == "CONNECT":
+            event["headers"] = dict(request.headers)
+            event["queryStringParameters"] = dict(request.query) or None
+        if body is not None:
+            event["body"] = body
+        return event
+
+    async def _invoke(self, handler, event: dict, name: str) -> dict:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._ws_pool, handler, event, lambda_context(name))
+
+    async def websocket(self, request: web.Request) -> web.StreamResponse:
+        sock = _Socket(connection_id=secrets.token_urlsafe(12), source_ip=request.remote or "127.0.0.1")
+        self._sockets[sock.connection_id] = sock
+        try:
+            result = await self._invoke(
+                self._module.ws_connect, self._ws_event("$connect", "CONNECT", sock, request), "ws_connect"
+            )
+        except Exception:  # noqa: BLE001 - a crashed handler is a 500, as API Gateway answers
+            log.exception("$connect handler failed")
+            result = {"statusCode": 500}
+        status = int((result or {}).get("statusCode", 200))
+        if status != 200:
+            self._sockets.pop(sock.connection_id, None)
+            code = _CHALICE_CODES.get(status, "error")
+            return _json_error(status, code, "The WebSocket handshake was refused.")
+        ws = web.WebSocketResponse(max_msg_size=MAX_FRAME_BYTES, heartbeat=None)
+        await ws.prepare(request)
+        sock.ws = ws
+        sock.ready.set()
+        tasks: set[asyncio.Task] = set()
+        try:
+            async for message in ws:
+                if message.type == WSMsgType.TEXT:
+                    task = asyncio.create_task(self._message(sock, message.data))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+                elif message.type == WSMsgType.ERROR:
+                    break
+        finally:
+            self._sockets.pop(sock.connection_id, None)
+            await self._disconnect(sock)
+        return ws
+
+    async def _message(self, sock: _Socket, data: str) -> None:
+        try:
+            await self._invoke(
+                self._module.ws_message, self._ws_event("$default", "MESSAGE", sock, None, body=data), "ws_message"
+            )
+        except Exception:  # noqa: BLE001 - API Gateway swallows handler crashes too
+            log.exception("$default handler failed")
+
+    async def _disconnect(self, sock: _Socket) -> None:
+        try:
+            await self._invoke(
+                self._module.ws_disconnect, self._ws_event("$disconnect", "DISCONNECT", sock, None), "ws_disconnect"
+            )
+        except Exception:  # noqa: BLE001
+            log.exception("$disconnect handler failed")
+
+    # --- Management API -----------------------------------------------------------------
+    async def connections(self, request: web.Request) -> web.StreamResponse:
+        connection_id = unquote(request.match_info["connection_id"])
+        sock = self._sockets.get(connection_id)
+        if sock is None:
+            return web.json_response({"message": "Gone"}, status=410)
+        if not sock.ready.is_set():
+            # A post racing the connection's own $connect: hold it until the socket is open.
+            try:
+                await asyncio.wait_for(sock.ready.wait(), timeout=10)
+            except asyncio.TimeoutError:
+                return web.json_response({"message": "Gone"}, status=410)
+        ws = sock.ws
+        if ws is None or ws.closed:
+            return web.json_response({"message": "Gone"}, status=410)
+        if request.method == "POST":
+            data = await request.read()
+            try:
+                await ws.send_str(data.decode("utf-8"))
+            except (ConnectionResetError, RuntimeError):
+                return web.json_response({"message": "Gone"}, status=410)
+            return web.Response(status=200)
+        if request.method == "GET":
+            return web.json_response(
+                {
+                    "connectedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(sock.connected_at)),
+                    "identity": {"sourceIp": sock.source_ip},
+                    "lastActiveAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                }
+            )
+        if request.method == "DELETE":
+            await ws.close()
+            return web.Response(status=204)
+        return _json_error(405, "method_not_allowed", "Use POST, GET or DELETE.")
+
+    def open_connections(self) -> int:
+        return len(self._sockets)
+
+    async def close_all(self) -> None:
+        for sock in list(self._sockets.values()):
+            if sock.ws is not None and not sock.ws.closed:
+                await sock.ws.close()
+
+    def shutdown(self) -> None:
+        self._rest_pool.shutdown(wait=True, cancel_futures=True)
+        self._ws_pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _normalise_error(status: int, payload: bytes) -> bytes:
+    """Chalice's own errors are {"Code","Message"}; the contract wants {"code","message"}."""
+    try:
+        data = json.loads(payload or b"{}")
+    except ValueError:
+        data = {}
+    if isinstance(data, dict) and {"code", "message"} <= set(data):
+        return payload
+    code = _CHALICE_CODES.get(status, "internal_error" if status >= 500 else "error")
+    message = "Something went wrong on our side; please retry." if status >= 500 else str(
+        (data.get("Message") if isinstance(data, dict) else None) or "The request was refused."
+    )
+    return json.dumps({"code": code, "message": message}).encode("utf-8")
