@@ -5,13 +5,16 @@ Each handler: parse -> one service call -> dict, or raise. No boto3 / pynamodb h
 
 from __future__ import annotations
 
+import json
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from chalice import Chalice, Rate
 
-from chalicelib import schemas
+from chalicelib import payment_schemas, schemas
 from chalicelib.auth import bearer_token
 from chalicelib.config import get_settings
-from chalicelib.errors import DomainError
-from chalicelib.http import endpoint, parse_body, parse_query, status_for
+from chalicelib.errors import DomainError, PayloadTooLarge
+from chalicelib.http import MAX_BODY_BYTES, endpoint, parse_body, parse_query, status_for
 from chalicelib.observability import logger
 from chalicelib.openapi import document as openapi_document
 from chalicelib.wiring import container
@@ -151,6 +154,109 @@ def event_tickets(event_id):
     return container().catalog.tickets(event_id, date=date, theater=query.theater, viewer=viewer)
 
 
+# --- cart, payment, orders -------------------------------------------------------------------
+
+
+@app.route("/api/cart", methods=["GET"])
+@endpoint()
+def cart():
+    query = _query(payment_schemas.CartQuery)
+    return container().payments.cart(_user(), query.showtime_id)
+
+
+@app.route("/api/payment/create", methods=["POST"], content_types=["application/json"])
+@endpoint(status=201)
+def payment_create():
+    user_id = _user()
+    body = _body(payment_schemas.CreatePaymentIn)
+    return container().payments.create(user_id, body.showtime_id)
+
+
+@app.route("/api/payment/execute", methods=["GET"])
+@endpoint()
+def payment_execute():
+    user_id = _user()
+    query = _query(payment_schemas.TokenQuery)
+    return container().payments.execute(user_id, query.token)
+
+
+@app.route("/api/payment/cancel", methods=["GET"])
+@endpoint()
+def payment_cancel():
+    user_id = _user()
+    query = _query(payment_schemas.TokenQuery)
+    return container().payments.cancel(user_id, query.token)
+
+
+@app.route("/api/payment/refund", methods=["POST"], content_types=["application/json"])
+@endpoint(status=202)
+def payment_refund():
+    user_id = _user()
+    body = _body(payment_schemas.RefundIn)
+    return container().refunds.request(user_id, body.order_id, body.ticket_ids)
+
+
+@app.route("/api/payment/webhook", methods=["POST"], content_types=["application/json"])
+@endpoint()
+def payment_webhook():
+    request = _request()
+    raw = request.raw_body or b""
+    if len(raw) > MAX_BODY_BYTES:
+        raise PayloadTooLarge()
+    return container().refunds.webhook(request.headers, raw)
+
+
+@app.route("/api/orders", methods=["GET"])
+@endpoint()
+def orders():
+    user_id = _user()
+    query = _query(payment_schemas.OrdersQuery)
+    return container().payments.list_orders(user_id, limit=query.limit, cursor=query.cursor)
+
+
+@app.route("/api/orders/{order_id}", methods=["GET"])
+@endpoint()
+def order_detail(order_id):
+    return container().payments.order(_user(), order_id)
+
+
+# --- workers -------------------------------------------------------------------------------
+
+
+def _purchase_record(record) -> None:
+    order_id = json.loads(record.body)["order_id"]
+    logger.append_keys(order_id=order_id)
+    services = container()
+    services.payments.complete_purchase(order_id, services.refunds.refund_lost_seats)
+
+
+def _refund_record(record) -> None:
+    message = json.loads(record.body)
+    logger.append_keys(order_id=message["order_id"])
+    container().refunds.process(message["order_id"], message["refund_id"])
+
+
+@app.on_sqs_message(queue_arn=_settings.purchases_queue_arn, batch_size=10)
+def purchase_worker(event):
+    # One processor per invocation: powertools' BatchProcessor keeps per-batch state.
+    return process_partial_response(
+        event=event.to_dict(),
+        record_handler=_purchase_record,
+        processor=BatchProcessor(event_type=EventType.SQS),
+        context=event.context,
+    )
+
+
+@app.on_sqs_message(queue_arn=_settings.refunds_queue_arn, batch_size=10)
+def refund_worker(event):
+    return process_partial_response(
+        event=event.to_dict(),
+        record_handler=_refund_record,
+        processor=BatchProcessor(event_type=EventType.SQS),
+        context=event.context,
+    )
+
+
 # --- WebSocket seat selection ---------------------------------------------------------------
 
 
@@ -191,5 +297,7 @@ def tickets_changed(event):
 
 @app.schedule(Rate(1, unit=Rate.MINUTES))
 def sweep_expired(event):
-    released = container().seats.sweep()
-    return {"released": released}
+    services = container()
+    released = services.seats.sweep()
+    expired = services.payments.expire_orders()
+    return {"released": released, "orders_expired": expired}

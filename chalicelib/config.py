@@ -40,6 +40,10 @@ class Settings:
     sqs_endpoint: str | None
     ws_management_endpoint: str | None
     tickets_stream_arn: str
+    purchases_queue_arn: str
+    purchases_queue_url: str | None
+    refunds_queue_arn: str
+    refunds_queue_url: str | None
     # Auth
     jwt_secret: str | None
     jwt_secret_parameter: str | None
@@ -93,6 +97,14 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
             "TICKETS_STREAM_ARN",
             "arn:aws:dynamodb:us-east-1:123456789012:table/tickets/stream/placeholder",
         ),
+        purchases_queue_arn=env.get(
+            "PURCHASES_QUEUE_ARN", "arn:aws:sqs:us-east-1:123456789012:tickets-purchases-placeholder"
+        ),
+        purchases_queue_url=_opt(env, "PURCHASES_QUEUE_URL"),
+        refunds_queue_arn=env.get(
+            "REFUNDS_QUEUE_ARN", "arn:aws:sqs:us-east-1:123456789012:tickets-refunds-placeholder"
+        ),
+        refunds_queue_url=_opt(env, "REFUNDS_QUEUE_URL"),
         jwt_secret=_opt(env, "JWT_SECRET"),
         jwt_secret_parameter=_opt(env, "JWT_SECRET_PARAMETER"),
         jwt_issuer=env.get("JWT_ISSUER", "tickets"),

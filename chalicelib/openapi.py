@@ -12,6 +12,7 @@ from functools import lru_cache
 from pydantic import BaseModel
 
 from chalicelib import schemas
+from chalicelib.payment_schemas import payment_operations
 
 _REF = "#/components/schemas/{model}"
 
@@ -52,6 +53,7 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("GET", "/api/events/{event_id}/tickets", "Seats of an event's showtimes", schemas.TicketsOut,
               query=schemas.TicketsQuery, auth="optional", errors=(400, 401, 404)),
 )
+OPERATIONS = OPERATIONS + payment_operations(Operation)
 
 
 def _ref(model: type[BaseModel]) -> dict:
@@ -77,8 +79,25 @@ def _parameters(op: Operation) -> list[dict]:
         schema = op.query.model_json_schema(ref_template=_REF)
         required = set(schema.get("required", []))
         for name, prop in schema["properties"].items():
-            params.append({"name": name, "in": "query", "required": name in required, "schema": prop})
+            param = {"name": name, "in": "query", "required": name in required, "schema": _not_null(prop)}
+            if "description" in prop:
+                param["description"] = prop["description"]
+            params.append(param)
     return params
+
+
+def _not_null(prop: dict) -> dict:
+    """A query parameter is absent or a string on the wire: drop pydantic's `null` branch of Optional."""
+    prop = {k: v for k, v in prop.items() if k not in ("title", "description")}
+    if prop.get("default", 0) is None:
+        del prop["default"]
+    branches = prop.pop("anyOf", None)
+    if branches is None:
+        return prop
+    kept = [b for b in branches if b.get("type") != "null"]
+    if len(kept) == 1:
+        return {**kept[0], **prop}
+    return {"anyOf": kept, **prop}
 
 
 def _path_params(path: str) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from functools import cached_property
 
@@ -13,11 +14,16 @@ from chalicelib.broadcast import Broadcaster
 from chalicelib.config import ConfigError, Settings, get_settings
 from chalicelib.services.accounts import AccountService
 from chalicelib.services.catalog import CatalogService
+from chalicelib.paypal import PayPalClient, base_url_for
+from chalicelib.queues import QueuePublisher
+from chalicelib.services.payments import PaymentService
+from chalicelib.services.refunds import RefundService
 from chalicelib.services.seats import SeatService
 from chalicelib.storage.accounts import AccountRepository
 from chalicelib.storage.catalog import CatalogRepository
 from chalicelib.storage.connections import ConnectionRepository
 from chalicelib.storage.models import bind_models
+from chalicelib.storage.orders import OrderRepository
 from chalicelib.storage.seats import SeatRepository
 
 
@@ -27,6 +33,7 @@ class Container:
         bind_models(settings)
         self._lock = threading.Lock()
         self._token_config: auth.TokenConfig | None = None
+        self._paypal: PayPalClient | None = None
 
     # --- AWS clients --------------------------------------------------------------------
     def _boto_config(self) -> BotoConfig:
@@ -50,6 +57,30 @@ class Container:
     def _secret_from_ssm(self, name: str) -> str:
         client = boto3.session.Session().client("ssm", config=self._boto_config())
         return client.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"]
+
+    def sqs_client(self):
+        return boto3.session.Session().client(
+            "sqs", endpoint_url=self.settings.sqs_endpoint, config=self._boto_config()
+        )
+
+    # --- PayPal -------------------------------------------------------------------------
+    def paypal(self) -> PayPalClient:
+        if self._paypal is None:
+            with self._lock:
+                if self._paypal is None:
+                    client_id, secret = self._paypal_credentials()
+                    base = base_url_for(self.settings.paypal_mode, self.settings.paypal_api_base)
+                    self._paypal = PayPalClient(base, client_id, secret)
+        return self._paypal
+
+    def _paypal_credentials(self) -> tuple[str, str]:
+        if self.settings.paypal_client_id and self.settings.paypal_client_secret:
+            return self.settings.paypal_client_id, self.settings.paypal_client_secret
+        if self.settings.paypal_secret_parameter:
+            # One JSON secret {"client_id": ..., "client_secret": ...}, read once per container.
+            value = json.loads(self._secret_from_ssm(self.settings.paypal_secret_parameter))
+            return value["client_id"], value["client_secret"]
+        raise ConfigError("PAYPAL_CLIENT_ID/PAYPAL_CLIENT_SECRET or PAYPAL_SECRET_PARAMETER must be set")
 
     # --- auth ---------------------------------------------------------------------------
     def token_config(self) -> auth.TokenConfig:
@@ -104,6 +135,31 @@ class Container:
             accounts=self.accounts,
             connections=self.connections,
             broadcaster=self.broadcaster,
+        )
+
+    @cached_property
+    def payments(self) -> PaymentService:
+        return PaymentService(
+            orders=OrderRepository(),
+            seats=self.seats.repo,
+            catalog=self.catalog,
+            paypal=self.paypal,
+            purchases=QueuePublisher(self.sqs_client, self.settings.purchases_queue_url, "purchases"),
+            payment_window_seconds=self.settings.payment_window_seconds,
+            return_url=self.settings.payment_return_url,
+            cancel_url=self.settings.payment_cancel_url,
+        )
+
+    @cached_property
+    def refunds(self) -> RefundService:
+        return RefundService(
+            orders=self.payments.orders,
+            payments=self.payments,
+            catalog=self.catalog,
+            paypal=self.paypal,
+            refunds=QueuePublisher(self.sqs_client, self.settings.refunds_queue_url, "refunds"),
+            cutoff_seconds=self.settings.refund_cutoff_seconds,
+            webhook_id=self.settings.paypal_webhook_id,
         )
 
 

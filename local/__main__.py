@@ -80,8 +80,13 @@ class LocalStack:
         settings = load_settings()
         session = boto3.session.Session()
         streams = ensure_tables(session.client("dynamodb"), settings)
-        queues = ensure_queues(session.client("sqs"), settings)
+        sqs = session.client("sqs")
+        queues = ensure_queues(sqs, settings, visibility_seconds=int(_env("LOCAL_QUEUE_VISIBILITY_SECONDS", "5")))
         os.environ["TICKETS_STREAM_ARN"] = streams["tickets"]
+        for logical in ("purchases", "refunds"):
+            arn = sqs.get_queue_attributes(QueueUrl=queues[logical], AttributeNames=["QueueArn"])["Attributes"]
+            os.environ[f"{logical.upper()}_QUEUE_URL"] = queues[logical]
+            os.environ[f"{logical.upper()}_QUEUE_ARN"] = arn["QueueArn"]
         return queues
 
     async def serve(self) -> None:
@@ -131,14 +136,26 @@ class LocalStack:
         }
 
     def _start_pollers(self, app_module) -> None:
-        from local.pollers import StreamPoller, Timer
+        from local.pollers import SqsPoller, StreamPoller, Timer
 
         region = os.environ["AWS_REGION"]
-        streams = boto3.session.Session().client("dynamodbstreams")
+        session = boto3.session.Session()
+        streams = session.client("dynamodbstreams")
         stream = StreamPoller(streams, os.environ["TICKETS_STREAM_ARN"], app_module.tickets_changed, region=region)
         stream.prime()
         timer = Timer(app_module.sweep_expired, interval=self.sweep_interval, name="sweep_expired", region=region)
         self.pollers = [stream, timer]
+        for logical, handler in (("purchases", app_module.purchase_worker), ("refunds", app_module.refund_worker)):
+            self.pollers.append(
+                SqsPoller(
+                    session.client("sqs"),
+                    os.environ[f"{logical.upper()}_QUEUE_URL"],
+                    os.environ[f"{logical.upper()}_QUEUE_ARN"],
+                    handler,
+                    region=region,
+                    function_name=f"{logical}_worker",
+                )
+            )
         for poller in self.pollers:
             poller.start()
 

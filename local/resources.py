@@ -76,8 +76,12 @@ def ensure_tables(dynamodb, settings: Settings) -> dict[str, str]:
     return streams
 
 
-def ensure_queues(sqs, settings: Settings) -> dict[str, str]:
-    """Create each queue with its dead-letter queue and redrive policy; returns logical -> URL."""
+def ensure_queues(sqs, settings: Settings, visibility_seconds: int | None = None) -> dict[str, str]:
+    """Create each queue with its dead-letter queue and redrive policy; returns logical -> URL.
+
+    visibility_seconds overrides the spec's timeout locally, so a failed message is redelivered
+    (and redriven to its DLQ) within seconds instead of minutes.
+    """
     urls: dict[str, str] = {}
     for spec in tables.QUEUES:
         dlq_url = sqs.create_queue(
@@ -90,7 +94,7 @@ def ensure_queues(sqs, settings: Settings) -> dict[str, str]:
         url = sqs.create_queue(
             QueueName=settings.queue_name(spec.logical),
             Attributes={
-                "VisibilityTimeout": str(spec.visibility_timeout_seconds),
+                "VisibilityTimeout": str(visibility_seconds or spec.visibility_timeout_seconds),
                 "RedrivePolicy": json.dumps(
                     {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": spec.max_receive_count}
                 ),

@@ -138,6 +138,7 @@ class Cart(Model):
     showtime_id = UnicodeAttribute(range_key=True)
     holds = MapAttribute(default=dict)  # ticket_id -> expires_at (epoch seconds)
     version = NumberAttribute(default=0)
+    open_order = UnicodeAttribute(null=True)  # the buyer's order in `created` for this showtime
 
 
 class ConnectionsByRoom(GlobalSecondaryIndex["Connection"]):

@@ -1,0 +1,134 @@
+"""Request and response shapes of the payment, cart and order endpoints (documented in openapi.py)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+_ID = r"^[A-Za-z0-9_-]{1,64}$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CreatePaymentIn(_Strict):
+    showtime_id: str = Field(pattern=_ID)
+
+
+class RefundIn(_Strict):
+    order_id: str = Field(pattern=_ID)
+    ticket_ids: list[str] | None = Field(default=None, min_length=1, max_length=50)
+
+
+class CartQuery(_Strict):
+    showtime_id: str = Field(pattern=_ID)
+
+
+class TokenQuery(BaseModel):
+    # PayPal appends its own parameters (PayerID, ba_token...): accept and ignore extras.
+    token: str = Field(min_length=1, max_length=64, pattern=_ID)
+    PayerID: str | None = Field(default=None, max_length=64)
+
+
+class OrdersQuery(_Strict):
+    cursor: str | None = Field(default=None, max_length=2048)
+    limit: int = Field(default=20, ge=1, le=100)
+
+
+class OrderTicketOut(BaseModel):
+    ticket_id: str
+    seat: str
+    price: str
+
+
+class RefundOut(BaseModel):
+    refund_id: str
+    status: str
+    amount: str
+    ticket_ids: list[str]
+    reason: str | None = None
+
+
+class OrderOut(BaseModel):
+    order_id: str
+    status: str
+    amount: str
+    currency: str
+    showtime_id: str
+    tickets: list[OrderTicketOut]
+    refunded_ticket_ids: list[str]
+    refunds: list[RefundOut]
+    created_at: str
+    expires_at: str
+    paypal_order_id: str | None
+    approval_url: str | None = None
+    failure_reason: str | None = None
+
+
+class OrdersOut(BaseModel):
+    results: list[OrderOut]
+    next: str | None
+
+
+class CreatedPaymentOut(OrderOut):
+    approval_url: str | None
+
+
+class OrderStatusOut(BaseModel):
+    order_id: str
+    status: str
+
+
+class CartTicketOut(BaseModel):
+    ticket_id: str
+    showtime_id: str
+    seat: str
+    row: str
+    number: int
+    price: str
+    currency: str
+    status: str
+    mine: bool
+    expires_at: str | None = None
+
+
+class CartOut(BaseModel):
+    showtime_id: str
+    tickets: list[CartTicketOut]
+    total: str
+    currency: str
+    expires_at: str | None
+
+
+class RefundCreatedOut(BaseModel):
+    refund_id: str
+    order_id: str
+    status: str
+    amount: str
+    currency: str
+
+
+class WebhookOut(BaseModel):
+    status: str
+
+
+def payment_operations(operation_cls) -> tuple:
+    """The payment endpoints as openapi.Operation entries."""
+    op = operation_cls
+    return (
+        op("POST", "/api/payment/create", "Start a PayPal checkout for the caller's holds in a showtime",
+           CreatedPaymentOut, 201, CreatePaymentIn, auth="required", errors=(400, 401, 404, 409, 413, 415, 503)),
+        op("GET", "/api/payment/execute", "Capture an approved PayPal order", OrderStatusOut, query=TokenQuery,
+           auth="required", errors=(400, 401, 403, 404, 409, 422, 503)),
+        op("GET", "/api/payment/cancel", "Cancel an unpaid order; its seats return to the buyer's holds",
+           OrderStatusOut, query=TokenQuery, auth="required", errors=(400, 401, 403, 404, 409)),
+        op("POST", "/api/payment/refund", "Refund a paid order, or some of its tickets", RefundCreatedOut, 202,
+           RefundIn, auth="required", errors=(400, 401, 404, 409, 413, 415)),
+        op("POST", "/api/payment/webhook", "PayPal webhook listener", WebhookOut, errors=(400, 503)),
+        op("GET", "/api/cart", "The caller's held seats in a showtime and their total", CartOut, query=CartQuery,
+           auth="required", errors=(400, 401, 404)),
+        op("GET", "/api/orders", "The caller's orders, newest first", OrdersOut, query=OrdersQuery,
+           auth="required", errors=(400, 401)),
+        op("GET", "/api/orders/{order_id}", "One of the caller's orders", OrderOut, auth="required",
+           errors=(401, 404)),
+    )

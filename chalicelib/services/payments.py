@@ -1,0 +1,422 @@
+"""Checkout use cases: create, execute (capture), cancel, cart, orders, the purchase worker, the sweeper.
+
+Idempotency root: our order id. PayPal-Request-Id is `create-<order>`, `capture-<order>-<attempt>` (the
+attempt moves with each created -> processing transition) and `refund-<refund id>`.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timezone
+from decimal import Decimal
+
+from chalicelib import holds
+from chalicelib.errors import (
+    BadRequest,
+    Busy,
+    Forbidden,
+    NoHolds,
+    NotCancellable,
+    NotFound,
+    OrderCancelled,
+    OrderExpired,
+    OrderNotApproved,
+    PaymentDeclined,
+    PaymentProviderUnavailable,
+)
+from chalicelib.observability import logger, metrics
+from chalicelib.paypal import PayPalClient, PayPalError, PayPalUnavailable, approval_url, first_capture
+from chalicelib.queues import QueuePublisher
+from chalicelib.services.catalog import CatalogService, ticket_view
+from chalicelib.storage.catalog import decode_cursor, encode_cursor, ticket_record
+from chalicelib.storage.orders import (
+    OrderRecord,
+    OrderRepository,
+    OrderTicket,
+    RefundEntry,
+    StaleState,
+    money,
+)
+from chalicelib.storage.seats import SeatRepository
+
+_DECLINED = {"INSTRUMENT_DECLINED", "PAYER_CANNOT_PAY", "TRANSACTION_REFUSED", "MAX_NUMBER_OF_PAYMENT_ATTEMPTS_EXCEEDED"}
+_NOT_APPROVED = {"ORDER_NOT_APPROVED", "PAYER_ACTION_REQUIRED"}
+_SETTLED = ("processing", "paid", "refund_pending", "partially_refunded", "refunded", "failed")
+_ATTEMPTS = 5
+
+
+def now_iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def order_view(order: OrderRecord) -> dict:
+    view = {
+        "order_id": order.order_id,
+        "status": order.status,
+        "amount": order.amount,
+        "currency": order.currency,
+        "showtime_id": order.showtime_id,
+        "tickets": [{"ticket_id": t.ticket_id, "seat": t.seat, "price": t.price} for t in order.tickets],
+        "refunded_ticket_ids": list(order.refunded_ticket_ids),
+        "refunds": [_refund_view(r) for r in order.refunds],
+        "created_at": order.created_at,
+        "expires_at": holds.iso(order.expires_at),
+        "paypal_order_id": order.paypal_order_id,
+    }
+    if order.status == "created" and order.approval_url:
+        view["approval_url"] = order.approval_url
+    if order.failure_reason:
+        view["failure_reason"] = order.failure_reason
+    return view
+
+
+def _refund_view(refund: RefundEntry) -> dict:
+    view = {"refund_id": refund.refund_id, "status": refund.status, "amount": refund.amount,
+            "ticket_ids": list(refund.ticket_ids)}
+    if refund.reason:
+        view["reason"] = refund.reason
+    return view
+
+
+class PaymentService:
+    """Raises NotFound, Forbidden, NoHolds, Busy, OrderExpired, OrderCancelled, OrderNotApproved,
+    PaymentDeclined, NotCancellable, PaymentProviderUnavailable."""
+
+    def __init__(
+        self,
+        *,
+        orders: OrderRepository,
+        seats: SeatRepository,
+        catalog: CatalogService,
+        paypal: Callable[[], PayPalClient],
+        purchases: QueuePublisher,
+        payment_window_seconds: int,
+        return_url: str,
+        cancel_url: str,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.orders = orders
+        self._seats = seats
+        self._catalog = catalog
+        self._paypal = paypal
+        self._purchases = purchases
+        self._window = payment_window_seconds
+        self._return_url = return_url
+        self._cancel_url = cancel_url
+        self._clock = clock
+
+    # --- cart ---------------------------------------------------------------------------
+    def cart(self, user_id: str, showtime_id: str) -> dict:
+        showtime = self._catalog.showtime(showtime_id)
+        now = self._clock()
+        live = holds.live_holds(self._seats.read_cart(user_id, showtime.id).holds, now)
+        items = self.orders.tickets(showtime.id, live)
+        mine = [t for t in items.values() if t.holder == user_id and t.status in (holds.HELD, holds.CHECKOUT)]
+        mine.sort(key=lambda t: (len(t.row), t.row, int(t.number)))
+        total = sum((money(t.price) for t in mine), Decimal("0.00"))
+        return {
+            "showtime_id": showtime.id,
+            "tickets": [ticket_view(ticket_record(t), user_id, now) for t in mine],
+            "total": f"{total:.2f}",
+            "currency": showtime.currency,
+            "expires_at": holds.iso(min(live[t.ticket_id] for t in mine)) if mine else None,
+        }
+
+    # --- create -------------------------------------------------------------------------
+    def create(self, user_id: str, showtime_id: str) -> dict:
+        showtime = self._catalog.showtime(showtime_id)
+        reused = self._reuse_open_order(user_id, showtime.id)
+        if reused is not None:
+            return reused
+        for _ in range(_ATTEMPTS):
+            order = self._start_checkout(user_id, showtime.id, showtime.event_id, showtime.currency)
+            if order is not None:
+                return self._attach_paypal(order)
+        raise Busy("Your seats changed while checking out; please retry.")
+
+    def _reuse_open_order(self, user_id: str, showtime_id: str) -> dict | None:
+        open_id = self.orders.open_order_of(user_id, showtime_id)
+        existing = self.orders.get(open_id) if open_id else None
+        if existing is None or existing.status != "created":
+            return None
+        now = self._clock()
+        live = holds.live_holds(self._seats.read_cart(user_id, showtime_id).holds, now)
+        if existing.expires_at > now and set(existing.ticket_ids) == set(live):
+            if existing.paypal_order_id:
+                return self._created_view(existing)
+            return self._attach_paypal(existing)
+        self._end_checkout(existing, "cancelled", restore=True)
+        return None
+
+    def _start_checkout(self, user_id: str, showtime_id: str, event_id: str, currency: str) -> OrderRecord | None:
+        now = self._clock()
+        cart = self._seats.read_cart(user_id, showtime_id)
+        live = holds.live_holds(cart.holds, now)
+        items = self.orders.tickets(showtime_id, live)
+        held = {
+            tid: item
+            for tid, item in items.items()
+            if item.status == holds.HELD and item.holder == user_id and not holds.is_expired(item.hold_expires_at, now)
+        }
+        if not held:
+            raise NoHolds()
+        order_id = uuid.uuid4().hex
+        tickets = tuple(
+            OrderTicket(ticket_id=tid, seat=f"{item.row}{int(item.number)}", price=item.price)
+            for tid, item in sorted(held.items(), key=lambda kv: (len(kv[1].row), kv[1].row, int(kv[1].number)))
+        )
+        amount = sum((money(t.price) for t in tickets), Decimal("0.00"))
+        order = OrderRecord(
+            order_id=order_id,
+            user_id=user_id,
+            showtime_id=showtime_id,
+            event_id=event_id,
+            status="created",
+            amount=f"{amount:.2f}",
+            currency=currency,
+            tickets=tickets,
+            created_at=now_iso(now),
+            expires_at=int(now) + self._window,
+        )
+        new_holds = {**live, **{tid: order.expires_at for tid in held}}
+        expiries = {tid: int(item.hold_expires_at) for tid, item in held.items()}
+        try:
+            self.orders.start_checkout(order, cart.version, cart.exists, new_holds, expiries, now)
+        except StaleState:
+            return None
+        metrics.add_metric(name="OrdersCreated", unit="Count", value=1)
+        return order
+
+    def _attach_paypal(self, order: OrderRecord) -> dict:
+        try:
+            created = self._paypal().create_order(
+                request_id=f"create-{order.order_id}",
+                reference_id=order.order_id,
+                custom_id=order.order_id,
+                invoice_id=order.order_id,
+                description=f"{len(order.tickets)} seat(s), showtime {order.showtime_id}",
+                currency=order.currency,
+                items=[(f"Seat {t.seat}", money(t.price)) for t in order.tickets],
+                return_url=self._return_url,
+                cancel_url=self._cancel_url,
+            )
+        except PayPalError as exc:
+            logger.warning("PayPal create failed", extra={"order_id": order.order_id, "issue": exc.issue})
+            self._end_checkout(order, "cancelled", restore=True)
+            raise PaymentProviderUnavailable("PayPal could not create the payment; your seats are still held.") from exc
+        url = approval_url(created)
+        self.orders.attach_paypal(order.order_id, created["id"], url)
+        fresh = self.orders.get(order.order_id)
+        return self._created_view(fresh or order)
+
+    def _created_view(self, order: OrderRecord) -> dict:
+        view = order_view(order)
+        view["status"] = "created"
+        view["approval_url"] = order.approval_url
+        return view
+
+    # --- execute ------------------------------------------------------------------------
+    def _owned_by_token(self, user_id: str, paypal_order_id: str) -> OrderRecord:
+        order = self.orders.by_paypal_id(paypal_order_id) if paypal_order_id else None
+        if order is None:
+            raise NotFound("No order for this payment token.")
+        if order.user_id != user_id:
+            raise Forbidden("This order belongs to someone else.")
+        return order
+
+    def execute(self, user_id: str, paypal_order_id: str) -> dict:
+        order = self._owned_by_token(user_id, paypal_order_id)
+        return self.capture(order)
+
+    def capture(self, order: OrderRecord) -> dict:
+        """Capture a created order (from execute or an approval webhook); safe to repeat."""
+        for _ in range(3):
+            if order.status in _SETTLED:
+                return {"order_id": order.order_id, "status": order.status}
+            if order.status == "cancelled":
+                raise OrderCancelled()
+            if order.status == "expired" or order.expires_at <= self._clock():
+                raise OrderExpired()
+            try:
+                attempt = self.orders.begin_capture(order, self._clock())
+            except StaleState:
+                order = self.orders.get(order.order_id) or order
+                continue
+            return self._capture_attempt(order, attempt)
+        raise Busy("The order is changing; please retry.")
+
+    def _capture_attempt(self, order: OrderRecord, attempt: int) -> dict:
+        client = self._paypal()
+        try:
+            result = client.capture_order(order.paypal_order_id or "", request_id=f"capture-{order.order_id}-{attempt}")
+        except PayPalUnavailable:
+            result = self._read_back(order, attempt)
+        except PayPalError as exc:
+            result = self._capture_refused(order, attempt, exc)
+        return self._after_capture(order, attempt, result)
+
+    def _read_back(self, order: OrderRecord, attempt: int) -> dict:
+        """The capture's answer was lost: ask PayPal what happened before deciding anything."""
+        try:
+            result = self._paypal().get_order(order.paypal_order_id or "")
+        except PayPalError as exc:
+            self._abort(order, attempt)
+            raise PaymentProviderUnavailable() from exc
+        if first_capture(result) is None:
+            self._abort(order, attempt)
+            raise PaymentProviderUnavailable()
+        return result
+
+    def _capture_refused(self, order: OrderRecord, attempt: int, exc: PayPalError) -> dict:
+        if exc.issue == "ORDER_ALREADY_CAPTURED":
+            return self._read_back(order, attempt)
+        self._abort(order, attempt)
+        logger.info("capture refused", extra={"order_id": order.order_id, "issue": exc.issue})
+        if exc.issue in _DECLINED:
+            raise PaymentDeclined() from exc
+        if exc.issue in _NOT_APPROVED:
+            raise OrderNotApproved() from exc
+        if exc.issue == "ORDER_EXPIRED":
+            raise OrderExpired() from exc
+        raise PaymentProviderUnavailable("PayPal refused the capture; please retry.") from exc
+
+    def _abort(self, order: OrderRecord, attempt: int) -> None:
+        try:
+            self.orders.abort_capture(order.order_id, attempt)
+        except StaleState:
+            logger.info("capture abort found the order moved", extra={"order_id": order.order_id})
+
+    def _after_capture(self, order: OrderRecord, attempt: int, paypal_order: dict) -> dict:
+        capture = first_capture(paypal_order) or {}
+        status = capture.get("status")
+        if status in ("COMPLETED", "PENDING"):
+            self.settle_capture(order, capture["id"], completed=status == "COMPLETED")
+            return {"order_id": order.order_id, "status": "processing"}
+        self.fail(order.order_id, "The payment was declined by PayPal.")
+        raise PaymentDeclined()
+
+    def settle_capture(self, order: OrderRecord, capture_id: str, *, completed: bool) -> None:
+        """Record a capture; once it is COMPLETED, hand the order to the purchase worker."""
+        try:
+            self.orders.record_capture(order.order_id, capture_id, from_statuses=("created", "processing"))
+        except StaleState:
+            current = self.orders.get(order.order_id)
+            if current is None or current.status != "processing" or current.capture_id != capture_id:
+                logger.warning("capture for an order that moved on", extra={"order_id": order.order_id})
+                return
+        if completed:
+            self._purchases.send({"order_id": order.order_id})
+            metrics.add_metric(name="Captures", unit="Count", value=1)
+
+    def fail(self, order_id: str, reason: str, refund: RefundEntry | None = None) -> None:
+        order = self.orders.get(order_id)
+        if order is None or order.status != "processing":
+            return
+        states = self.orders.tickets(order.showtime_id, order.ticket_ids)
+        try:
+            self.orders.fail_order(order, reason, states, refund)
+        except StaleState:
+            logger.info("order moved before it could be failed", extra={"order_id": order_id})
+
+    # --- cancel -------------------------------------------------------------------------
+    def cancel(self, user_id: str, paypal_order_id: str) -> dict:
+        order = self._owned_by_token(user_id, paypal_order_id)
+        for _ in range(3):
+            if order.status == "cancelled":
+                return {"order_id": order.order_id, "status": "cancelled"}
+            if order.status != "created":
+                raise NotCancellable()
+            if self._end_checkout(order, "cancelled", restore=True):
+                return {"order_id": order.order_id, "status": "cancelled"}
+            order = self.orders.get(order.order_id) or order
+        raise Busy("The order is changing; please retry.")
+
+    def _end_checkout(self, order: OrderRecord, status: str, *, restore: bool) -> bool:
+        states = self.orders.tickets(order.showtime_id, order.ticket_ids)
+        try:
+            self.orders.end_checkout(order, status, states, restore=restore)
+        except StaleState:
+            return False
+        return True
+
+    # --- orders -------------------------------------------------------------------------
+    def list_orders(self, user_id: str, *, limit: int, cursor: str | None) -> dict:
+        start = decode_cursor(cursor, {"order_id", "user_id", "created_at"})
+        if start is not None and start.get("user_id", {}).get("S") != user_id:
+            raise BadRequest("cursor: malformed cursor")
+        items, last = self.orders.list_for_user(user_id, limit=limit, cursor=start)
+        return {"results": [order_view(o) for o in items], "next": encode_cursor(last)}
+
+    def order(self, user_id: str, order_id: str) -> dict:
+        order = self.orders.get(order_id) if _plausible(order_id) else None
+        if order is None or order.user_id != user_id:
+            raise NotFound("No such order.")
+        return order_view(order)
+
+    # --- purchase worker ----------------------------------------------------------------
+    def complete_purchase(self, order_id: str, refund_lost: Callable[[OrderRecord], RefundEntry]) -> str:
+        """Turn a captured order into sold tickets, exactly once. Returns the order's final status."""
+        order = self.orders.get(order_id)
+        if order is None:
+            logger.warning("purchase for an unknown order", extra={"order_id": order_id})
+            return "unknown"
+        if order.status != "processing":
+            return order.status  # already finished by an earlier delivery
+        try:
+            self.orders.complete_purchase(order)
+        except StaleState:
+            return self._seats_lost(order, refund_lost)
+        metrics.add_metric(name="TicketsSold", unit="Count", value=len(order.tickets))
+        logger.info("order paid", extra={"order_id": order_id})
+        return "paid"
+
+    def _seats_lost(self, order: OrderRecord, refund_lost: Callable[[OrderRecord], RefundEntry]) -> str:
+        current = self.orders.get(order.order_id)
+        if current is None or current.status != "processing":
+            return current.status if current else "unknown"
+        states = self.orders.tickets(order.showtime_id, order.ticket_ids)
+        ours = [
+            tid for tid in order.ticket_ids
+            if tid in states and states[tid].status == holds.CHECKOUT and states[tid].order_id == order.order_id
+        ]
+        if len(ours) == len(order.ticket_ids):
+            raise StaleState("transient conflict; redeliver")  # nothing lost: let SQS retry
+        refund = refund_lost(current)
+        self.orders.fail_order(current, refund.reason or "seats lost", states, refund)
+        metrics.add_metric(name="OrdersFailedSeatsLost", unit="Count", value=1)
+        logger.warning("seats lost after capture; refunded", extra={"order_id": order.order_id})
+        return "failed"
+
+    # --- sweeper ------------------------------------------------------------------------
+    def expire_orders(self) -> int:
+        """Expire created orders whose window passed; never one PayPal already captured."""
+        now = self._clock()
+        expired = 0
+        for order_id in self.orders.expiring_orders(now):
+            order = self.orders.get(order_id)
+            if order is None or order.status != "created" or order.expires_at > now:
+                continue
+            if order.capture_attempt and self._captured_meanwhile(order):
+                continue
+            if self._end_checkout(order, "expired", restore=False):
+                expired += 1
+        return expired
+
+    def _captured_meanwhile(self, order: OrderRecord) -> bool:
+        try:
+            remote = self._paypal().get_order(order.paypal_order_id or "")
+        except PayPalUnavailable:
+            return True  # cannot tell: keep the seats until PayPal answers
+        except PayPalError:
+            return False
+        capture = first_capture(remote)
+        if capture and capture.get("status") in ("COMPLETED", "PENDING"):
+            self.settle_capture(order, capture["id"], completed=capture["status"] == "COMPLETED")
+            return True
+        return False
+
+
+def _plausible(value: str) -> bool:
+    return 0 < len(value) <= 64 and all(c.isalnum() or c in "-_" for c in value)

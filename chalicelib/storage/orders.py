@@ -1,0 +1,484 @@
+"""Orders repository: every status change is one conditional transaction over the order, its tickets
+and the buyer's cart, so listings and orders never disagree and nothing is sold twice."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
+
+from chalicelib import holds, tables
+from chalicelib.storage.models import Cart, Order, PaymentRef, Ticket, transact_write
+
+_CANCELLED = "TransactionCanceledException"
+_CONDITION_FAILED = "ConditionalCheckFailedException"
+
+
+class StaleState(Exception):
+    """A condition failed: the order or its tickets moved since they were read."""
+
+
+@dataclass(frozen=True)
+class OrderTicket:
+    ticket_id: str
+    seat: str
+    price: str
+
+
+@dataclass(frozen=True)
+class RefundEntry:
+    refund_id: str
+    status: str
+    amount: str
+    ticket_ids: tuple[str, ...]
+    previous_status: str
+    reason: str | None = None
+    paypal_refund_id: str | None = None
+    source: str = "buyer"
+
+
+@dataclass(frozen=True)
+class OrderRecord:
+    order_id: str
+    user_id: str
+    showtime_id: str
+    event_id: str | None
+    status: str
+    amount: str
+    currency: str
+    tickets: tuple[OrderTicket, ...]
+    created_at: str
+    expires_at: int
+    paypal_order_id: str | None = None
+    approval_url: str | None = None
+    capture_id: str | None = None
+    capture_attempt: int = 0
+    refunded_ticket_ids: tuple[str, ...] = ()
+    refunds: tuple[RefundEntry, ...] = field(default_factory=tuple)
+    failure_reason: str | None = None
+
+    @property
+    def ticket_ids(self) -> list[str]:
+        return [t.ticket_id for t in self.tickets]
+
+
+def _refund_entries(raw: dict) -> tuple[RefundEntry, ...]:
+    entries = []
+    for refund_id, value in sorted(raw.items(), key=lambda kv: str(kv[1].get("created_at", ""))):
+        entries.append(
+            RefundEntry(
+                refund_id=refund_id,
+                status=value["status"],
+                amount=value["amount"],
+                ticket_ids=tuple(value.get("ticket_ids", [])),
+                previous_status=value.get("previous_status", "paid"),
+                reason=value.get("reason"),
+                paypal_refund_id=value.get("paypal_refund_id"),
+                source=value.get("source", "buyer"),
+            )
+        )
+    return tuple(entries)
+
+
+def _record(item: Order) -> OrderRecord:
+    refunds_raw = item.refunds.as_dict() if item.refunds is not None else {}
+    return OrderRecord(
+        order_id=item.order_id,
+        user_id=item.user_id,
+        showtime_id=item.showtime_id,
+        event_id=item.event_id,
+        status=item.status,
+        amount=item.amount,
+        currency=item.currency,
+        tickets=tuple(OrderTicket(**{k: str(v) for k, v in t.items()}) for t in (item.tickets or [])),
+        created_at=item.created_at,
+        expires_at=int(item.expires_at),
+        paypal_order_id=item.paypal_order_id,
+        approval_url=item.approval_url,
+        capture_id=item.capture_id,
+        capture_attempt=int(item.capture_attempt or 0),
+        refunded_ticket_ids=tuple(item.refunded_ticket_ids or []),
+        refunds=_refund_entries(refunds_raw),
+        failure_reason=item.failure_reason,
+    )
+
+
+def _raise_stale(exc: TransactWriteError | UpdateError) -> None:
+    code = exc.cause_response_code
+    if code in (_CANCELLED, _CONDITION_FAILED):
+        raise StaleState(str(code)) from exc
+    raise exc
+
+
+def _open_shard(order_id: str) -> str:
+    return holds.sweep_shard(order_id)
+
+
+class OrderRepository:
+    """Raises StaleState when a condition fails (callers re-read and decide)."""
+
+    # --- reads ----------------------------------------------------------------------------
+    def get(self, order_id: str) -> OrderRecord | None:
+        try:
+            return _record(Order.get(order_id, consistent_read=True))
+        except Order.DoesNotExist:
+            return None
+
+    def by_paypal_id(self, paypal_order_id: str) -> OrderRecord | None:
+        try:
+            ref = PaymentRef.get(f"paypal-order#{paypal_order_id}", consistent_read=True)
+        except PaymentRef.DoesNotExist:
+            return None
+        return self.get(ref.order_id) if ref.order_id else None
+
+    def list_for_user(self, user_id: str, *, limit: int, cursor: dict | None) -> tuple[list[OrderRecord], dict | None]:
+        result = Order.by_user.query(user_id, scan_index_forward=False, limit=limit, last_evaluated_key=cursor)
+        items = [_record(o) for o in result]
+        return items, result.last_evaluated_key
+
+    def tickets(self, showtime_id: str, ticket_ids: Iterable[str]) -> dict[str, Ticket]:
+        keys = [(showtime_id, t) for t in ticket_ids]
+        return {t.ticket_id: t for t in Ticket.batch_get(keys, consistent_read=True)}
+
+    def open_order_of(self, user_id: str, showtime_id: str) -> str | None:
+        try:
+            cart = Cart.get(user_id, showtime_id, consistent_read=True, attributes_to_get=["open_order"])
+        except Cart.DoesNotExist:
+            return None
+        return getattr(cart, "open_order", None)
+
+    def expiring_orders(self, now: float, limit_per_shard: int = 200) -> list[str]:
+        found: list[str] = []
+        for shard in range(tables.SWEEP_SHARDS):
+            for item in Order.by_open_expiry.query(str(shard), Order.expires_at <= int(now), limit=limit_per_shard):
+                found.append(item.order_id)
+        return found
+
+    # --- checkout: held -> checkout ------------------------------------------------------------
+    def start_checkout(
+        self,
+        order: OrderRecord,
+        cart_version: int,
+        cart_exists: bool,
+        new_cart_holds: dict[str, int],
+        hold_expiries: dict[str, int],
+        now: float,
+    ) -> None:
+        """Move the buyer's holds into checkout and write the order, atomically."""
+        try:
+            with transact_write() as tx:
+                for ticket in order.tickets:
+                    tx.update(
+                        Ticket(order.showtime_id, ticket.ticket_id),
+                        actions=[
+                            Ticket.status.set(holds.CHECKOUT),
+                            Ticket.order_id.set(order.order_id),
+                            Ticket.hold_expiry_before_checkout.set(hold_expiries[ticket.ticket_id]),
+                            Ticket.hold_expires_at.set(order.expires_at),
+                            Ticket.sweep_shard.remove(),
+                        ],
+                        condition=(Ticket.status == holds.HELD)
+                        & (Ticket.holder == order.user_id)
+                        & (Ticket.hold_expires_at == hold_expiries[ticket.ticket_id])
+                        & (Ticket.hold_expires_at > int(now)),
+                    )
+                cart_condition = Cart.version == cart_version if cart_exists else Cart.version.does_not_exist()
+                tx.update(
+                    Cart(order.user_id, order.showtime_id),
+                    actions=[
+                        Cart.holds.set(new_cart_holds),
+                        Cart.version.set(cart_version + 1),
+                        Cart.open_order.set(order.order_id),
+                    ],
+                    condition=cart_condition,
+                )
+                tx.save(self._new_order(order), condition=Order.order_id.does_not_exist())
+        except TransactWriteError as exc:
+            _raise_stale(exc)
+
+    @staticmethod
+    def _new_order(order: OrderRecord) -> Order:
+        return Order(
+            order_id=order.order_id,
+            user_id=order.user_id,
+            showtime_id=order.showtime_id,
+            event_id=order.event_id,
+            status="created",
+            amount=order.amount,
+            currency=order.currency,
+            tickets=[{"ticket_id": t.ticket_id, "seat": t.seat, "price": t.price} for t in order.tickets],
+            created_at=order.created_at,
+            expires_at=order.expires_at,
+            open_shard=_open_shard(order.order_id),
+            capture_attempt=0,
+            refunds={},
+        )
+
+    def attach_paypal(self, order_id: str, paypal_order_id: str, approval_url: str | None) -> None:
+        """Record the PayPal order and its id mapping (no index read is ever needed to find it)."""
+        try:
+            PaymentRef(ref=f"paypal-order#{paypal_order_id}", order_id=order_id).save(
+                condition=PaymentRef.ref.does_not_exist() | (PaymentRef.order_id == order_id)
+            )
+        except PutError as exc:
+            if exc.cause_response_code == _CONDITION_FAILED:
+                raise StaleState("paypal order mapped to another order") from exc
+            raise
+        Order(order_id=order_id).update(
+            actions=[Order.paypal_order_id.set(paypal_order_id), Order.approval_url.set(approval_url)],
+            condition=Order.order_id.exists(),
+        )
+
+    # --- checkout ends without payment: checkout -> held / available -------------------------
+    def end_checkout(self, order: OrderRecord, new_status: str, ticket_states: dict[str, Ticket], *, restore: bool) -> None:
+        """created -> cancelled (tickets back to the buyer's holds) or expired (tickets released)."""
+        try:
+            with transact_write() as tx:
+                tx.update(
+                    Order(order.order_id),
+                    actions=[Order.status.set(new_status), Order.open_shard.remove()],
+                    condition=(Order.status == "created") & (Order.capture_attempt == order.capture_attempt),
+                )
+                cart_actions = [Cart.open_order.remove(), Cart.version.add(1)]
+                for ticket_id, item in ticket_states.items():
+                    if item.status != holds.CHECKOUT or item.order_id != order.order_id:
+                        continue
+                    original = int(item.hold_expiry_before_checkout or 0)
+                    if restore:
+                        actions = [
+                            Ticket.status.set(holds.HELD),
+                            Ticket.hold_expires_at.set(original),
+                            Ticket.sweep_shard.set(holds.sweep_shard(ticket_id)),
+                            Ticket.order_id.remove(),
+                            Ticket.hold_expiry_before_checkout.remove(),
+                        ]
+                        cart_actions.append(Cart.holds[ticket_id].set(original))
+                    else:
+                        actions = _release_actions()
+                        cart_actions.append(Cart.holds[ticket_id].remove())
+                    tx.update(
+                        Ticket(order.showtime_id, ticket_id),
+                        actions=actions,
+                        condition=(Ticket.status == holds.CHECKOUT) & (Ticket.order_id == order.order_id),
+                    )
+                tx.update(Cart(order.user_id, order.showtime_id), actions=cart_actions)
+        except TransactWriteError as exc:
+            _raise_stale(exc)
+
+    # --- capture ------------------------------------------------------------------------
+    def begin_capture(self, order: OrderRecord, now: float) -> int:
+        """created -> processing with a fresh capture attempt number; returns it."""
+        attempt = order.capture_attempt + 1
+        try:
+            Order(order.order_id).update(
+                actions=[
+                    Order.status.set("processing"),
+                    Order.capture_attempt.set(attempt),
+                    Order.open_shard.remove(),
+                ],
+                condition=(Order.status == "created")
+                & (Order.capture_attempt == order.capture_attempt)
+                & (Order.expires_at > int(now)),
+            )
+        except UpdateError as exc:
+            _raise_stale(exc)
+        return attempt
+
+    def abort_capture(self, order_id: str, attempt: int) -> None:
+        """processing -> created after a declined or unknown capture (the buyer may try again)."""
+        try:
+            Order(order_id).update(
+                actions=[Order.status.set("created"), Order.open_shard.set(_open_shard(order_id))],
+                condition=(Order.status == "processing") & (Order.capture_attempt == attempt),
+            )
+        except UpdateError as exc:
+            _raise_stale(exc)
+
+    def record_capture(self, order_id: str, capture_id: str, *, from_statuses: tuple[str, ...]) -> None:
+        """Note the capture id and make sure the order is processing (a webhook may capture first)."""
+        condition = Order.status.is_in(*from_statuses)
+        try:
+            Order(order_id).update(
+                actions=[
+                    Order.capture_id.set(capture_id),
+                    Order.status.set("processing"),
+                    Order.open_shard.remove(),
+                ],
+                condition=condition & (Order.capture_id.does_not_exist() | (Order.capture_id == capture_id)),
+            )
+        except UpdateError as exc:
+            _raise_stale(exc)
+
+    # --- purchase worker: checkout -> sold --------------------------------------------------
+    def complete_purchase(self, order: OrderRecord) -> None:
+        """processing -> paid with every ticket checkout-by-this-order -> sold, in one transaction."""
+        try:
+            with transact_write() as tx:
+                tx.update(
+                    Order(order.order_id),
+                    actions=[Order.status.set("paid")],
+                    condition=Order.status == "processing",
+                )
+                cart_actions = [Cart.open_order.remove(), Cart.version.add(1)]
+                for ticket_id in order.ticket_ids:
+                    tx.update(
+                        Ticket(order.showtime_id, ticket_id),
+                        actions=[
+                            Ticket.status.set(holds.SOLD),
+                            Ticket.hold_expires_at.remove(),
+                            Ticket.hold_expiry_before_checkout.remove(),
+                            Ticket.sweep_shard.remove(),
+                        ],
+                        condition=(Ticket.status == holds.CHECKOUT) & (Ticket.order_id == order.order_id),
+                    )
+                    cart_actions.append(Cart.holds[ticket_id].remove())
+                tx.update(Cart(order.user_id, order.showtime_id), actions=cart_actions)
+        except TransactWriteError as exc:
+            _raise_stale(exc)
+
+    def fail_order(self, order: OrderRecord, reason: str, ticket_states: dict[str, Ticket], refund: RefundEntry | None) -> None:
+        """processing -> failed; whatever tickets are still ours go back on sale."""
+        actions = [Order.status.set("failed"), Order.failure_reason.set(reason), Order.open_shard.remove()]
+        if refund is not None:
+            actions.append(Order.refunds[refund.refund_id].set(_refund_value(refund)))
+        try:
+            with transact_write() as tx:
+                tx.update(Order(order.order_id), actions=actions, condition=Order.status == "processing")
+                cart_actions = [Cart.open_order.remove(), Cart.version.add(1)]
+                for ticket_id, item in ticket_states.items():
+                    cart_actions.append(Cart.holds[ticket_id].remove())
+                    if item.status in (holds.CHECKOUT, holds.SOLD) and item.order_id == order.order_id:
+                        tx.update(
+                            Ticket(order.showtime_id, ticket_id),
+                            actions=_release_actions(),
+                            condition=Ticket.order_id == order.order_id,
+                        )
+                tx.update(Cart(order.user_id, order.showtime_id), actions=cart_actions)
+        except TransactWriteError as exc:
+            _raise_stale(exc)
+
+    # --- refunds ----------------------------------------------------------------------------
+    def request_refund(self, order: OrderRecord, refund: RefundEntry, created_at: str) -> None:
+        """paid | partially_refunded -> refund_pending, with the refund entry, if nothing moved."""
+        value = {**_refund_value(refund), "created_at": created_at}
+        try:
+            Order(order.order_id).update(
+                actions=[Order.status.set("refund_pending"), Order.refunds[refund.refund_id].set(value)],
+                condition=(Order.status == order.status) & Order.refunds[refund.refund_id].does_not_exist(),
+            )
+        except UpdateError as exc:
+            _raise_stale(exc)
+
+    def complete_refund(self, order: OrderRecord, refund: RefundEntry, paypal_refund_id: str | None) -> None:
+        """refund pending -> completed: order status, refunded tickets back on sale, in one transaction."""
+        refunded = sorted(set(order.refunded_ticket_ids) | set(refund.ticket_ids))
+        all_refunded = set(refunded) >= set(order.ticket_ids)
+        new_status = "refunded" if all_refunded else "partially_refunded"
+        entry = Order.refunds[refund.refund_id]
+        order_actions = [
+            Order.status.set(new_status),
+            Order.refunded_ticket_ids.set(refunded),
+            entry["status"].set("completed"),
+        ]
+        if paypal_refund_id:
+            order_actions.append(entry["paypal_refund_id"].set(paypal_refund_id))
+        try:
+            with transact_write() as tx:
+                tx.update(Order(order.order_id), actions=order_actions, condition=entry["status"] == "pending")
+                for ticket_id in refund.ticket_ids:
+                    tx.update(
+                        Ticket(order.showtime_id, ticket_id),
+                        actions=_release_actions(),
+                        condition=(Ticket.status == holds.SOLD) & (Ticket.order_id == order.order_id),
+                    )
+        except TransactWriteError as exc:
+            _raise_stale(exc)
+
+    def fail_refund(self, order: OrderRecord, refund: RefundEntry, reason: str) -> None:
+        """refund pending -> failed with a readable reason; the order returns to where it was."""
+        entry = Order.refunds[refund.refund_id]
+        try:
+            Order(order.order_id).update(
+                actions=[
+                    Order.status.set(refund.previous_status),
+                    entry["status"].set("failed"),
+                    entry["reason"].set(reason),
+                ],
+                condition=entry["status"] == "pending",
+            )
+        except UpdateError as exc:
+            _raise_stale(exc)
+
+    def record_external_refund(self, order: OrderRecord, refund: RefundEntry, created_at: str) -> None:
+        """A refund made outside our API (PayPal dashboard): record it completed and free its seats."""
+        refunded = sorted(set(order.refunded_ticket_ids) | set(refund.ticket_ids))
+        new_status = "refunded" if set(refunded) >= set(order.ticket_ids) else "partially_refunded"
+        value = {**_refund_value(refund), "created_at": created_at}
+        try:
+            with transact_write() as tx:
+                tx.update(
+                    Order(order.order_id),
+                    actions=[
+                        Order.status.set(new_status),
+                        Order.refunded_ticket_ids.set(refunded),
+                        Order.refunds[refund.refund_id].set(value),
+                    ],
+                    condition=Order.status.is_in("paid", "partially_refunded", "refund_pending")
+                    & Order.refunds[refund.refund_id].does_not_exist(),
+                )
+                for ticket_id in refund.ticket_ids:
+                    tx.update(
+                        Ticket(order.showtime_id, ticket_id),
+                        actions=_release_actions(),
+                        condition=(Ticket.status == holds.SOLD) & (Ticket.order_id == order.order_id),
+                    )
+        except TransactWriteError as exc:
+            _raise_stale(exc)
+
+    # --- webhook de-duplication -----------------------------------------------------------
+    def seen_event(self, event_id: str) -> bool:
+        try:
+            PaymentRef.get(f"webhook#{event_id}", consistent_read=True)
+        except PaymentRef.DoesNotExist:
+            return False
+        return True
+
+    def remember_event(self, event_id: str, expires_at: int) -> None:
+        PaymentRef(ref=f"webhook#{event_id}", expires_at=expires_at).save()
+
+
+def _release_actions() -> list:
+    return [
+        Ticket.status.set(holds.AVAILABLE),
+        Ticket.holder.remove(),
+        Ticket.hold_expires_at.remove(),
+        Ticket.hold_expiry_before_checkout.remove(),
+        Ticket.order_id.remove(),
+        Ticket.sweep_shard.remove(),
+    ]
+
+
+def _refund_value(refund: RefundEntry) -> dict:
+    value = {
+        "status": refund.status,
+        "amount": refund.amount,
+        "ticket_ids": list(refund.ticket_ids),
+        "previous_status": refund.previous_status,
+        "source": refund.source,
+    }
+    if refund.reason:
+        value["reason"] = refund.reason
+    if refund.paypal_refund_id:
+        value["paypal_refund_id"] = refund.paypal_refund_id
+    return value
+
+
+def money(value: str) -> Decimal:
+    return Decimal(value).quantize(Decimal("0.01"))
+
+
+def dumps(value: dict) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)

@@ -1,0 +1,807 @@
+"""moto's server in its own process, made safe for the seat-lock tests.
+
+Why a separate process: one Python process uses one core, and moto is the busiest component of the local
+stack. Why the locks and patches: moto's backends are not atomic under threads, and moto 5.2.5's
+TransactWriteItems deep-copies whole tables on every call (see DESIGN.md, "Pitfalls measured on this machine").
+
+Everything moto-specific is imported lazily, so the process that only spawns and stops the server
+(`MotoProcess`) never pays for importing moto.
+
+Run it in the foreground for debugging: `python -m local.moto_server --host 127.0.0.1 --port 5000`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import http.client
+import inspect
+import io
+import ipaddress
+import itertools
+import logging
+import multiprocessing
+import os
+import re
+import signal
+import socket
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Self
+
+if TYPE_CHECKING:
+    from multiprocessing.process import BaseProcess
+    from multiprocessing.synchronize import Event as ProcessEvent
+
+    from werkzeug.serving import BaseWSGIServer
+
+logger = logging.getLogger(__name__)
+
+# The moto versions whose internals the patches below were read against: [low, high).
+MOTO_VERSIONS_CHECKED = ((5, 2), (5, 3))
+# Per stream shard. moto keeps every record forever; a long `make run` would only grow.
+STREAM_RECORDS_KEPT = 10_000
+# What AWS documents for a shard iterator; moto keeps them forever too (one per GetRecords call).
+STREAM_ITERATOR_LIFETIME_SECONDS = 15 * 60
+TRANSACT_ITEMS_MAX = 100
+
+_DYNAMODB_TARGETS = ("DynamoDB_20120810.", "DynamoDBStreams_20120810.")
+_SQS_TARGET = "AmazonSQS."
+# Query-protocol SQS clients send no X-Amz-Target; their signature still names the service.
+_SQS_SIGNING_SCOPE = "/sqs/aws4_request"
+_PROBE_PATH = "/moto-api/config"
+_LOG_FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"
+
+# --------------------------------------------------------------------------------------
+# Locks: one request at a time per service family.
+# --------------------------------------------------------------------------------------
+
+# Tables and their streams share one lock: a stream read must never see half of a transaction.
+_TABLES_LOCK = threading.Lock()
+# SQS gets its own lock so a long poll never stalls a table call; moto rebuilds its message lists without
+# locking (delete_message racing send_message can lose a message), hence a lock at all.
+_QUEUES_LOCK = threading.Lock()
+# Everything else (sts, ssm, secretsmanager...): rare and cheap, but just as thread-unsafe.
+_OTHERS_LOCK = threading.Lock()
+# Always acquired in this order, and only /moto-api takes more than one: no deadlock.
+_ALL_LOCKS = (_TABLES_LOCK, _QUEUES_LOCK, _OTHERS_LOCK)
+# Lets the SQS long-poll patch know whether this request thread holds _QUEUES_LOCK.
+_held = threading.local()
+
+
+def locks_for(environ: dict[str, Any]) -> tuple[threading.Lock, ...]:
+    """The locks a request must hold for its whole handling."""
+    if environ.get("PATH_INFO", "").startswith("/moto-api"):
+        return _ALL_LOCKS  # reset and the dashboard touch every backend
+    target = environ.get("HTTP_X_AMZ_TARGET", "")
+    if target.startswith(_DYNAMODB_TARGETS):
+        return (_TABLES_LOCK,)
+    if target.startswith(_SQS_TARGET) or _SQS_SIGNING_SCOPE in environ.get(
+        "HTTP_AUTHORIZATION", ""
+    ):
+        return (_QUEUES_LOCK,)
+    return (_OTHERS_LOCK,)
+
+
+@contextlib.contextmanager
+def _holding(locks: tuple[threading.Lock, ...]) -> Iterator[None]:
+    for lock in locks:
+        lock.acquire()
+    _held.queues = _QUEUES_LOCK in locks
+    try:
+        yield
+    finally:
+        _held.queues = False
+        for lock in reversed(locks):
+            lock.release()
+
+
+class SerializedApp:
+    """WSGI wrapper running each request, response body included, under its service's lock."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+        self._app = app
+
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> list[bytes]:
+        _buffer_body(environ)
+        with _holding(locks_for(environ)):
+            return [_drain(self._app(environ, start_response))]
+
+
+def _buffer_body(environ: dict[str, Any]) -> None:
+    """Read the request body from the socket before locking, so a slow client never holds a lock."""
+    length = environ.get("CONTENT_LENGTH") or ""
+    if length.isdigit():
+        environ["wsgi.input"] = io.BytesIO(environ["wsgi.input"].read(int(length)))
+
+
+def _drain(result: Iterable[bytes]) -> bytes:
+    """Consume and close a WSGI response: a lazy body would otherwise run moto code after the lock is gone."""
+    try:
+        return b"".join(result)
+    finally:
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
+
+
+# --------------------------------------------------------------------------------------
+# TransactWriteItems without table copies.
+#
+# DROP THIS PATCH when moto stops deep-copying tables in DynamoDBBackend.transact_write_items
+# (moto/dynamodb/models/__init__.py; 5.2.5 copies every touched table, stream history included, and swaps the
+# copy in on cancellation, which orphans open stream iterators). `install_patches` logs a warning when the
+# installed moto no longer copies.
+# --------------------------------------------------------------------------------------
+
+_WRITES = ("Put", "Update", "Delete")
+_OPERATIONS = ("ConditionCheck", *_WRITES)
+_PASSED: tuple[None, None, None] = (None, None, None)
+
+
+@dataclass(frozen=True)
+class _Checked:
+    """One TransactItem after the check phase; `reason` is moto's (code, message, old item) triple."""
+
+    op_type: str
+    op: dict[str, Any]
+    key: dict[str, Any] | None
+    reason: tuple[Any, Any, Any]
+
+
+def transact_write_items(backend: Any, transact_items: list[dict[str, Any]]) -> None:
+    """Check every item against the current state, then apply them all; never copy a table.
+
+    Raises what moto raises: TooManyTransactionsException, TransactWriteSingleOpException,
+    MultipleTransactionsException and other ValidationExceptions as themselves, and
+    TransactionCanceledException with one reason per item when any check fails.
+    """
+    from moto.dynamodb.exceptions import (
+        TooManyTransactionsException,
+        TransactionCanceledException,
+    )
+
+    if len(transact_items) > TRANSACT_ITEMS_MAX:
+        raise TooManyTransactionsException()
+    claimed: set[tuple[str, str]] = set()
+    checked = [_check(backend, entry, claimed) for entry in transact_items]
+    if any(item.reason[0] is not None for item in checked):
+        raise TransactionCanceledException([item.reason for item in checked])
+    _apply(backend, checked)
+
+
+def _check(
+    backend: Any, entry: dict[str, Any], claimed: set[tuple[str, str]]
+) -> _Checked:
+    """Condition and rehearse one item, in the order moto's own loop does."""
+    from moto.dynamodb.exceptions import (
+        MockValidationException,
+        TransactWriteSingleOpException,
+    )
+
+    if len(entry) > 1:
+        raise TransactWriteSingleOpException()
+    op_type, op = next(iter(entry.items()))
+    key = None
+    try:
+        key = _key_of(backend, op_type, op)
+        _claim(claimed, op["TableName"], key)
+        current = backend.get_item(op["TableName"], key)
+        reason = _condition_failure(op, current)
+        if reason is None and op_type in _WRITES:
+            _rehearse(backend, op_type, op, key, current)
+        return _Checked(op_type, op, key, reason or _PASSED)
+    except MockValidationException:
+        raise
+    except Exception as error:  # noqa: BLE001 - moto makes any other failure that item's reason
+        return _Checked(op_type, op, key, (type(error).__name__, str(error), None))
+
+
+def _key_of(backend: Any, op_type: str, op: dict[str, Any]) -> dict[str, Any]:
+    if op_type not in _OPERATIONS:
+        raise ValueError("Unsupported transaction operation")
+    if op_type != "Put":
+        return op["Key"]
+    table = backend.get_table(op["TableName"])
+    attrs = op["Item"]
+    key = {table.hash_key_attr: attrs[table.hash_key_attr]}
+    if table.range_key_attr is not None:
+        key[table.range_key_attr] = attrs[table.range_key_attr]
+    return key
+
+
+def _claim(claimed: set[tuple[str, str]], table_name: str, key: dict[str, Any]) -> None:
+    from moto.dynamodb.exceptions import MultipleTransactionsException
+
+    item = (str(table_name), str(dict(sorted(key.items()))))
+    if item in claimed:
+        raise MultipleTransactionsException()
+    claimed.add(item)
+
+
+def _condition_failure(op: dict[str, Any], current: Any) -> tuple[str, str, Any] | None:
+    """None when the item's condition holds (or it has none), else moto's ConditionalCheckFailed reason."""
+    from moto.dynamodb.comparisons import get_filter_expression
+    from moto.dynamodb.exceptions import ConditionalCheckFailed
+
+    expression = op.get("ConditionExpression")
+    if expression is None:
+        return None
+    condition = get_filter_expression(
+        expression,
+        op.get("ExpressionAttributeNames"),
+        op.get("ExpressionAttributeValues"),
+    )
+    if condition.expr(current):
+        return None
+    old_item = None
+    if op.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD" and current:
+        old_item = current.to_json()["Attributes"]
+    return ("ConditionalCheckFailed", str(ConditionalCheckFailed().message), old_item)
+
+
+class _ScratchBackend:
+    """Just enough of a DynamoDBBackend for moto's write methods to run against one scratch table."""
+
+    def __init__(self, backend: Any, table: Any) -> None:
+        self._backend = backend
+        self._table = table
+
+    def get_table(self, table_name: str) -> Any:
+        return self._table
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._backend, name)
+
+
+def _rehearse(
+    backend: Any, op_type: str, op: dict[str, Any], key: dict[str, Any], current: Any
+) -> None:
+    """Run moto's own write against a throwaway table holding a copy of just this item.
+
+    moto validates much of a write only while applying it (update expression operand types, item size, key
+    types...). Failing here, before anything is applied, keeps the transaction all-or-nothing.
+    """
+    scratch = _ScratchBackend(
+        backend, _scratch_table(backend.get_table(op["TableName"]), current)
+    )
+    _write(scratch, op_type, op, key)
+
+
+def _scratch_table(table: Any, current: Any) -> Any:
+    # Shallow: the live items and stream shard are replaced just below.
+    scratch = copy.copy(table)
+    scratch.items = defaultdict(dict)
+    scratch.stream_shard = None
+    if current is not None:
+        # One item (moto's Item.__deepcopy__ is cheap), never the table.
+        item = copy.deepcopy(current)
+        if current.range_key is None:
+            scratch.items[current.hash_key] = item
+        else:
+            scratch.items[current.hash_key][current.range_key] = item
+    return scratch
+
+
+def _apply(backend: Any, checked: list[_Checked]) -> None:
+    applied = 0
+    try:
+        for item in checked:
+            if item.op_type in _WRITES:
+                _write(backend, item.op_type, item.op, item.key)
+                applied += 1
+    except Exception:
+        # Only reachable if the rehearsal missed a check moto makes: say loudly that atomicity was lost.
+        logger.exception(
+            "TransactWriteItems failed after applying %d write(s)", applied
+        )
+        raise
+
+
+def _write(
+    backend: Any, op_type: str, op: dict[str, Any], key: dict[str, Any] | None
+) -> None:
+    """One Put/Update/Delete through moto's own backend methods, so stream records are produced as usual.
+
+    Called unbound so `backend` may be the real backend or a _ScratchBackend; the arguments are the ones
+    moto's own transact_write_items passes.
+    """
+    from moto.dynamodb.models import DynamoDBBackend
+
+    table_name = op["TableName"]
+    expression = {
+        "condition_expression": op.get("ConditionExpression"),
+        "expression_attribute_names": op.get("ExpressionAttributeNames"),
+        "expression_attribute_values": op.get("ExpressionAttributeValues"),
+    }
+    if op_type == "Put":
+        DynamoDBBackend.put_item(backend, table_name, op["Item"], **expression)
+    elif op_type == "Delete":
+        DynamoDBBackend.delete_item(backend, table_name, key, **expression)
+    else:
+        DynamoDBBackend.update_item(
+            backend,
+            table_name,
+            key,
+            update_expression=op["UpdateExpression"],
+            **expression,
+        )
+
+
+# --------------------------------------------------------------------------------------
+# Stream memory: bounded records, expiring iterators.
+# --------------------------------------------------------------------------------------
+
+
+def trim_stream_shard(shard: Any, keep: int) -> None:
+    """Drop a shard's oldest records once it holds a tenth more than `keep` (amortised, not per record).
+
+    moto numbers a record `starting_sequence_number + its list index` and reads by that difference, so
+    advancing the start by the number dropped keeps every sequence number, and every open iterator's
+    position, meaning the same record. TRIM_HORIZON then starts at the oldest record kept, as on AWS.
+    """
+    excess = len(shard.items) - keep
+    if excess < max(1, keep // 10):
+        return
+    del shard.items[:excess]
+    shard.starting_sequence_number += excess
+
+
+def expire_iterators(iterators: dict[str, Any], created_before: float) -> None:
+    """Forget shard iterators created before the cutoff.
+
+    moto inserts each iterator when it creates it, so dict order is age order: stop at the first young one.
+    """
+    stale = list(
+        itertools.takewhile(
+            lambda arn: getattr(iterators[arn], "created_at", 0.0) < created_before,
+            iterators,
+        )
+    )
+    for arn in stale:
+        del iterators[arn]
+
+
+def _streams_error(code: str, message: str) -> Exception:
+    from moto.core.exceptions import JsonRESTError
+
+    return JsonRESTError(code, message)
+
+
+def _trimming_add(original: Callable[..., None]) -> Callable[..., None]:
+    def add(shard: Any, old: Any, new: Any) -> None:
+        original(shard, old, new)
+        trim_stream_shard(shard, STREAM_RECORDS_KEPT)
+
+    return add
+
+
+def _horizon_checked_get(
+    original: Callable[..., list[Any]],
+) -> Callable[..., list[Any]]:
+    def get(shard: Any, start: int, quantity: int) -> list[Any]:
+        # moto would fail an assert (HTTP 500); AWS answers this for an iterator behind the trim horizon.
+        if start < shard.starting_sequence_number:
+            raise _streams_error(
+                "TrimmedDataAccessException",
+                "The requested records are beyond the trim horizon; get a new shard iterator.",
+            )
+        return original(shard, start, quantity)
+
+    return get
+
+
+def _timestamped_init(original: Callable[..., None]) -> Callable[..., None]:
+    def __init__(iterator: Any, *args: Any, **kwargs: Any) -> None:
+        original(iterator, *args, **kwargs)
+        iterator.created_at = time.monotonic()
+
+    return __init__
+
+
+def _expiring_get_records(original: Callable[..., Any]) -> Callable[..., Any]:
+    def get_records(backend: Any, iterator_arn: str, limit: int) -> Any:
+        expire_iterators(
+            backend.shard_iterators, time.monotonic() - STREAM_ITERATOR_LIFETIME_SECONDS
+        )
+        # moto itself would raise KeyError (HTTP 500) for an iterator it does not know.
+        if iterator_arn not in backend.shard_iterators:
+            raise _streams_error(
+                "ExpiredIteratorException",
+                "Iterator expired; get a new shard iterator.",
+            )
+        return original(backend, iterator_arn, limit)
+
+    return get_records
+
+
+# moto's BaseModel appends every instance it ever creates to a class-level list, only for the /moto-api
+# dashboard. For these services that is every item version, query result copy, stream record, shard
+# iterator and received message: trimming streams would free nothing while those lists hold them.
+_UNTRACKED_SERVICES = frozenset({"dynamodb", "dynamodbstreams", "sqs"})
+
+
+def _selectively_tracked_new(base: type) -> Callable[..., Any]:
+    def __new__(cls: type, *args: Any, **kwargs: Any) -> Any:
+        instance = super(base, cls).__new__(cls)  # type: ignore[misc]
+        # The same service key moto's InstanceTrackerMeta files classes under.
+        if cls.__module__.split(".")[1] not in _UNTRACKED_SERVICES:
+            cls.instances_tracked.append(instance)  # type: ignore[attr-defined]
+        return instance
+
+    return __new__
+
+
+# --------------------------------------------------------------------------------------
+# SQS long polls: never hold a lock while waiting.
+# --------------------------------------------------------------------------------------
+
+
+def _wait_outside_queue_lock(original: Callable[..., None]) -> Callable[..., None]:
+    """moto's ReceiveMessage waits in Queue.wait_for_messages (a Condition, up to 1 s per round) until
+    messages arrive or WaitTimeSeconds pass: release the SQS lock meanwhile, so a SendMessage can get in
+    and wake the poll, and take it back before moto touches the queue again."""
+
+    def wait_for_messages(queue: Any, timeout: int) -> None:
+        if not getattr(_held, "queues", False):
+            return original(queue, timeout)
+        _QUEUES_LOCK.release()
+        try:
+            return original(queue, timeout)
+        finally:
+            _QUEUES_LOCK.acquire()
+
+    return wait_for_messages
+
+
+# --------------------------------------------------------------------------------------
+# Installing the patches (server process only).
+# --------------------------------------------------------------------------------------
+
+_installed = False
+
+
+def moto_patches() -> list[tuple[type, str, Any]]:
+    """(owner, attribute, replacement) for every moto patch this server applies; tests apply them reversibly."""
+    from moto.core.common_models import BaseModel
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.table import StreamShard
+    from moto.dynamodbstreams.models import DynamoDBStreamsBackend, ShardIterator
+    from moto.sqs.models import Queue
+
+    return [
+        (DynamoDBBackend, "transact_write_items", transact_write_items),
+        (StreamShard, "add", _trimming_add(StreamShard.add)),
+        (StreamShard, "get", _horizon_checked_get(StreamShard.get)),
+        (ShardIterator, "__init__", _timestamped_init(ShardIterator.__init__)),
+        (
+            DynamoDBStreamsBackend,
+            "get_records",
+            _expiring_get_records(DynamoDBStreamsBackend.get_records),
+        ),
+        (Queue, "wait_for_messages", _wait_outside_queue_lock(Queue.wait_for_messages)),
+        (BaseModel, "__new__", staticmethod(_selectively_tracked_new(BaseModel))),
+    ]
+
+
+def install_patches() -> None:
+    """Patch moto in this process (idempotent). Only the server process should call this."""
+    global _installed
+    if _installed:
+        return
+    _warn_if_moto_changed()
+    for owner, name, replacement in moto_patches():
+        setattr(owner, name, replacement)
+    _installed = True
+
+
+def _warn_if_moto_changed() -> None:
+    import moto
+    from moto.dynamodb.models import DynamoDBBackend
+
+    version = tuple(int(part) for part in re.findall(r"\d+", moto.__version__)[:3])
+    low, high = MOTO_VERSIONS_CHECKED
+    if not low <= version < high:
+        logger.warning(
+            "moto %s is outside the range local/moto_server.py's patches were checked against (%s to before %s)",
+            moto.__version__,
+            ".".join(map(str, low)),
+            ".".join(map(str, high)),
+        )
+    with contextlib.suppress(OSError, TypeError):  # no source shipped: nothing to tell
+        if "deepcopy" not in inspect.getsource(DynamoDBBackend.transact_write_items):
+            logger.warning(
+                "moto's transact_write_items no longer copies tables: drop its patch in local/moto_server.py"
+            )
+
+
+# --------------------------------------------------------------------------------------
+# Serving.
+# --------------------------------------------------------------------------------------
+
+
+def build_app() -> SerializedApp:
+    """moto's own server app (the one ThreadedMotoServer serves) behind the service locks."""
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        create_backend_app,
+    )
+
+    return SerializedApp(DomainDispatcherApplication(create_backend_app))
+
+
+def _quiet_request_handler() -> type:
+    from moto.moto_server.werkzeug_app import MotoRequestHandler
+
+    class QuietRequestHandler(MotoRequestHandler):
+        """moto's request handler without werkzeug's access log line per request (errors still log)."""
+
+        def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+            return None
+
+    return QuietRequestHandler
+
+
+def serve(
+    host: str,
+    port: int,
+    ready: ProcessEvent | threading.Event | None = None,
+    *,
+    on_bound: Callable[[int], None] | None = None,
+) -> None:
+    """Serve moto on a loopback host:port until SIGTERM/SIGINT, or until the parent process dies.
+
+    Patches moto first. Call from the main thread of the process that will run moto. `port=0` binds a free
+    port; `on_bound` receives the bound port, and `ready` is set, once the socket listens. Raises ValueError
+    for a non-loopback host.
+    """
+    from werkzeug.serving import make_server
+
+    _require_loopback(host)
+    install_patches()
+    server = make_server(
+        host, port, build_app(), threaded=True, request_handler=_quiet_request_handler()
+    )
+    _stop_on_signals(server)
+    _stop_when_parent_dies(server)
+    bound_port = server.server_address[1]
+    if on_bound is not None:
+        on_bound(bound_port)
+    if ready is not None:
+        ready.set()
+    logger.info("moto listening on %s", endpoint_url(host, bound_port))
+    try:
+        # poll_interval: how quickly a stop request is noticed.
+        server.serve_forever(poll_interval=0.1)
+    finally:
+        server.server_close()
+        logger.info("moto stopped")
+
+
+def _stop_on_signals(server: BaseWSGIServer) -> None:
+    if threading.current_thread() is not threading.main_thread():
+        return  # signal handlers can only be set from the main thread; the caller stops us then
+
+    def stop(signum: int, frame: Any) -> None:
+        # shutdown() waits for serve_forever to return, which runs on this very thread: ask from another.
+        threading.Thread(
+            target=server.shutdown, name="moto-shutdown", daemon=True
+        ).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    # A MotoProcess child ignores Ctrl-C on purpose: the parent stops it last, after its own shutdown calls.
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        signal.signal(signal.SIGINT, stop)
+
+
+def _stop_when_parent_dies(server: BaseWSGIServer) -> None:
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return  # run from a terminal: the terminal's Ctrl-C stops us
+
+    def watch() -> None:
+        # The sentinel closes when the parent exits; the ppid check covers a sentinel a grandchild inherited.
+        while parent.is_alive() and os.getppid() == parent.pid:
+            parent.join(timeout=1.0)
+        logger.warning("parent process %s is gone: stopping moto", parent.pid)
+        server.shutdown()
+
+    threading.Thread(target=watch, name="moto-parent-watch", daemon=True).start()
+
+
+def _require_loopback(host: str) -> None:
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        address = ipaddress.ip_address(socket.gethostbyname(host))
+    if not address.is_loopback:
+        raise ValueError(f"moto must bind to a loopback address only, not {host!r}")
+
+
+def endpoint_url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+# --------------------------------------------------------------------------------------
+# The parent side.
+# --------------------------------------------------------------------------------------
+
+
+def _child_main(host: str, port: int, port_sender: Any) -> None:
+    """Entry point of the spawned server process."""
+    # The parent decides when we stop: last, after its own shutdown calls.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logging.basicConfig(level=logging.WARNING, format=_LOG_FORMAT)
+
+    def report(bound_port: int) -> None:
+        port_sender.send(bound_port)
+        port_sender.close()
+
+    serve(host, port, on_bound=report)
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """Ignore Ctrl-C while spawning, so the child inherits SIG_IGN from its very first instruction.
+
+    Python keeps an inherited SIG_IGN instead of installing its KeyboardInterrupt handler, which closes the
+    window before _child_main runs (a Ctrl-C reaches the whole foreground process group).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may touch handlers; _child_main still ignores SIGINT early on
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
+class MotoProcess:
+    """moto's server in a spawned child process; stop it last so other components' shutdown calls reach it."""
+
+    def __init__(self) -> None:
+        self._process: BaseProcess | None = None
+        self._endpoint: str | None = None
+
+    @property
+    def endpoint(self) -> str:
+        """The server's URL, e.g. http://127.0.0.1:PORT. Raises RuntimeError before start()."""
+        if self._endpoint is None:
+            raise RuntimeError("MotoProcess is not started")
+        return self._endpoint
+
+    def start(
+        self, host: str = "127.0.0.1", port: int = 0, timeout: float = 20.0
+    ) -> str:
+        """Spawn the server and wait until it answers HTTP; return its URL.
+
+        Raises ValueError for a non-loopback host, RuntimeError if already started or if the child exits,
+        TimeoutError if it does not answer within `timeout` seconds.
+        """
+        if self._process is not None:
+            raise RuntimeError("MotoProcess is already started")
+        _require_loopback(host)
+        context = multiprocessing.get_context("spawn")
+        receiver, sender = context.Pipe(duplex=False)
+        # daemon: if the owner forgets stop(), multiprocessing terminates us at its exit instead of hanging.
+        process = context.Process(
+            target=_child_main,
+            args=(host, port, sender),
+            name="moto-server",
+            daemon=True,
+        )
+        with _sigint_ignored():
+            process.start()
+        self._process = process
+        sender.close()  # only the child holds it now, so its death reads as EOF below
+        deadline = time.monotonic() + timeout
+        try:
+            bound_port = _receive_port(receiver, process, deadline)
+            _wait_until_answering(host, bound_port, process, deadline)
+        except BaseException:
+            self.stop()
+            raise
+        finally:
+            receiver.close()
+        self._endpoint = endpoint_url(host, bound_port)
+        logger.info("moto server (pid %s) answering on %s", process.pid, self._endpoint)
+        return self._endpoint
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM the server, then kill it if it has not exited within `timeout` seconds. Idempotent."""
+        process, self._process, self._endpoint = self._process, None, None
+        if process is None:
+            return
+        if process.is_alive():
+            process.terminate()
+            process.join(timeout)
+        if process.is_alive():
+            logger.warning(
+                "moto server (pid %s) ignored SIGTERM for %.1f s: killing it",
+                process.pid,
+                timeout,
+            )
+            process.kill()
+            process.join()
+        process.close()
+
+    def __enter__(self) -> Self:
+        if self._process is None:
+            self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def _receive_port(receiver: Any, process: BaseProcess, deadline: float) -> int:
+    if not receiver.poll(max(0.0, deadline - time.monotonic())):
+        raise TimeoutError("moto server did not bind its port in time")
+    try:
+        return int(receiver.recv())
+    except EOFError:
+        process.join(1.0)
+        raise RuntimeError(
+            f"moto server exited before binding (exit code {process.exitcode})"
+        ) from None
+
+
+def _wait_until_answering(
+    host: str, port: int, process: BaseProcess, deadline: float
+) -> None:
+    while True:
+        try:
+            _probe(host, port)
+            return
+        except (OSError, http.client.HTTPException):
+            if not process.is_alive():
+                raise RuntimeError(
+                    f"moto server exited (exit code {process.exitcode})"
+                ) from None
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"moto server did not answer on {host}:{port} in time"
+                ) from None
+            time.sleep(0.05)
+
+
+def _probe(host: str, port: int) -> None:
+    """Any HTTP answer will do: it proves the server accepts and handles requests."""
+    connection = http.client.HTTPConnection(host, port, timeout=2.0)
+    try:
+        connection.request("GET", _PROBE_PATH)
+        connection.getresponse().read()
+    finally:
+        connection.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description="Run the local moto server in the foreground."
+    )
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="loopback address to bind (default 127.0.0.1)",
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=5000,
+        help="port to bind, 0 for any free one (default 5000)",
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format=_LOG_FORMAT)
+    serve(args.host, args.port)
+
+
+if __name__ == "__main__":
+    main()
