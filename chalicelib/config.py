@@ -67,7 +67,6 @@ class Settings:
     paypal_webhook_id: str | None
     payment_return_url: str
     payment_cancel_url: str
-    currency: str
 
     def table_name(self, logical: str) -> str:
         return f"{self.table_prefix}{logical}"
@@ -125,7 +124,6 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         paypal_webhook_id=_opt(env, "PAYPAL_WEBHOOK_ID"),
         payment_return_url=env.get("PAYMENT_RETURN_URL", "http://127.0.0.1:8000/paypal/return"),
         payment_cancel_url=env.get("PAYMENT_CANCEL_URL", "http://127.0.0.1:8000/paypal/cancel"),
-        currency=env.get("CURRENCY", "USD"),
     )
 
 
