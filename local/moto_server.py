@@ -80,9 +80,7 @@ def locks_for(environ: dict[str, Any]) -> tuple[threading.Lock, ...]:
     target = environ.get("HTTP_X_AMZ_TARGET", "")
     if target.startswith(_DYNAMODB_TARGETS):
         return (_TABLES_LOCK,)
-    if target.startswith(_SQS_TARGET) or _SQS_SIGNING_SCOPE in environ.get(
-        "HTTP_AUTHORIZATION", ""
-    ):
+    if target.startswith(_SQS_TARGET) or _SQS_SIGNING_SCOPE in environ.get("HTTP_AUTHORIZATION", ""):
         return (_QUEUES_LOCK,)
     return (_OTHERS_LOCK,)
 
@@ -106,9 +104,7 @@ class SerializedApp:
     def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
         self._app = app
 
-    def __call__(
-        self, environ: dict[str, Any], start_response: Callable[..., Any]
-    ) -> list[bytes]:
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
         _buffer_body(environ)
         with _holding(locks_for(environ)):
             return [_drain(self._app(environ, start_response))]
@@ -176,9 +172,7 @@ def transact_write_items(backend: Any, transact_items: list[dict[str, Any]]) -> 
     _apply(backend, checked)
 
 
-def _check(
-    backend: Any, entry: dict[str, Any], claimed: set[tuple[str, str]]
-) -> _Checked:
+def _check(backend: Any, entry: dict[str, Any], claimed: set[tuple[str, str]]) -> _Checked:
     """Condition and rehearse one item, in the order moto's own loop does."""
     from moto.dynamodb.exceptions import (
         MockValidationException,
@@ -199,7 +193,7 @@ def _check(
         return _Checked(op_type, op, key, reason or _PASSED)
     except MockValidationException:
         raise
-    except Exception as error:  # noqa: BLE001 - moto makes any other failure that item's reason
+    except Exception as error:  # moto makes any other failure that item's cancellation reason
         return _Checked(op_type, op, key, (type(error).__name__, str(error), None))
 
 
@@ -260,17 +254,13 @@ class _ScratchBackend:
         return getattr(self._backend, name)
 
 
-def _rehearse(
-    backend: Any, op_type: str, op: dict[str, Any], key: dict[str, Any], current: Any
-) -> None:
+def _rehearse(backend: Any, op_type: str, op: dict[str, Any], key: dict[str, Any], current: Any) -> None:
     """Run moto's own write against a throwaway table holding a copy of just this item.
 
     moto validates much of a write only while applying it (update expression operand types, item size, key
     types...). Failing here, before anything is applied, keeps the transaction all-or-nothing.
     """
-    scratch = _ScratchBackend(
-        backend, _scratch_table(backend.get_table(op["TableName"]), current)
-    )
+    scratch = _ScratchBackend(backend, _scratch_table(backend.get_table(op["TableName"]), current))
     _write(scratch, op_type, op, key)
 
 
@@ -298,15 +288,11 @@ def _apply(backend: Any, checked: list[_Checked]) -> None:
                 applied += 1
     except Exception:
         # Only reachable if the rehearsal missed a check moto makes: say loudly that atomicity was lost.
-        logger.exception(
-            "TransactWriteItems failed after applying %d write(s)", applied
-        )
+        logger.exception("TransactWriteItems failed after applying %d write(s)", applied)
         raise
 
 
-def _write(
-    backend: Any, op_type: str, op: dict[str, Any], key: dict[str, Any] | None
-) -> None:
+def _write(backend: Any, op_type: str, op: dict[str, Any], key: dict[str, Any] | None) -> None:
     """One Put/Update/Delete through moto's own backend methods, so stream records are produced as usual.
 
     Called unbound so `backend` may be the real backend or a _ScratchBackend; the arguments are the ones
@@ -407,9 +393,7 @@ def _timestamped_init(original: Callable[..., None]) -> Callable[..., None]:
 
 def _expiring_get_records(original: Callable[..., Any]) -> Callable[..., Any]:
     def get_records(backend: Any, iterator_arn: str, limit: int) -> Any:
-        expire_iterators(
-            backend.shard_iterators, time.monotonic() - STREAM_ITERATOR_LIFETIME_SECONDS
-        )
+        expire_iterators(backend.shard_iterators, time.monotonic() - STREAM_ITERATOR_LIFETIME_SECONDS)
         # moto itself would raise KeyError (HTTP 500) for an iterator it does not know.
         if iterator_arn not in backend.shard_iterators:
             raise _streams_error(
@@ -565,9 +549,7 @@ def serve(
 
     _require_loopback(host)
     install_patches()
-    server = make_server(
-        host, port, build_app(), threaded=True, request_handler=_quiet_request_handler()
-    )
+    server = make_server(host, port, build_app(), threaded=True, request_handler=_quiet_request_handler())
     _stop_on_signals(server)
     _stop_when_parent_dies(server)
     bound_port = server.server_address[1]
@@ -590,9 +572,7 @@ def _stop_on_signals(server: BaseWSGIServer) -> None:
 
     def stop(signum: int, frame: Any) -> None:
         # shutdown() waits for serve_forever to return, which runs on this very thread: ask from another.
-        threading.Thread(
-            target=server.shutdown, name="moto-shutdown", daemon=True
-        ).start()
+        threading.Thread(target=server.shutdown, name="moto-shutdown", daemon=True).start()
 
     signal.signal(signal.SIGTERM, stop)
     # A MotoProcess child ignores Ctrl-C on purpose: the parent stops it last, after its own shutdown calls.
@@ -678,9 +658,7 @@ class MotoProcess:
             raise RuntimeError("MotoProcess is not started")
         return self._endpoint
 
-    def start(
-        self, host: str = "127.0.0.1", port: int = 0, timeout: float = 20.0
-    ) -> str:
+    def start(self, host: str = "127.0.0.1", port: int = 0, timeout: float = 20.0) -> str:
         """Spawn the server and wait until it answers HTTP; return its URL.
 
         Raises ValueError for a non-loopback host, RuntimeError if already started or if the child exits,
@@ -749,27 +727,19 @@ def _receive_port(receiver: Any, process: BaseProcess, deadline: float) -> int:
         return int(receiver.recv())
     except EOFError:
         process.join(1.0)
-        raise RuntimeError(
-            f"moto server exited before binding (exit code {process.exitcode})"
-        ) from None
+        raise RuntimeError(f"moto server exited before binding (exit code {process.exitcode})") from None
 
 
-def _wait_until_answering(
-    host: str, port: int, process: BaseProcess, deadline: float
-) -> None:
+def _wait_until_answering(host: str, port: int, process: BaseProcess, deadline: float) -> None:
     while True:
         try:
             _probe(host, port)
             return
         except (OSError, http.client.HTTPException):
             if not process.is_alive():
-                raise RuntimeError(
-                    f"moto server exited (exit code {process.exitcode})"
-                ) from None
+                raise RuntimeError(f"moto server exited (exit code {process.exitcode})") from None
             if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"moto server did not answer on {host}:{port} in time"
-                ) from None
+                raise TimeoutError(f"moto server did not answer on {host}:{port} in time") from None
             time.sleep(0.05)
 
 
@@ -784,9 +754,7 @@ def _probe(host: str, port: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        description="Run the local moto server in the foreground."
-    )
+    parser = argparse.ArgumentParser(description="Run the local moto server in the foreground.")
     parser.add_argument(
         "--host",
         default="127.0.0.1",
