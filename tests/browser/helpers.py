@@ -1,0 +1,152 @@
+"""Helpers for the browser tests: a little REST (setup only) and the UI steps the tests share."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+
+PASSWORD = "correct-horse-battery"
+# What one user does reaches the others "within a second": 2 s leaves room for a loaded machine.
+LIVE_TIMEOUT_MS = int(os.environ.get("BROWSER_TESTS_LIVE_TIMEOUT_MS", "2000"))
+# The server's answer to the page's own request (select/unselect ack, snapshot): not what these tests time.
+ACK_TIMEOUT_MS = 10_000
+SLOW_TIMEOUT_MS = 30_000  # SQS workers (purchase, refund) and the PayPal round trip
+
+
+@dataclass(frozen=True)
+class Showtime:
+    event_id: str
+    showtime_id: str
+    date: str
+    theater: str
+
+    @property
+    def hash_route(self) -> str:
+        return (
+            f"/#/events/{urllib.parse.quote(self.event_id, safe='')}"
+            f"/showtimes/{urllib.parse.quote(self.showtime_id, safe='')}"
+        )
+
+
+def rest(base_url: str, method: str, path: str, body: dict | None = None, token: str | None = None):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(base_url + path, data=data, method=method)
+    req.add_header("Accept", "application/json")
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=30) as res:
+            raw = res.read()
+    except urllib.error.HTTPError as exc:
+        raise AssertionError(f"{method} {path} -> {exc.code}: {exc.read()[:500]!r}") from None
+    return json.loads(raw) if raw else None
+
+
+def wait_healthy(base_url: str, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            rest(base_url, "GET", "/api/health/")
+            return
+        except (AssertionError, OSError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.3)
+
+
+def list_showtimes(base_url: str) -> list[Showtime]:
+    found: list[Showtime] = []
+    for event in rest(base_url, "GET", "/api/events/?limit=100")["results"]:
+        detail = rest(base_url, "GET", f"/api/events/{urllib.parse.quote(str(event['id']), safe='')}/")
+        for s in detail.get("showtimes", []):
+            found.append(Showtime(str(event["id"]), str(s["showtime_id"]), s["date"], s["theater"]))
+    return found
+
+
+def ticket_prices(base_url: str, showtime: Showtime) -> dict[str, tuple[Decimal, str]]:
+    query = urllib.parse.urlencode({"date": showtime.date, "theater": showtime.theater})
+    listing = rest(base_url, "GET", f"/api/events/{urllib.parse.quote(showtime.event_id, safe='')}/tickets/?{query}")
+    return {str(t["ticket_id"]): (Decimal(t["price"]), t["currency"]) for t in listing["results"]}
+
+
+def unique_email(tag: str) -> str:
+    return f"{tag}-{uuid.uuid4().hex[:10]}@example.com"
+
+
+def register_user(base_url: str, tag: str) -> str:
+    """A fresh account created over REST; returns its email (the password is PASSWORD)."""
+    email = unique_email(tag)
+    rest(base_url, "POST", "/api/auth/register/", {"email": email, "password": PASSWORD})
+    return email
+
+
+# ---- UI steps --------------------------------------------------------------------------------------------------
+
+
+def ui_login(page, email: str, password: str = PASSWORD) -> None:
+    page.goto("/#/login")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url("**/#/events")
+    page.locator(".page-title", has_text="Events").wait_for()
+
+
+def ui_register(page, email: str, password: str = PASSWORD) -> None:
+    page.goto("/#/register")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Create account").click()
+    page.wait_for_url("**/#/events")
+    page.locator(".page-title", has_text="Events").wait_for()
+
+
+def seat(page, ticket_id: str):
+    return page.locator(f'button.seat[data-ticket-id="{ticket_id}"]')
+
+
+def wait_live(page) -> None:
+    """The seat map is drawn and its WebSocket is open (and has re-synced)."""
+    page.locator("button.seat[data-ticket-id]").first.wait_for()
+    page.locator('#live-status[data-state="open"]').wait_for()
+
+
+def open_showtime(page, showtime: Showtime) -> None:
+    page.goto(showtime.hash_route)
+    wait_live(page)
+
+
+def available_seats(page, count: int, exclude: set[str] = frozenset()) -> list[str]:
+    ids = page.eval_on_selector_all('button.seat[data-status="available"]', "els => els.map(e => e.dataset.ticketId)")
+    picked = [i for i in ids if i not in exclude][:count]
+    assert len(picked) == count, f"needed {count} available seats, found {len(picked)}"
+    return picked
+
+
+def hold_seats(page, ticket_ids: list[str]) -> None:
+    from playwright.sync_api import expect
+
+    for ticket_id in ticket_ids:
+        seat(page, ticket_id).click()
+        expect(seat(page, ticket_id)).to_have_attribute("data-status", "mine", timeout=ACK_TIMEOUT_MS)
+
+
+def pay_with_emulator(page) -> None:
+    """From the seat map: Pay with PayPal, approve on the emulator's page, land on the return page as paid."""
+    from playwright.sync_api import expect
+
+    page.locator("#pay-button").click()
+    approve = page.get_by_role("button", name="Approve")
+    approve.wait_for(timeout=SLOW_TIMEOUT_MS)
+    approve.click()
+    page.wait_for_url("**/paypal/return**", timeout=SLOW_TIMEOUT_MS)
+    expect(page.locator("#order-status")).to_have_attribute("data-status", "paid", timeout=SLOW_TIMEOUT_MS)

@@ -1,0 +1,140 @@
+// One WebSocket to a showtime room that keeps itself connected: exponential backoff with jitter between
+// attempts, an immediate retry when the browser comes back online, and a fresh access token on each attempt
+// (the token is checked only at the handshake).
+
+const BASE_DELAY_MS = 500;
+const MAX_DELAY_MS = 15_000;
+
+/** Delay before reconnect attempt `n` (1-based): exponential, capped, with "equal jitter". */
+export function backoffDelay(n, random = Math.random) {
+  const ceiling = Math.min(MAX_DELAY_MS, BASE_DELAY_MS * 2 ** Math.max(0, n - 1));
+  return Math.round(ceiling / 2 + random() * (ceiling / 2));
+}
+
+export class LiveConnection {
+  /**
+   * @param {() => Promise<string|null>} urlFactory  builds the URL (null: cannot connect, e.g. logged out)
+   * @param {(msg: object) => void} onMessage         each JSON message from the server
+   * @param {(state: string, info?: object) => void} onState
+   *        'connecting' | 'open' | 'reconnecting' ({attempt, delay, retryAt}) | 'unauthenticated' | 'stopped'
+   */
+  constructor({ urlFactory, onMessage, onState }) {
+    this.urlFactory = urlFactory;
+    this.onMessage = onMessage;
+    this.onState = onState;
+    this.ws = null;
+    this.attempt = 0;
+    this.timer = null;
+    this.stopped = false;
+    this.connecting = false;
+    this.everOpened = false;
+    this.onOnline = () => this.reconnectNow();
+    window.addEventListener('online', this.onOnline);
+  }
+
+  get isOpen() {
+    return this.ws !== null && this.ws.readyState === WebSocket.OPEN;
+  }
+
+  /** Connects (again, after stop(): e.g. a page restored from the back-forward cache). */
+  start() {
+    if (!this.stopped && (this.ws || this.connecting || this.timer)) return;
+    if (this.stopped) window.addEventListener('online', this.onOnline);
+    this.stopped = false;
+    this.connect();
+  }
+
+  async connect() {
+    clearTimeout(this.timer);
+    this.timer = null;
+    if (this.stopped || this.connecting) return;
+    this.connecting = true;
+    try {
+      await this.open();
+    } finally {
+      this.connecting = false;
+    }
+  }
+
+  async open() {
+    this.onState('connecting', { attempt: this.attempt, reconnect: this.everOpened || this.attempt > 0 });
+    let url;
+    try {
+      url = await this.urlFactory();
+    } catch {
+      url = undefined;
+    }
+    if (this.stopped) return;
+    if (url === null) {
+      this.onState('unauthenticated');
+      return;
+    }
+    if (!url) {
+      this.scheduleReconnect();
+      return;
+    }
+    let ws;
+    try {
+      ws = new WebSocket(url);
+    } catch {
+      this.scheduleReconnect();
+      return;
+    }
+    this.ws = ws;
+    ws.addEventListener('open', () => {
+      if (ws !== this.ws) return;
+      const wasReconnect = this.everOpened || this.attempt > 0;
+      this.attempt = 0;
+      this.everOpened = true;
+      this.onState('open', { reconnect: wasReconnect });
+    });
+    ws.addEventListener('message', (event) => {
+      if (ws !== this.ws) return;
+      let msg;
+      try {
+        msg = JSON.parse(event.data);
+      } catch {
+        return;
+      }
+      if (msg && typeof msg === 'object') this.onMessage(msg);
+    });
+    ws.addEventListener('close', () => {
+      if (ws !== this.ws) return;
+      this.ws = null;
+      if (!this.stopped) this.scheduleReconnect();
+    });
+    // 'error' is always followed by 'close', which does the work.
+  }
+
+  scheduleReconnect() {
+    if (this.stopped) return;
+    this.attempt += 1;
+    const delay = backoffDelay(this.attempt);
+    this.onState('reconnecting', { attempt: this.attempt, delay, retryAt: Date.now() + delay });
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.connect(), delay);
+  }
+
+  /** Skips the wait (the user asked, or the network came back). */
+  reconnectNow() {
+    if (this.stopped || this.ws || this.connecting) return;
+    this.connect();
+  }
+
+  /** Sends a JSON message; false when not connected. */
+  send(message) {
+    if (!this.isOpen) return false;
+    this.ws.send(JSON.stringify(message));
+    return true;
+  }
+
+  stop() {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    window.removeEventListener('online', this.onOnline);
+    const ws = this.ws;
+    this.ws = null;
+    if (ws && ws.readyState <= WebSocket.OPEN) ws.close(1000, 'leaving');
+    this.onState('stopped');
+  }
+}

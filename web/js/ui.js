@@ -1,0 +1,69 @@
+// Pieces shared by the views.
+
+import { h } from './util.js';
+
+export function heading(text, level = 1) {
+  // tabindex=-1: the router moves focus here after a navigation, so screen readers hear the new page.
+  return h(`h${level}`, { class: level === 1 ? 'page-title' : null, tabindex: level === 1 ? '-1' : null }, text);
+}
+
+export function loading(text = 'Loading…') {
+  return h('p', { class: 'loading', role: 'status' }, text);
+}
+
+export function errorNotice(err, extra) {
+  const message = err?.message || 'Something went wrong.';
+  return h('div', { class: 'notice notice-error', role: 'alert', 'data-code': err?.code || 'error' },
+    h('p', {}, message), extra || null);
+}
+
+export function notice(text, kind = 'info', extra) {
+  return h('div', { class: `notice notice-${kind}`, role: 'status' }, h('p', {}, text), extra || null);
+}
+
+export function loginLink(next, text = 'Log in') {
+  return h('a', { href: `#/login?next=${encodeURIComponent(next)}`, class: 'button-link' }, text);
+}
+
+export function loginPrompt(text, next) {
+  return h('div', { class: 'notice notice-info', role: 'status' },
+    h('p', {}, text),
+    h('p', { class: 'actions' }, loginLink(next), ' ',
+      h('a', { href: `#/register?next=${encodeURIComponent(next)}` }, 'Create an account')));
+}
+
+export const ORDER_STATUS_TEXT = {
+  created: 'Waiting for your approval at PayPal.',
+  processing: 'Payment received, confirming your seats…',
+  paid: 'Paid. Your tickets are booked.',
+  failed: 'The payment did not go through, or the seats could not be secured (any capture is refunded).',
+  cancelled: 'No payment was taken.',
+  expired: 'The payment window closed before the payment was made.',
+  refund_pending: 'A refund is being processed…',
+  partially_refunded: 'Some tickets were refunded; the others are still yours.',
+  refunded: 'All tickets were refunded.',
+};
+
+/** The `#order-status` line: data-status carries the raw status for tests and styling. */
+export function orderStatusLine(status, id = 'order-status') {
+  const text = ORDER_STATUS_TEXT[status] || '';
+  return h('p', { id, class: 'order-status', 'data-status': status || 'unknown', role: 'status' },
+    'Status: ', h('strong', { class: 'status-chip', 'data-status': status || 'unknown' }, (status || 'unknown').replace(/_/g, ' ')),
+    text ? ` ${text}` : '');
+}
+
+/** Announces text in a live region, even when it repeats the previous message. */
+export function announce(region, text) {
+  region.textContent = '';
+  if (text) requestAnimationFrame(() => { region.textContent = text; });
+}
+
+export const CHECKOUT_KEY = 'tickets.checkout';
+
+export function savedCheckout() {
+  try {
+    return JSON.parse(sessionStorage.getItem(CHECKOUT_KEY) || 'null');
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,205 @@
+// My orders: the list, one order with its tickets, and refunds (single tickets or the whole order).
+
+import { api, session } from '../api.js';
+import { h, formatDateTime, isAbort, money, seatName, append, fill } from '../util.js';
+import { errorNotice, heading, loading, loginPrompt, orderStatusLine } from '../ui.js';
+import { pollOrder } from './payment.js';
+
+const REFUNDABLE = new Set(['paid', 'partially_refunded']);
+const BUSY = new Set(['processing', 'refund_pending']);
+
+const shortId = (id) => String(id).slice(0, 8);
+
+export async function viewOrders(ctx) {
+  ctx.setTitle('My orders');
+  append(ctx.main, heading('My orders'));
+  if (!session.loggedIn) {
+    append(ctx.main, loginPrompt('Log in to see your orders.', '#/orders'));
+    return;
+  }
+  const list = h('ul', { class: 'order-list', 'aria-busy': 'true' });
+  const status = h('p', { class: 'list-status', role: 'status' });
+  const more = h('button', { type: 'button', class: 'secondary load-more', hidden: true }, 'Load more orders');
+  append(ctx.main, list, status, more);
+  let cursor = null;
+  async function loadPage() {
+    more.disabled = true;
+    status.textContent = 'Loading orders…';
+    try {
+      const page = await api.orders({ cursor }, { signal: ctx.signal });
+      for (const order of page.results || []) append(list, orderItem(order));
+      cursor = page.next || null;
+      more.hidden = !cursor;
+      status.textContent = list.children.length ? '' : 'You have no orders yet.';
+    } catch (err) {
+      if (isAbort(err)) return;
+      fill(status, errorNotice(err));
+    } finally {
+      more.disabled = false;
+      list.setAttribute('aria-busy', 'false');
+    }
+  }
+  more.addEventListener('click', async () => {
+    const before = list.children.length;
+    await loadPage();
+    list.children[before]?.querySelector('a')?.focus();
+  });
+  await loadPage();
+}
+
+function orderItem(order) {
+  const count = (order.tickets || []).length;
+  return h('li', { class: 'order-item', 'data-order-id': order.order_id, 'data-status': order.status },
+    h('a', { href: `#/orders/${encodeURIComponent(order.order_id)}` }, `Order ${shortId(order.order_id)}`),
+    h('span', { class: 'status-chip', 'data-status': order.status }, String(order.status || '').replace(/_/g, ' ')),
+    h('span', { class: 'order-amount' }, money(order.amount, order.currency)),
+    count ? h('span', { class: 'order-count' }, `${count} ticket${count === 1 ? '' : 's'}`) : null,
+    order.created_at ? h('span', { class: 'order-date' }, formatDateTime(order.created_at)) : null);
+}
+
+/** Tickets of this order that can still be refunded (not already refunded or being refunded). */
+function refundableTickets(order) {
+  if (!REFUNDABLE.has(order.status)) return new Set();
+  const taken = new Set((order.refunded_ticket_ids || []).map(String));
+  for (const refund of order.refunds || []) {
+    if (refund.status === 'failed') continue;
+    for (const id of refund.ticket_ids || []) taken.add(String(id));
+  }
+  const ids = new Set();
+  for (const t of order.tickets || []) {
+    const id = String(t.ticket_id);
+    const released = t.refunded === true || t.status === 'refunded' || t.status === 'available' || t.mine === false;
+    if (!released && !taken.has(id)) ids.add(id);
+  }
+  return ids;
+}
+
+export async function viewOrder(ctx, params) {
+  const orderId = params[0];
+  ctx.setTitle(`Order ${shortId(orderId)}`);
+  if (!session.loggedIn) {
+    append(ctx.main, heading('Order'), loginPrompt('Log in to see this order.', `#/orders/${encodeURIComponent(orderId)}`));
+    return;
+  }
+  append(ctx.main, loading('Loading order…'));
+  let order;
+  try {
+    order = await api.order(orderId, { signal: ctx.signal });
+  } catch (err) {
+    if (isAbort(err)) return;
+    fill(ctx.main, heading('Order'), errorNotice(err), h('p', {}, h('a', { href: '#/orders' }, 'All my orders')));
+    return;
+  }
+
+  const statusSlot = h('div', { class: 'status-slot' });
+  const body = h('div', { class: 'order-body' });
+  const refundMessage = h('p', { id: 'refund-message', class: 'refund-message', 'aria-live': 'polite' });
+  fill(ctx.main, 
+    h('p', { class: 'breadcrumb' }, h('a', { href: '#/orders' }, '← My orders')),
+    heading(`Order ${shortId(orderId)}`),
+    statusSlot, refundMessage, body);
+
+  let polling = false;
+  const render = (o) => {
+    order = o;
+    fill(statusSlot, orderStatusLine(o.status));
+    renderBody(o);
+  };
+
+  function renderBody(o) {
+    const refundable = refundableTickets(o);
+    const busy = BUSY.has(o.status) || polling;
+    const checkboxes = [];
+    const selectedButton = h('button', { type: 'button', class: 'secondary', id: 'refund-selected', disabled: true }, 'Refund selected tickets');
+    const allButton = h('button', { type: 'button', class: 'danger', id: 'refund-all', disabled: busy || refundable.size === 0 }, 'Refund the whole order');
+    const syncButtons = () => {
+      selectedButton.disabled = busy || !checkboxes.some((c) => c.checked);
+    };
+    const items = (o.tickets || []).map((t) => {
+      const id = String(t.ticket_id);
+      const price = money(t.price, t.currency || o.currency);
+      if (!refundable.has(id)) {
+        const note = REFUNDABLE.has(o.status) || o.status === 'refunded' ? ' · refunded' : '';
+        return h('li', { 'data-ticket-id': id }, `${seatName(t)} · ${price}${note}`);
+      }
+      const box = h('input', { type: 'checkbox', id: `refund-${id}`, value: id, 'data-ticket-id': id, disabled: busy });
+      box.addEventListener('change', syncButtons);
+      checkboxes.push(box);
+      return h('li', { 'data-ticket-id': id }, box, ' ', h('label', { for: box.id }, `${seatName(t)} · ${price}`));
+    });
+    async function refund(ticketIds) {
+      selectedButton.disabled = true;
+      allButton.disabled = true;
+      refundMessage.textContent = 'Asking for the refund…';
+      try {
+        const r = await api.refund(o.order_id || orderId, ticketIds, { signal: ctx.signal });
+        refundMessage.textContent = `Refund of ${money(r.amount, r.currency)} requested. It is being processed…`;
+        await follow({ ...o, status: 'refund_pending' });
+        refundMessage.textContent = order.status === 'refund_pending'
+          ? 'The refund is still being processed. Check this page again later.'
+          : `Refund finished: the order is now ${order.status.replace(/_/g, ' ')}.`;
+        const failed = (order.refunds || []).find((x) => x.refund_id === r.refund_id && x.status === 'failed');
+        if (failed) refundMessage.textContent = `The refund failed${failed.reason ? `: ${failed.reason}` : '.'}`;
+      } catch (err) {
+        if (isAbort(err)) return;
+        refundMessage.textContent = err.message;
+        syncButtons();
+        allButton.disabled = refundable.size === 0;
+      }
+    }
+    selectedButton.addEventListener('click', () => refund(checkboxes.filter((c) => c.checked).map((c) => c.value)));
+    allButton.addEventListener('click', () => refund(null));
+
+    fill(body, 
+      h('dl', { class: 'order-facts' },
+        h('dt', {}, 'Amount'), h('dd', {}, money(o.amount, o.currency)),
+        o.created_at ? [h('dt', {}, 'Ordered'), h('dd', {}, formatDateTime(o.created_at))] : null,
+        h('dt', {}, 'Order id'), h('dd', { class: 'mono' }, o.order_id || orderId)),
+      h('fieldset', { class: 'order-tickets' },
+        h('legend', {}, refundable.size ? 'Tickets (tick the ones to refund)' : 'Tickets'),
+        h('ul', {}, items)),
+      refundable.size ? h('p', { class: 'actions' }, selectedButton, ' ', allButton) : null,
+      o.status === 'created' && o.approval_url
+        ? h('p', { class: 'actions' }, h('a', { href: o.approval_url, class: 'button-link' }, 'Continue to PayPal to pay'))
+        : null,
+      o.failure_reason ? h('p', { class: 'failure-reason' }, `Reason: ${o.failure_reason}`) : null,
+      refundsList(o));
+  }
+
+  async function follow(start) {
+    polling = true;
+    render(start);
+    try {
+      const fresh = await api.order(orderId, { signal: ctx.signal });
+      polling = BUSY.has(fresh.status) || (fresh.refunds || []).some((r) => r.status === 'pending');
+      render(fresh);
+      await pollOrder(orderId, {
+        signal: ctx.signal,
+        first: fresh,
+        keepGoing: (x) => BUSY.has(x.status) || (x.refunds || []).some((r) => r.status === 'pending'),
+        render: (x) => {
+          polling = BUSY.has(x.status) || (x.refunds || []).some((r) => r.status === 'pending');
+          render(x);
+        },
+      });
+    } finally {
+      polling = false;
+      render(order);
+    }
+  }
+
+  render(order);
+  if (BUSY.has(order.status)) follow(order).catch(() => {});
+}
+
+function refundsList(o) {
+  const refunds = o.refunds || [];
+  if (!refunds.length) return null;
+  return h('section', { class: 'refunds' },
+    h('h2', {}, 'Refunds'),
+    h('ul', {}, refunds.map((r) => h('li', { 'data-refund-id': r.refund_id, 'data-status': r.status },
+      h('span', { class: 'status-chip', 'data-status': r.status }, r.status), ' ',
+      money(r.amount, r.currency || o.currency),
+      r.reason ? ` · ${r.reason}` : ''))));
+}
+

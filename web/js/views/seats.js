@@ -1,0 +1,394 @@
+// The seat map of one showtime: REST listing first, then live over the WebSocket, plus the cart and checkout.
+
+import { api, liveUrl, session } from '../api.js';
+import { LiveConnection } from '../live.js';
+import { SeatMap } from '../seatmap.js';
+import { h, clear, countdown, formatDateTime, formatTime, isAbort, money, parseTime, seatName, append, fill } from '../util.js';
+import { announce, CHECKOUT_KEY, errorNotice, heading, loading, loginPrompt } from '../ui.js';
+
+const PENDING_TIMEOUT_MS = 8_000;
+const SNAPSHOT_TIMEOUT_MS = 4_000;
+
+function errorText(code, name, serverMessage) {
+  switch (code) {
+    case 'limit_reached': {
+      const n = /\b(\d+)\b/.exec(serverMessage || '')?.[1] || '4';
+      return `You can hold at most ${n} seats for this showtime`;
+    }
+    case 'ticket_unavailable': return `${name} is not available: someone else holds it or it is sold.`;
+    case 'not_holder': return `You do not hold ${name} (your hold may have expired).`;
+    case 'checkout_in_progress': return `${name} is in checkout: finish or cancel the payment first.`;
+    case 'busy': return `The server is busy and could not update ${name}. Please try again.`;
+    case 'not_found': return `${name} is not part of this showtime.`;
+    case 'bad_request': return `The server did not understand the request${serverMessage ? `: ${serverMessage}` : '.'}`;
+    default: return serverMessage || `The server refused the request (${code || 'unknown error'}).`;
+  }
+}
+
+export async function viewSeats(ctx, params) {
+  const [eventId, showtimeId] = params;
+  const here = `#/events/${encodeURIComponent(eventId)}/showtimes/${encodeURIComponent(showtimeId)}`;
+  append(ctx.main, loading('Loading seats…'));
+
+  let event;
+  try {
+    event = await api.event(eventId, { signal: ctx.signal });
+  } catch (err) {
+    if (isAbort(err)) return;
+    fill(ctx.main, heading('Seats'), errorNotice(err), h('p', {}, h('a', { href: '#/events' }, 'Back to events')));
+    return;
+  }
+  const showtime = (event.showtimes || []).find((s) => String(s.showtime_id) === String(showtimeId));
+  if (!showtime) {
+    fill(ctx.main, heading(event.title), errorNotice({ message: 'This showtime does not exist (any more).' }),
+      h('p', {}, h('a', { href: `#/events/${encodeURIComponent(eventId)}` }, 'Pick another showtime')));
+    return;
+  }
+  ctx.setTitle(`Seats: ${event.title}`);
+  const loggedIn = session.loggedIn;
+
+  let live = null; // LiveConnection, when logged in
+  let snapshotTimer = null;
+  let retryAt = null;
+  let restoredTimer = null;
+  let cart = null;
+  let cartTimer = null;
+  let cartGeneration = 0;
+
+  // ---- layout ---------------------------------------------------------------------------------------------
+  const banner = h('div', { id: 'conn-banner', class: 'conn-banner', role: 'status', 'data-state': 'idle', hidden: true });
+  const liveBadge = h('span', { id: 'live-status', class: 'live-status', 'data-state': loggedIn ? 'connecting' : 'off' },
+    loggedIn ? 'Connecting…' : 'Not live');
+  const messageInfo = h('p', { id: 'seat-message', class: 'seat-message', 'aria-live': 'polite' });
+  const messageError = h('p', { id: 'seat-error', class: 'seat-error', 'aria-live': 'assertive' });
+  const hallBox = h('div', { class: 'hall-scroll' });
+  const cartHeading = h('h2', { id: 'cart-heading', tabindex: '-1' }, 'Your seats');
+  const cartBody = h('div', { class: 'cart-body' });
+  const payButton = h('button', { type: 'button', id: 'pay-button', class: 'primary pay', disabled: true }, 'Pay with PayPal');
+  const payStatus = h('p', { class: 'pay-status', role: 'status' });
+  const skip = h('button', { type: 'button', class: 'skip-link' }, 'Skip the seat map');
+  skip.addEventListener('click', () => cartHeading.focus());
+
+  fill(ctx.main, 
+    h('p', { class: 'breadcrumb' }, h('a', { href: `#/events/${encodeURIComponent(eventId)}` }, `← ${event.title}`)),
+    heading(event.title),
+    h('p', { class: 'meta' }, `${showtime.starts_at ? formatDateTime(showtime.starts_at) : showtime.date} · ${showtime.theater} `, liveBadge),
+    banner,
+    loggedIn ? null : loginPrompt('Log in to choose seats. The map below is not updated live until you do.', here),
+    h('div', { class: 'seat-layout' },
+      h('section', { class: 'hall-panel', 'aria-labelledby': 'hall-heading' },
+        h('h2', { id: 'hall-heading', class: 'visually-hidden' }, 'Seat map'),
+        skip,
+        legend(),
+        h('div', { class: 'messages' }, messageInfo, messageError),
+        h('div', { class: 'screen', 'aria-hidden': 'true' }, 'Screen'),
+        hallBox,
+        h('p', { class: 'hint' }, 'Use Tab or the arrow keys to move between seats, Enter or Space to pick or release one.')),
+      h('aside', { class: 'cart', 'aria-labelledby': 'cart-heading' }, cartHeading, cartBody, payButton, payStatus)),
+  );
+
+  const say = (text) => { messageError.textContent = ''; announce(messageInfo, text); };
+  const complain = (text) => { messageInfo.textContent = ''; announce(messageError, text); };
+
+  // ---- seat map -------------------------------------------------------------------------------------------
+  const pendingActions = new Map(); // ticket_id -> {action, timer, retried}
+  const seatMap = new SeatMap(hallBox, {
+    label: `Seats for ${event.title}, ${showtime.theater}`,
+    onActivate: (t, view) => activate(t, view),
+    onMineExpired: (t) => { complain(`Your hold on ${seatName(t)} has expired.`); scheduleCart(); },
+    onUnknownTicket: () => requestResync(),
+  });
+  const forShowtime = (list) => (list || []).filter((t) => !t.showtime_id || String(t.showtime_id) === String(showtimeId));
+
+  async function loadListing() {
+    const listing = await api.tickets(eventId, { date: showtime.date, theater: showtime.theater }, { signal: ctx.signal });
+    seatMap.load(forShowtime(listing.results));
+  }
+  try {
+    await loadListing();
+  } catch (err) {
+    if (isAbort(err)) return;
+    append(hallBox, errorNotice(err));
+  }
+
+  function send(action, t, retried = false) {
+    if (!live || !live.send({ action, ticket_id: t.id })) {
+      complain('The live connection is down, so seats cannot change right now. It reconnects by itself.');
+      return;
+    }
+    seatMap.setPending(t.id, true);
+    const entry = pendingActions.get(t.id);
+    if (entry) clearTimeout(entry.timer);
+    pendingActions.set(t.id, {
+      action,
+      retried,
+      timer: setTimeout(() => {
+        pendingActions.delete(t.id);
+        seatMap.setPending(t.id, false);
+        complain(`No answer from the server about ${seatName(t)}. Please try again.`);
+        requestResync();
+      }, PENDING_TIMEOUT_MS),
+    });
+  }
+
+  function settle(id) {
+    const entry = pendingActions.get(String(id));
+    if (entry) clearTimeout(entry.timer);
+    pendingActions.delete(String(id));
+    seatMap.setPending(id, false);
+    return entry;
+  }
+
+  function activate(t, view) {
+    if (!loggedIn) {
+      complain('Log in to choose seats.');
+      return;
+    }
+    if (seatMap.isPending(t.id)) return;
+    if (view === 'available') send('select', t);
+    else if (view === 'mine') send('unselect', t);
+    else if (view === 'held') complain(`${seatName(t)} is held by another customer.`);
+    else if (view === 'sold') complain(t.mine ? `${seatName(t)} is already yours.` : `${seatName(t)} is sold.`);
+  }
+
+  // ---- cart -----------------------------------------------------------------------------------------------
+  function scheduleCart(delay = 150) {
+    if (!loggedIn) return;
+    clearTimeout(cartTimer);
+    cartTimer = setTimeout(refreshCart, delay);
+  }
+
+  async function refreshCart() {
+    const generation = ++cartGeneration;
+    try {
+      const next = await api.cart(showtimeId, { signal: ctx.signal });
+      if (generation !== cartGeneration) return;
+      cart = next;
+      renderCart();
+    } catch (err) {
+      if (isAbort(err) || generation !== cartGeneration) return;
+      fill(cartBody, errorNotice(err));
+      payButton.disabled = true;
+    }
+  }
+
+  function renderCart() {
+    clear(cartBody);
+    if (!loggedIn) {
+      append(cartBody, h('p', {}, 'Log in to hold seats.'));
+      return;
+    }
+    const tickets = cart?.tickets || [];
+    if (!tickets.length) {
+      append(cartBody, h('p', { class: 'cart-empty' }, 'No seats held yet. Pick your seats on the map.'));
+      payButton.disabled = true;
+      return;
+    }
+    append(cartBody, 
+      h('ul', { class: 'cart-items' }, tickets.map((t) => {
+        const release = h('button', { type: 'button', class: 'link-button', 'aria-label': `Release ${seatName(t)}` }, 'Release');
+        release.addEventListener('click', () => {
+          const known = seatMap.get(t.ticket_id);
+          if (known) activate(known, seatMap.view(known));
+        });
+        return h('li', { 'data-ticket-id': t.ticket_id },
+          h('span', { class: 'cart-seat' }, seatName(t)),
+          h('span', { class: 'cart-price' }, money(t.price, t.currency || cart.currency)),
+          release);
+      })),
+      h('p', { class: 'cart-total' }, 'Total: ', h('strong', { id: 'cart-total', 'data-total': cart.total }, money(cart.total, cart.currency))),
+      h('p', { class: 'cart-expiry', id: 'cart-expiry' }),
+    );
+    payButton.disabled = false;
+    updateCartExpiry();
+  }
+
+  function updateCartExpiry() {
+    const el = cartBody.querySelector('#cart-expiry');
+    if (!el) return;
+    const mine = seatMap.mine();
+    const expiresAt = mine[0]?.expiresAt ?? parseTime(cart?.expires_at);
+    el.textContent = expiresAt ? `Held for you until ${formatTime(expiresAt)} (${countdown(expiresAt - Date.now())} left).` : '';
+  }
+
+  payButton.addEventListener('click', async () => {
+    payButton.disabled = true;
+    payStatus.textContent = 'Creating your PayPal order…';
+    try {
+      const order = await api.createPayment(showtimeId, { signal: ctx.signal });
+      sessionStorage.setItem(CHECKOUT_KEY, JSON.stringify({
+        order_id: order.order_id,
+        paypal_order_id: order.paypal_order_id,
+        approval_url: order.approval_url,
+        event_id: eventId,
+        showtime_id: showtimeId,
+        title: event.title,
+      }));
+      payStatus.textContent = `Taking you to PayPal to pay ${money(order.amount, order.currency)}…`;
+      live?.stop();
+      window.location.assign(order.approval_url);
+    } catch (err) {
+      if (isAbort(err)) return;
+      payStatus.textContent = err.message;
+      payButton.disabled = false;
+      scheduleCart(0);
+    }
+  });
+
+  // ---- live connection ------------------------------------------------------------------------------------
+
+  function requestResync() {
+    if (!live?.send({ action: 'snapshot' })) return;
+    clearTimeout(snapshotTimer);
+    // If no snapshot comes back, the REST listing re-syncs us instead.
+    snapshotTimer = setTimeout(() => { loadListing().catch(() => {}); scheduleCart(0); }, SNAPSHOT_TIMEOUT_MS);
+  }
+
+  function onMessage(msg) {
+    switch (msg.type) {
+      case 'snapshot':
+        clearTimeout(snapshotTimer);
+        seatMap.load(forShowtime(msg.tickets));
+        scheduleCart();
+        break;
+      case 'ticket_status': {
+        const changed = seatMap.applyUpdates(msg.updates);
+        const cartIds = new Set((cart?.tickets || []).map((t) => String(t.ticket_id)));
+        if (changed.some((t) => t.mine || cartIds.has(t.id))) scheduleCart();
+        break;
+      }
+      case 'selected': {
+        settle(msg.ticket_id);
+        const t = seatMap.markMine(msg.ticket_id, msg.expires_at);
+        if (t) {
+          const until = parseTime(msg.expires_at);
+          say(`${seatName(t)} is held for you${until ? ` until ${formatTime(until)}` : ''}.`);
+        }
+        scheduleCart(0);
+        break;
+      }
+      case 'unselected': {
+        settle(msg.ticket_id);
+        const t = seatMap.unmarkMine(msg.ticket_id);
+        if (t) say(`${seatName(t)} released.`);
+        scheduleCart(0);
+        break;
+      }
+      case 'error': {
+        const entry = msg.ticket_id ? settle(msg.ticket_id) : null;
+        const t = msg.ticket_id ? seatMap.get(msg.ticket_id) : null;
+        if (msg.code === 'busy' && t && entry && !entry.retried) {
+          // The contract lets the client retry a collision: once, after a short random pause.
+          setTimeout(() => send(entry.action, t, true), 200 + Math.random() * 400);
+          break;
+        }
+        complain(errorText(msg.code, t ? seatName(t) : 'That seat', msg.message));
+        if (['ticket_unavailable', 'not_holder', 'checkout_in_progress', 'not_found'].includes(msg.code)) requestResync();
+        break;
+      }
+      default:
+        break;
+    }
+  }
+
+  function onState(state, info = {}) {
+    liveBadge.dataset.state = state;
+    banner.dataset.state = state;
+    const lost = state === 'reconnecting' || state === 'unauthenticated' || (state === 'connecting' && info.reconnect);
+    hallBox.dataset.live = lost ? 'off' : 'on';
+    clearTimeout(restoredTimer);
+    if (state === 'open') {
+      liveBadge.textContent = 'Live';
+      retryAt = null;
+      requestResync();
+      scheduleCart(0);
+      if (info.reconnect) {
+        banner.hidden = false;
+        banner.dataset.state = 'restored';
+        fill(banner, h('p', {}, 'Live connection restored. Seats are up to date.'));
+        restoredTimer = setTimeout(() => { banner.hidden = true; }, 4_000);
+      } else {
+        banner.hidden = true;
+      }
+    } else if (state === 'connecting') {
+      liveBadge.textContent = info.reconnect ? 'Reconnecting…' : 'Connecting…';
+      if (info.reconnect) showLost('Reconnecting to live seat updates…');
+    } else if (state === 'reconnecting') {
+      liveBadge.textContent = 'Offline';
+      retryAt = info.retryAt;
+      showLost('Live connection lost. Seat changes are paused until it is back.');
+    } else if (state === 'unauthenticated') {
+      liveBadge.textContent = 'Not live';
+      banner.hidden = false;
+      fill(banner, h('p', {}, 'Your session has expired, so seats are not updated live. '),
+        loginLinkHere());
+    }
+  }
+
+  function loginLinkHere() {
+    return h('a', { href: `#/login?next=${encodeURIComponent(here)}` }, 'Log in again');
+  }
+
+  function showLost(text) {
+    banner.hidden = false;
+    const wait = h('span', { class: 'conn-wait', 'aria-hidden': 'true' });
+    const now = h('button', { type: 'button', class: 'secondary small' }, 'Reconnect now');
+    now.addEventListener('click', () => live?.reconnectNow());
+    fill(banner, h('p', {}, text, ' ', wait), now);
+    updateBannerWait();
+  }
+
+  function updateBannerWait() {
+    const wait = banner.querySelector('.conn-wait');
+    if (!wait) return;
+    wait.textContent = retryAt && retryAt > Date.now() && banner.dataset.state === 'reconnecting'
+      ? `Next try in ${Math.ceil((retryAt - Date.now()) / 1000)} s.`
+      : '';
+  }
+
+  if (loggedIn) {
+    live = new LiveConnection({ urlFactory: () => liveUrl(showtimeId), onMessage, onState });
+    live.start();
+    refreshCart();
+  }
+  renderCart();
+
+  const ticker = setInterval(() => {
+    seatMap.tick();
+    updateCartExpiry();
+    updateBannerWait();
+  }, 1_000);
+
+  // Back from the bfcache (e.g. the browser's Back button from PayPal): re-sync everything.
+  const onPageShow = (event) => {
+    if (!event.persisted) return;
+    payButton.disabled = !(cart?.tickets || []).length;
+    payStatus.textContent = '';
+    live?.start(); // stopped when we left for PayPal; its 'open' re-syncs from a snapshot
+    requestResync();
+    scheduleCart(0);
+  };
+  window.addEventListener('pageshow', onPageShow);
+
+  ctx.onCleanup(() => {
+    clearInterval(ticker);
+    clearTimeout(cartTimer);
+    clearTimeout(snapshotTimer);
+    clearTimeout(restoredTimer);
+    for (const entry of pendingActions.values()) clearTimeout(entry.timer);
+    window.removeEventListener('pageshow', onPageShow);
+    live?.stop();
+  });
+}
+
+function legend() {
+  const item = (status, text) => h('li', {},
+    h('span', { class: 'seat seat-sample', 'data-status': status, 'aria-hidden': 'true' },
+      h('span', { class: 'seat-num' }, ''), h('span', { class: 'seat-mark' })),
+    ` ${text}`);
+  return h('ul', { class: 'legend', 'aria-label': 'Legend' },
+    item('available', 'Available'),
+    item('mine', 'Held by you'),
+    item('held', 'Held by someone else'),
+    item('sold', 'Sold'));
+}
