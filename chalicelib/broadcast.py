@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.observability import logger, metrics
 from chalicelib.storage.connections import ConnectionRepository
@@ -72,4 +72,8 @@ class Broadcaster:
                 self._connections.remove_if_connected_before(connection_id, cutoff)
                 return False
             logger.warning("post failed", extra={"connection_id": connection_id, "error_code": code})
+            return False
+        except BotoCoreError as exc:
+            # Unreachable endpoint, timeout...: one viewer's failure must not fail (and replay) the batch.
+            logger.warning("post failed", extra={"connection_id": connection_id, "error": type(exc).__name__})
             return False

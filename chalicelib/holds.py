@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import zlib
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from chalicelib import tables
 
@@ -53,7 +53,7 @@ def sweep_shard(ticket_id: str) -> str:
 
 def iso(epoch: int | float) -> str:
     """ISO 8601 UTC with a Z suffix."""
-    return datetime.fromtimestamp(int(epoch), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(int(epoch), tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def seat_label(row: str, number: int) -> str:

@@ -118,9 +118,7 @@ class Gateway:
         target = path + (f"?{request.rel_url.query_string}" if request.rel_url.query_string else "")
         headers = {k.lower(): v for k, v in request.headers.items()}
         loop = asyncio.get_running_loop()
-        response = await loop.run_in_executor(
-            self._rest_pool, self._call_rest, request.method, target, headers, body
-        )
+        response = await loop.run_in_executor(self._rest_pool, self._call_rest, request.method, target, headers, body)
         return self._to_aiohttp(response)
 
     def _call_rest(self, method: str, target: str, headers: dict, body: bytes) -> dict:
@@ -192,12 +190,15 @@ class Gateway:
             self._sockets.pop(sock.connection_id, None)
             code = _CHALICE_CODES.get(status, "error")
             return _json_error(status, code, "The WebSocket handshake was refused.")
+        # Oversized messages make aiohttp close the socket with 1009 (message too big), as API Gateway does.
         ws = web.WebSocketResponse(max_msg_size=MAX_FRAME_BYTES, heartbeat=None)
-        await ws.prepare(request)
-        sock.ws = ws
-        sock.ready.set()
         tasks: set[asyncio.Task] = set()
         try:
+            # Inside the try: a client that vanishes during the upgrade still gets its $disconnect,
+            # else its row would linger until the TTL and its id would stay in _sockets for good.
+            await ws.prepare(request)
+            sock.ws = ws
+            sock.ready.set()
             async for message in ws:
                 if message.type == WSMsgType.TEXT:
                     task = asyncio.create_task(self._message(sock, message.data))
@@ -207,6 +208,7 @@ class Gateway:
                     break
         finally:
             self._sockets.pop(sock.connection_id, None)
+            sock.ready.set()  # wake posts held for this socket: they now answer 410
             await self._disconnect(sock)
         return ws
 
@@ -236,7 +238,7 @@ class Gateway:
             # A post racing the connection's own $connect: hold it until the socket is open.
             try:
                 await asyncio.wait_for(sock.ready.wait(), timeout=10)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 return web.json_response({"message": "Gone"}, status=410)
         ws = sock.ws
         if ws is None or ws.closed:
@@ -283,7 +285,9 @@ def _normalise_error(status: int, payload: bytes) -> bytes:
     if isinstance(data, dict) and {"code", "message"} <= set(data):
         return payload
     code = _CHALICE_CODES.get(status, "internal_error" if status >= 500 else "error")
-    message = "Something went wrong on our side; please retry." if status >= 500 else str(
-        (data.get("Message") if isinstance(data, dict) else None) or "The request was refused."
+    message = (
+        "Something went wrong on our side; please retry."
+        if status >= 500
+        else str((data.get("Message") if isinstance(data, dict) else None) or "The request was refused.")
     )
     return json.dumps({"code": code, "message": message}).encode("utf-8")

@@ -104,7 +104,16 @@ class StreamPoller(_Loop):
         # A fresh iterator per read, positioned after what we processed: moto keeps every iterator
         # it hands out, and this keeps the reads restartable after a handler failure.
         iterator = self._client.get_shard_iterator(StreamArn=self._arn, ShardId=shard_id, **kind)["ShardIterator"]
-        return self._client.get_records(ShardIterator=iterator, Limit=limit)["Records"]
+        try:
+            return self._client.get_records(ShardIterator=iterator, Limit=limit)["Records"]
+        except ClientError as exc:
+            if position is None or exc.response.get("Error", {}).get("Code") != "TrimmedDataAccessException":
+                raise
+        # We fell behind the trim horizon: those records are gone. Go on from the oldest one kept, as
+        # Lambda's event source mapping does, instead of failing on the same position forever.
+        log.warning("stream records after %s were trimmed before delivery; resuming at the trim horizon", position)
+        self._positions[shard_id] = None
+        return self._read(shard_id, limit)
 
     def poll_once(self) -> int:
         """Deliver one batch (per shard); returns the number of records delivered."""
@@ -236,7 +245,7 @@ class Timer(_Loop):
             "detail-type": "Scheduled Event",
             "source": "aws.events",
             "account": "123456789012",
-            "time": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "time": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "region": self._region,
             "resources": [f"arn:aws:events:{self._region}:123456789012:rule/{self._name}"],
             "detail": {},

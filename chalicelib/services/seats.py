@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import time
@@ -12,10 +13,10 @@ from dataclasses import dataclass
 from chalicelib import holds
 from chalicelib.broadcast import Broadcaster
 from chalicelib.domain import ConnectionRecord
-from chalicelib.errors import BadRequest, DomainError, NotFound, Unauthorized
+from chalicelib.errors import BadRequest, Busy, DomainError, NotFound, Unauthorized
 from chalicelib.observability import logger, metrics
 from chalicelib.services.accounts import AccountService
-from chalicelib.services.catalog import CatalogService, ticket_view
+from chalicelib.services.catalog import CatalogService
 from chalicelib.storage.connections import ConnectionRepository
 from chalicelib.storage.seats import SeatRepository
 
@@ -41,13 +42,16 @@ def _attr(image: dict | None, name: str) -> str | None:
 
 def change_from_images(old: dict | None, new: dict | None) -> TicketChange | None:
     """The viewer-visible change between two stream images of a ticket, or None if none is visible."""
-    image = new or old
-    room, ticket_id = _attr(image, "showtime_id"), _attr(image, "ticket_id")
+    if not new:
+        # A deleted ticket (a removed showtime) has no status to show; failing here would make the
+        # event source retry the batch forever and stall every room's broadcasts behind it.
+        return None
+    room, ticket_id = _attr(new, "showtime_id"), _attr(new, "ticket_id")
     if not room or not ticket_id:
         return None
     before = _public(old)
     after = _public(new)
-    if before == after:
+    if after is None or before == after:
         return None
     return TicketChange(room=room, ticket_id=ticket_id, status=after[0], expires_at=after[1])
 
@@ -120,7 +124,7 @@ class SeatService:
         event_id, date, theater = query.get("event_id"), query.get("date"), query.get("theater")
         if not event_id or not date or not theater:
             raise BadRequest("event_id, date and theater (or showtime_id) are required")
-        if not _ID.match(event_id) or not _DATE.match(date) or len(theater) > 100:
+        if not _ID.match(event_id) or not _valid_date(date) or len(theater) > 100:
             raise BadRequest("event_id, date or theater: malformed")
         showtime = self._catalog.find_showtime(event_id, date, theater)
         if showtime is None:
@@ -135,15 +139,15 @@ class SeatService:
         connection = self._connections.get(connection_id)
         if connection is None:
             return  # the row is gone (TTL or disconnect): nobody to answer
-        reply = self._dispatch(connection, body)
-        self._broadcaster.send(connection_id, reply)
+        self._broadcaster.send(connection_id, self._dispatch(connection, body))
 
     def _dispatch(self, connection: ConnectionRecord, body: str | None) -> dict:
         ticket_id: str | None = None
         try:
             message = _parse(body)
-            ticket_id = message.get("ticket_id") if isinstance(message.get("ticket_id"), str) else None
             action = message.get("action")
+            if action is not None and action not in ACTIONS:
+                raise BadRequest(f"action: unknown action, use one of {', '.join(ACTIONS)}")
             if action == "snapshot":
                 return {
                     "type": "snapshot",
@@ -154,11 +158,19 @@ class SeatService:
                 action = "unselect" if self._holds(connection, ticket_id) else "select"
             if action == "select":
                 return self.select(connection, ticket_id)
-            if action == "unselect":
-                return self.unselect(connection, ticket_id)
-            raise BadRequest(f"action: unknown action, use one of {', '.join(ACTIONS)}")
+            return self.unselect(connection, ticket_id)
         except DomainError as exc:
-            return error_message(exc, ticket_id)
+            return error_message(exc, ticket_id if ticket_id is not None else exc.ticket_id)
+        except Exception:  # noqa: BLE001 - the client must never wait for a reply that will not come
+            logger.exception(
+                "message failed",
+                extra={
+                    "connection_id": connection.connection_id,
+                    "user_id": connection.user_id,
+                    "ticket_id": ticket_id,
+                },
+            )
+            return error_message(Busy("The server could not handle this message; please retry."), ticket_id)
 
     def _holds(self, connection: ConnectionRecord, ticket_id: str) -> bool:
         cart = self.repo.read_cart(connection.user_id, connection.room)
@@ -217,6 +229,16 @@ def _parse(body: str | None) -> dict:
     if not isinstance(message, dict):
         raise BadRequest("body: a JSON object is required")
     return message
+
+
+def _valid_date(value: str) -> bool:
+    if not _DATE.match(value):
+        return False
+    try:
+        dt.date.fromisoformat(value)
+    except ValueError:
+        return False  # 2031-02-30 is malformed, not an unknown showtime
+    return True
 
 
 def _ticket_id(message: dict) -> str:

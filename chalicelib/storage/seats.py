@@ -27,7 +27,7 @@ from chalicelib.errors import (
     NotHolder,
     TicketUnavailable,
 )
-from chalicelib.storage.models import transact_write, Cart, Ticket
+from chalicelib.storage.models import Cart, Ticket, transact_write
 
 _CANCELLED = "TransactionCanceledException"
 _CONDITION_FAILED = "ConditionalCheckFailed"
@@ -138,9 +138,7 @@ class SeatRepository:
 
     @staticmethod
     def _cart_update(cart: CartRecord, new_holds: dict[str, int], tx: TransactWrite) -> None:
-        condition = (
-            Cart.version == cart.version if cart.exists else Cart.version.does_not_exist()
-        )
+        condition = Cart.version == cart.version if cart.exists else Cart.version.does_not_exist()
         tx.update(
             Cart(cart.user_id, cart.showtime_id),
             actions=[Cart.holds.set(new_holds), Cart.version.set(cart.version + 1)],
@@ -158,7 +156,12 @@ class SeatRepository:
             cart = self._cart(user_id, showtime_id, fresh)
             live = holds.live_holds(cart.holds, now)
             if ticket_id in live:
-                return live[ticket_id]
+                if fresh:
+                    return live[ticket_id]
+                # A cached cart may miss an unselect made by another container: never ack a seat
+                # on it alone (the seat may be someone else's by now).
+                fresh = True
+                continue
             if len(live) >= self.limit:
                 if fresh:
                     raise LimitReached(ticket_id=ticket_id)
@@ -178,8 +181,7 @@ class SeatRepository:
         """One transaction; the expiry on success or idempotent ack, None when the cart moved."""
         new_holds = {**live, ticket_id: expires_at}
         condition = Ticket.ticket_id.exists() & (
-            (Ticket.status == holds.AVAILABLE)
-            | ((Ticket.status == holds.HELD) & (Ticket.hold_expires_at <= int(now)))
+            (Ticket.status == holds.AVAILABLE) | ((Ticket.status == holds.HELD) & (Ticket.hold_expires_at <= int(now)))
         )
         try:
             with transact_write() as tx:
@@ -199,13 +201,15 @@ class SeatRepository:
             if exc.cause_response_code != _CANCELLED:
                 raise
             return self._explain_select_failure(exc.cancellation_reasons or [], cart, ticket_id, now)
-        self._carts.put(
-            CartRecord(cart.user_id, cart.showtime_id, new_holds, cart.version + 1, exists=True)
-        )
+        self._carts.put(CartRecord(cart.user_id, cart.showtime_id, new_holds, cart.version + 1, exists=True))
         return expires_at
 
     def _explain_select_failure(self, reasons: list, cart: CartRecord, ticket_id: str, now: float) -> int | None:
-        self._carts.drop((cart.user_id, cart.showtime_id))
+        if _failed(reasons, 1) or not _failed(reasons, 0):
+            # The cart moved (or the reasons do not say): the cached copy is stale. When only the
+            # ticket failed, the cart was just confirmed current and stays cached: under a rush most
+            # selects are refused seats, and each would otherwise cost one more read next time.
+            self._carts.drop((cart.user_id, cart.showtime_id))
         if _failed(reasons, 0):
             old = _old_ticket(reasons[0])
             if not old.exists:
@@ -264,9 +268,7 @@ class SeatRepository:
         """Plain holds whose expiry passed, from the sparse expiry index."""
         found: list[ExpiredHold] = []
         for shard in range(tables.SWEEP_SHARDS):
-            for item in Ticket.by_expiry.query(
-                str(shard), Ticket.hold_expires_at <= int(now), limit=limit_per_shard
-            ):
+            for item in Ticket.by_expiry.query(str(shard), Ticket.hold_expires_at <= int(now), limit=limit_per_shard):
                 found.append(
                     ExpiredHold(item.showtime_id, item.ticket_id, item.holder or "", int(item.hold_expires_at))
                 )
