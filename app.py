@@ -15,13 +15,21 @@ from chalicelib.auth import bearer_token
 from chalicelib.config import get_settings
 from chalicelib.errors import DomainError, PayloadTooLarge
 from chalicelib.http import MAX_BODY_BYTES, endpoint, parse_body, parse_query, status_for
-from chalicelib.observability import logger
+from chalicelib.observability import logger, metrics
 from chalicelib.openapi import document as openapi_document
 from chalicelib.wiring import container
 
 app = Chalice(app_name="tickets")
 app.experimental_feature_flags.update(["WEBSOCKETS"])
 _settings = get_settings()
+
+
+@app.middleware("all")
+def _flush_metrics(event, get_response):
+    try:
+        return get_response(event)
+    finally:
+        metrics.flush()
 
 
 def _request():
@@ -289,7 +297,9 @@ def ws_message(event):
 @app.on_dynamodb_record(
     stream_arn=_settings.tickets_stream_arn,
     batch_size=100,
-    maximum_batching_window_in_seconds=1,
+    # 0: a batch starts as soon as records exist; under a rush, records that arrive while a batch is
+    # being fanned out coalesce into the next one anyway (one concurrent batch per shard).
+    maximum_batching_window_in_seconds=0,
 )
 def tickets_changed(event):
     container().seats.publish((record.old_image, record.new_image) for record in event)

@@ -97,7 +97,12 @@ class LocalStack:
         from chalicelib.wiring import container
         from local.seed import seed
 
-        seed(container(), staff_email=self.staff_email, staff_password=self.staff_password)
+        seed(
+            container(),
+            staff_email=self.staff_email,
+            staff_password=self.staff_password,
+            days=int(_env("DEMO_SEED_DAYS", "3")),
+        )
         await self._start_http(app_module)
         self._start_pollers(app_module)
         origin = f"http://{self.host}:{self.port}"

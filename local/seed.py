@@ -30,7 +30,14 @@ PRICES = {"Hall 1": Decimal("12.00"), "Hall 2": Decimal("9.50")}
 START_TIMES = {"Hall 1": "19:30", "Hall 2": "21:00"}
 
 
-def seed(container: Container, *, staff_email: str, staff_password: str, today: dt.date | None = None) -> None:
+def seed(
+    container: Container,
+    *,
+    staff_email: str,
+    staff_password: str,
+    today: dt.date | None = None,
+    days: int = DAYS,
+) -> None:
     repo = CatalogRepository()
     for slug, name in CATEGORIES:
         repo.put_category(slug, name)
@@ -53,7 +60,7 @@ def seed(container: Container, *, staff_email: str, staff_password: str, today: 
             pass
     first_day = (today or dt.date.today()) + dt.timedelta(days=1)
     for event_id, *_ in EVENTS:
-        for offset in range(DAYS):
+        for offset in range(days):
             for theater in THEATERS:
                 _showtime(container, event_id, first_day + dt.timedelta(days=offset), theater)
     container.accounts.ensure_staff_account(staff_email, staff_password)
