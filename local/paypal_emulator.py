@@ -889,7 +889,7 @@ class PayPalEmulator:
         sent_at = _now()
         signed = f"{transmission_id}|{sent_at}|{self.webhook_id or ''}|{zlib.crc32(body)}".encode()
         transmission = Transmission(
-            signature=base64.b64encode(hmac.new(self._signing_key, signed, hashlib.sha256).digest()).decode(),
+            signature=hmac.new(self._signing_key, signed, hashlib.sha256).hexdigest(),  # \w-only, as the spec pattern wants
             time=sent_at,
             cert_url=f"{base}/v1/notifications/certs/CERT-LOCAL-EMULATOR",
             event=event,
