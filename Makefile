@@ -36,8 +36,11 @@ bench: $(STAMP)
 	$(PY) -m bench
 
 lint: $(STAMP)
-	$(PY) -m ruff check app.py chalicelib local tests
-	$(PY) -m ruff format --check app.py chalicelib local tests
+	$(PY) -m ruff check app.py chalicelib local tests infra bench
+	$(PY) -m ruff format --check app.py chalicelib local tests infra bench
+
+package: $(STAMP)
+	$(PY) -m infra.package
 
 clean:
 	rm -rf $(VENV) .pytest_cache build chalice.out

@@ -21,6 +21,8 @@ from chalicelib.wiring import container
 
 app = Chalice(app_name="tickets")
 app.experimental_feature_flags.update(["WEBSOCKETS"])
+# The web app may be served from another origin (S3 + CloudFront); auth is a bearer token, not a cookie.
+app.api.cors = True
 _settings = get_settings()
 
 

@@ -1,0 +1,110 @@
+"""What each Lambda function may touch: the least-privilege map the stack turns into one IAM role per function.
+
+Chalice's generated policy cannot see pynamodb/boto3 calls, so this map is maintained by hand next to the code:
+when a handler starts using another table, queue or secret, add it here (tests/infra fails for a function the
+app defines but this map does not list). Event sources need no entry: a function that an SQS queue or a
+DynamoDB stream triggers is granted exactly that consumption by the stack, read from the Chalice template.
+
+Keys are Chalice's resource names: the handler function name in CamelCase (`tickets_changed` ->
+`TicketsChanged`), `APIHandler` for every REST route, `Websocket{Connect,Message,Disconnect}` for WebSockets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from chalicelib import tables
+
+READ = "read"  # GetItem, BatchGetItem, Query, Scan, ConditionCheckItem, DescribeTable (table and its indexes)
+WRITE = "write"  # READ plus PutItem, UpdateItem, DeleteItem, BatchWriteItem
+
+JWT = "jwt"  # signs and verifies access / refresh tokens
+PAYPAL = "paypal"  # PayPal REST client id + secret
+
+
+@dataclass(frozen=True)
+class FunctionAccess:
+    tables: dict[str, str] = field(default_factory=dict)  # table logical name -> READ | WRITE
+    sends_to: tuple[str, ...] = ()  # queue logical names the function sends messages to
+    secrets: tuple[str, ...] = ()  # JWT, PAYPAL
+    posts_to_connections: bool = False  # execute-api:ManageConnections on this stage's WebSocket API
+    purpose: str = ""
+
+
+FUNCTIONS: dict[str, FunctionAccess] = {
+    "APIHandler": FunctionAccess(
+        tables={
+            tables.USERS.logical: WRITE,
+            tables.CATEGORIES.logical: READ,
+            tables.EVENTS.logical: WRITE,
+            tables.SHOWTIMES.logical: WRITE,
+            tables.TICKETS.logical: WRITE,
+            tables.CARTS.logical: WRITE,
+            tables.ORDERS.logical: WRITE,
+            tables.PAYMENT_REFS.logical: WRITE,
+        },
+        sends_to=(tables.PURCHASES.logical, tables.REFUNDS.logical),
+        secrets=(JWT, PAYPAL),
+        purpose="every REST route: accounts, catalog (staff writes), cart, checkout, execute, refund, webhook",
+    ),
+    "WebsocketConnect": FunctionAccess(
+        tables={tables.SHOWTIMES.logical: READ, tables.CONNECTIONS.logical: WRITE},
+        secrets=(JWT,),
+        purpose="verifies the token, resolves the room, stores the connection",
+    ),
+    "WebsocketDisconnect": FunctionAccess(
+        tables={tables.CONNECTIONS.logical: WRITE},
+        purpose="deletes the connection row",
+    ),
+    "WebsocketMessage": FunctionAccess(
+        tables={
+            tables.TICKETS.logical: WRITE,
+            tables.CARTS.logical: WRITE,
+            tables.CONNECTIONS.logical: WRITE,
+        },
+        posts_to_connections=True,
+        purpose="select / unselect / snapshot, the reply to the sender (a 410 deletes the row)",
+    ),
+    "TicketsChanged": FunctionAccess(
+        tables={tables.CONNECTIONS.logical: WRITE},
+        posts_to_connections=True,
+        purpose="tickets stream -> one ticket_status post per connection of the room (410 deletes the row)",
+    ),
+    "SweepExpired": FunctionAccess(
+        tables={
+            tables.TICKETS.logical: WRITE,
+            tables.CARTS.logical: WRITE,
+            tables.ORDERS.logical: WRITE,
+        },
+        sends_to=(tables.PURCHASES.logical,),
+        secrets=(PAYPAL,),
+        purpose="releases expired holds and expires unpaid orders; an order PayPal captured meanwhile is "
+        "settled and handed to the purchase worker instead",
+    ),
+    "PurchaseWorker": FunctionAccess(
+        tables={
+            tables.TICKETS.logical: WRITE,
+            tables.CARTS.logical: WRITE,
+            tables.ORDERS.logical: WRITE,
+        },
+        secrets=(PAYPAL,),
+        purpose="purchases queue: tickets checkout -> sold, order -> paid; refunds a capture whose seats were lost",
+    ),
+    "RefundWorker": FunctionAccess(
+        tables={tables.TICKETS.logical: WRITE, tables.ORDERS.logical: WRITE},
+        secrets=(PAYPAL,),
+        purpose="refunds queue: PayPal capture refund, order status, refunded tickets -> available",
+    ),
+}
+
+# Functions the app is expected to define; tests/infra checks this list against the synthesized template.
+EXPECTED_FUNCTIONS: tuple[str, ...] = (
+    "APIHandler",
+    "WebsocketConnect",
+    "WebsocketDisconnect",
+    "WebsocketMessage",
+    "TicketsChanged",
+    "SweepExpired",
+    "PurchaseWorker",
+    "RefundWorker",
+)
