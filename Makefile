@@ -36,8 +36,8 @@ bench: $(STAMP)
 	$(PY) -m bench
 
 lint: $(STAMP)
-	$(PY) -m ruff check app.py chalicelib local tests infra bench
-	$(PY) -m ruff format --check app.py chalicelib local tests infra bench
+	$(PY) -m ruff check app.py chalicelib local tests infra bench tools
+	$(PY) -m ruff format --check app.py chalicelib local tests infra bench tools
 
 package: $(STAMP)
 	$(PY) -m infra.package

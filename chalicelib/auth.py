@@ -107,7 +107,8 @@ def verify_token(config: TokenConfig, token: str, expected_type: str) -> Claims:
     except jwt.PyJWTError as exc:
         raise Unauthorized("The token is invalid.") from exc
     if payload.get("typ") != expected_type:
-        raise Unauthorized(f"An {expected_type} token is required.")
+        article = "An" if expected_type[:1] in "aeiou" else "A"
+        raise Unauthorized(f"{article} {expected_type} token is required.")
     sub = payload.get("sub")
     if not isinstance(sub, str) or not sub:
         raise Unauthorized("The token is invalid.")

@@ -45,9 +45,7 @@ def error_body(code: str, message: str) -> dict[str, str]:
 
 
 def error_response(exc: errors.DomainError) -> Response:
-    return Response(
-        body=error_body(exc.code, exc.message), status_code=status_for(exc), headers=JSON_HEADERS
-    )
+    return Response(body=error_body(exc.code, exc.message), status_code=status_for(exc), headers=JSON_HEADERS)
 
 
 def json_response(body: Any, status: int = 200) -> Response:
@@ -84,29 +82,50 @@ def endpoint(status: int = 200) -> Callable:
     return decorate
 
 
-def _field_path(loc: tuple) -> str:
-    return ".".join(str(part) for part in loc) or "body"
+def _field_path(loc: tuple, where: str) -> str:
+    return ".".join(str(part) for part in loc) or where
 
 
-def validation_message(exc: ValidationError) -> str:
-    first = exc.errors()[0]
-    field = _field_path(tuple(first.get("loc", ())))
+def validation_message(exc: ValidationError, where: str = "body") -> str:
+    """'<field>: <what is wrong>' for the first error, so a client knows which field to fix."""
+    first = exc.errors(include_url=False)[0]
+    field = _field_path(tuple(first.get("loc", ())), where)
     if first.get("type") == "extra_forbidden":
         return f"{field}: unknown field"
-    return f"{field}: {first.get('msg', 'invalid value')}"
+    message = str(first.get("msg") or "invalid value")
+    # pydantic prefixes messages raised by our own validators; the client only needs the reason.
+    for prefix in ("Value error, ", "Assertion failed, "):
+        if message.startswith(prefix):
+            message = message[len(prefix) :]
+    return f"{field}: {message}"
 
 
-def parse_body(raw: bytes | None, content_type: str | None, model: type[M]) -> M:
-    """Parse a JSON body into a model. Raises PayloadTooLarge, UnsupportedMediaType, BadRequest."""
+def _reject_constant(name: str) -> Any:
+    # NaN / Infinity are not JSON (RFC 8259) although Python's parser accepts them.
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _decode_json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+    except RecursionError as exc:
+        raise errors.BadRequest("body: JSON nested too deeply") from exc
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise errors.BadRequest("body: malformed JSON") from exc
+
+
+def parse_body(raw: bytes | str | None, content_type: str | None, model: type[M]) -> M:
+    """Parse a JSON object body into a model. Raises PayloadTooLarge, UnsupportedMediaType, BadRequest."""
+    if isinstance(raw, str):
+        raw = raw.encode("utf-8")
     raw = raw or b""
     if len(raw) > MAX_BODY_BYTES:
         raise errors.PayloadTooLarge(f"The body is larger than {MAX_BODY_BYTES // 1024} KB.")
-    if content_type and "json" not in content_type.lower():
+    if content_type and not _is_json(content_type):
         raise errors.UnsupportedMediaType()
-    try:
-        data = json.loads(raw.decode("utf-8")) if raw.strip() else None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise errors.BadRequest("body: malformed JSON") from exc
+    if not raw.strip():
+        raise errors.BadRequest("body: a JSON object is required")
+    data = _decode_json(raw)
     if not isinstance(data, dict):
         raise errors.BadRequest("body: a JSON object is required")
     try:
@@ -115,9 +134,14 @@ def parse_body(raw: bytes | None, content_type: str | None, model: type[M]) -> M
         raise errors.BadRequest(validation_message(exc)) from exc
 
 
+def _is_json(content_type: str) -> bool:
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    return media_type == "application/json" or media_type.endswith("+json")
+
+
 def parse_query(params: dict[str, str] | None, model: type[M]) -> M:
     """Validate query parameters against a model. Raises BadRequest naming the parameter."""
     try:
         return model.model_validate(dict(params or {}))
     except ValidationError as exc:
-        raise errors.BadRequest(validation_message(exc)) from exc
+        raise errors.BadRequest(validation_message(exc, where="query")) from exc

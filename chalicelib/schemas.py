@@ -9,12 +9,38 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
+# Printable, no whitespace, no control characters: a local part, an @ and a dotted domain.
+_EMAIL = re.compile(r"^[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]{2,}$")
 _SLUG = r"^[a-z0-9][a-z0-9-]{0,63}$"
+_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+_LIMIT = re.compile(r"^[0-9]{1,3}$")
+MAX_LIMIT = 100
 
 
 class Strict(BaseModel):
+    """A request body: unknown fields are refused, so a typo never passes silently."""
+
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+
+class Query(BaseModel):
+    """Query parameters: unknown ones are ignored, as HTTP APIs do (cache busters, tracking tags)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+def parse_date(value: object) -> object:
+    """Only YYYY-MM-DD: pydantic alone would also take datetimes and epoch numbers."""
+    if isinstance(value, str):
+        if not _DATE.match(value):
+            raise ValueError("use YYYY-MM-DD")
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError as exc:
+            raise ValueError("not a calendar date (YYYY-MM-DD)") from exc
+    if isinstance(value, dt.date):
+        return value
+    raise ValueError("use YYYY-MM-DD")
 
 
 # --- auth -------------------------------------------------------------------------------------
@@ -84,11 +110,22 @@ class EventsOut(BaseModel):
     next: str | None
 
 
-class EventsQuery(Strict):
-    category: str | None = Field(default=None, max_length=64)
-    category_name: str | None = Field(default=None, max_length=64)
-    cursor: str | None = Field(default=None, max_length=2048)
-    limit: int = Field(default=20, ge=1, le=100)
+class EventsQuery(Query):
+    category: str | None = Field(default=None, max_length=64, description="A category slug")
+    category_name: str | None = Field(
+        default=None, max_length=64, description="The same as category (the seed system's name)"
+    )
+    cursor: str | None = Field(default=None, max_length=2048, description="`next` of the previous page")
+    limit: int = Field(default=20, ge=1, le=MAX_LIMIT, description="Page size, 1..100")
+
+    @field_validator("limit", mode="before")
+    @classmethod
+    def _limit(cls, value: object) -> object:
+        if isinstance(value, str):
+            if not _LIMIT.match(value) or not 1 <= int(value) <= MAX_LIMIT:
+                raise ValueError(f"must be a whole number from 1 to {MAX_LIMIT}")
+            return int(value)
+        return value
 
 
 class ShowtimeOut(BaseModel):
@@ -103,9 +140,14 @@ class EventDetailOut(EventOut):
     showtimes: list[ShowtimeOut]
 
 
-class TicketsQuery(Strict):
-    date: dt.date | None = None
-    theater: str | None = Field(default=None, max_length=100)
+class TicketsQuery(Query):
+    date: dt.date | None = Field(default=None, description="YYYY-MM-DD")
+    theater: str | None = Field(default=None, max_length=100, description="Theater name, any case")
+
+    @field_validator("date", mode="before")
+    @classmethod
+    def _date(cls, value: object) -> object:
+        return None if value is None else parse_date(value)
 
 
 class TicketOut(BaseModel):
@@ -114,8 +156,8 @@ class TicketOut(BaseModel):
     seat: str
     row: str
     number: int
-    price: str
-    currency: str
+    price: str = Field(pattern=r"^[0-9]+\.[0-9]{2}$", description="A decimal string, e.g. 12.00")
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
     status: Literal["available", "held", "sold"]
     mine: bool
     expires_at: str | None = None
@@ -133,13 +175,18 @@ class EventIn(Strict):
 
 
 class ShowtimeIn(Strict):
-    date: dt.date
+    date: dt.date = Field(description="YYYY-MM-DD")
     theater: str = Field(min_length=1, max_length=100)
     starts_at: str = Field(max_length=40, description="HH:MM on the showtime's date, or an ISO 8601 datetime")
     rows: int = Field(ge=1, le=52)
     seats_per_row: int = Field(ge=1, le=60)
     price: Decimal = Field(gt=0, le=Decimal("100000"), decimal_places=2)
     currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
+
+    @field_validator("date", mode="before")
+    @classmethod
+    def _date(cls, value: object) -> object:
+        return parse_date(value)
 
     @field_validator("theater")
     @classmethod
@@ -162,5 +209,5 @@ class HealthOut(BaseModel):
 
 
 class ErrorOut(BaseModel):
-    code: str
-    message: str
+    code: str = Field(pattern=r"^[a-z][a-z_]*$", description="snake_case, stable: clients branch on it")
+    message: str = Field(description="For humans; may change")

@@ -121,7 +121,13 @@ class LocalStack:
         config = Config.create(chalice_stage="local", app_name="tickets", lambda_timeout=60, lambda_memory_size=512)
         self.gateway = Gateway(app_module, config, web_root=ROOT / "web", public_origin=origin)
         application = self.gateway.build(extra_subapps=self._subapps(origin))
-        self.runner = web.AppRunner(application, access_log=None, handle_signals=False)
+        self.runner = web.AppRunner(
+            application,
+            access_log=None,
+            handle_signals=False,
+            # API Gateway accepts request lines and headers up to about 10 KB; aiohttp's default is 8190.
+            handler_args={"max_line_size": 16384, "max_field_size": 16384},
+        )
         await self.runner.setup()
         site = web.TCPSite(self.runner, self.host, self.port, backlog=1024)
         await site.start()

@@ -17,7 +17,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 from aiohttp import WSMsgType, web
 from chalice.local import LambdaContext, LocalGateway, LocalGatewayException
@@ -78,7 +78,7 @@ class Gateway:
         application.router.add_route("*", "/%40connections/{connection_id}", self.connections)
         application.router.add_get("/config.json", self.config)
         application.router.add_route("*", "/api", self.rest)
-        application.router.add_route("*", "/api/{tail:.*}", self.rest)
+        application.router.add_route("*", r"/api/{tail:[\s\S]*}", self.rest)
         for path in ("/paypal/return", "/paypal/cancel", "/"):
             application.router.add_get(path, self.index)
         for prefix, sub in (extra_subapps or {}).items():
@@ -115,6 +115,9 @@ class Gateway:
         path = request.rel_url.path
         if len(path) > 1 and path.endswith("/"):
             path = path.rstrip("/")
+        # LocalGateway parses the target with urlparse: hand it the path re-quoted, as API Gateway
+        # sees it on the wire, so a decoded ';' or '?' inside an id cannot cut the path short.
+        path = quote(path, safe="/:@!$&'()*+,=-._~")
         target = path + (f"?{request.rel_url.query_string}" if request.rel_url.query_string else "")
         headers = {k.lower(): v for k, v in request.headers.items()}
         loop = asyncio.get_running_loop()

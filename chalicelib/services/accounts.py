@@ -81,6 +81,9 @@ class AccountService:
             raise Forbidden("Only staff can do this.")
         return user
 
+    def is_registered(self, email: str) -> bool:
+        return self._repo.find_by_email(email) is not None
+
     def ensure_staff_account(self, email: str, password: str) -> UserRecord:
         """Create the account as staff, or promote it if the email exists (password unchanged)."""
         existing = self._repo.find_by_email(email)

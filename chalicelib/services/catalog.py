@@ -17,23 +17,29 @@ from chalicelib.storage.catalog import CatalogRepository
 
 def showtime_id_for(event_id: str, date: str, theater: str) -> str:
     """Deterministic id of a room: the same event, date and theater (any case) is one showtime."""
-    key = f"{event_id}|{date}|{theater.strip().lower()}".encode("utf-8")
+    key = f"{event_id}|{date}|{theater_key(theater)}".encode()
     return hashlib.sha256(key).hexdigest()[:20]
 
 
+def theater_key(theater: str) -> str:
+    """How theater names compare: any case, runs of whitespace as one space."""
+    return " ".join(theater.split()).lower()
+
+
 def starts_at_iso(date: dt.date, starts_at: str) -> str:
-    """Accept HH:MM (on the showtime's date, UTC) or an ISO 8601 datetime. Raises BadRequest."""
+    """Accept HH:MM[:SS] (on the showtime's date, UTC) or an ISO 8601 datetime. Raises BadRequest."""
     text = starts_at.strip()
     try:
-        if len(text) <= 5 and ":" in text:
-            moment = dt.datetime.combine(date, dt.time.fromisoformat(text), tzinfo=dt.timezone.utc)
+        if len(text) <= 8 and "-" not in text and "T" not in text:
+            moment = dt.datetime.combine(date, dt.time.fromisoformat(text), tzinfo=dt.UTC)
         else:
             moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
             if moment.tzinfo is None:
-                moment = moment.replace(tzinfo=dt.timezone.utc)
-    except ValueError as exc:
+                moment = moment.replace(tzinfo=dt.UTC)
+        utc = moment.astimezone(dt.UTC)
+    except (ValueError, OverflowError) as exc:
         raise BadRequest("starts_at: use HH:MM or an ISO 8601 datetime") from exc
-    return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return utc.replace(microsecond=0, tzinfo=None).isoformat() + "Z"
 
 
 def event_view(event: EventRecord) -> dict:
@@ -120,10 +126,11 @@ class CatalogService:
 
     def tickets(self, event_id: str, *, date: str | None, theater: str | None, viewer: str | None) -> dict:
         event = self.event(event_id)
+        wanted = None if theater is None else theater_key(theater)
         showtimes = [
             s
             for s in self._repo.list_showtimes(event.id)
-            if (date is None or s.date == date) and (theater is None or s.theater.lower() == theater.lower())
+            if (date is None or s.date == date) and (wanted is None or theater_key(s.theater) == wanted)
         ]
         now = self._clock()
         results = []
@@ -151,7 +158,7 @@ class CatalogService:
             category=found.slug,
             category_name=found.name,
             duration_minutes=duration_minutes,
-            created_at=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            created_at=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         )
         self._repo.create_event(record)
         return event_view(record)

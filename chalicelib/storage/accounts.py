@@ -6,7 +6,7 @@ from pynamodb.exceptions import TransactWriteError
 
 from chalicelib.domain import UserRecord
 from chalicelib.errors import EmailTaken
-from chalicelib.storage.models import transact_write, User
+from chalicelib.storage.models import User, transact_write
 
 
 def _user_key(user_id: str) -> str:
@@ -64,6 +64,4 @@ class AccountRepository:
         return self.get(pointer.user_id) if pointer.user_id else None
 
     def set_staff(self, user_id: str, is_staff: bool) -> None:
-        User(pk=_user_key(user_id)).update(
-            actions=[User.is_staff.set(is_staff)], condition=User.pk.exists()
-        )
+        User(pk=_user_key(user_id)).update(actions=[User.is_staff.set(is_staff)], condition=User.pk.exists())

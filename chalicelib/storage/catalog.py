@@ -11,35 +11,46 @@ from pynamodb.exceptions import PutError, TransactWriteError
 
 from chalicelib.domain import CategoryRecord, EventRecord, Page, ShowtimeRecord, TicketRecord
 from chalicelib.errors import AlreadyExists, BadRequest
-from chalicelib.storage.models import transact_write, Category, Event, Showtime, Ticket
+from chalicelib.storage.models import Category, Event, Showtime, Ticket, transact_write
 
 _BATCH = 25  # BatchWriteItem's limit
 
 
-def encode_cursor(last_key: dict | None) -> str | None:
-    if not last_key:
+_CURSOR_VALUE_MAX = 256
+
+
+def encode_cursor(position: dict[str, str] | None) -> str | None:
+    """An opaque page cursor: the plain key values of the last item returned (never a raw DynamoDB key)."""
+    if not position:
         return None
-    raw = json.dumps(last_key, separators=(",", ":"), sort_keys=True).encode("utf-8")
+    raw = json.dumps(position, separators=(",", ":"), sort_keys=True).encode("utf-8")
     return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
 
 
-def decode_cursor(cursor: str | None, allowed_keys: set[str]) -> dict | None:
-    """Turn a client cursor back into an ExclusiveStartKey. Raises BadRequest on anything odd."""
+def decode_cursor(cursor: str | None, fields: tuple[str, ...]) -> dict[str, str] | None:
+    """The key values a cursor carries: exactly `fields`, each a short non-empty string.
+
+    Raises BadRequest on anything else, so no client input can make DynamoDB refuse the key.
+    """
     if cursor is None:
         return None
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        value = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
-    except (ValueError, binascii.Error, UnicodeError) as exc:
+        value = json.loads(base64.b64decode(padded.encode("ascii"), altchars=b"-_", validate=True))
+    except (ValueError, binascii.Error, UnicodeError, RecursionError) as exc:
         raise BadRequest("cursor: malformed cursor") from exc
-    if not isinstance(value, dict) or not value or set(value) - allowed_keys:
+    if not isinstance(value, dict) or set(value) != set(fields):
         raise BadRequest("cursor: malformed cursor")
-    for attr in value.values():
-        if not (isinstance(attr, dict) and len(attr) == 1 and isinstance(next(iter(attr.values())), str)):
-            raise BadRequest("cursor: malformed cursor")
-        if next(iter(attr)) not in ("S", "N"):
+    for item in value.values():
+        if not isinstance(item, str) or not 0 < len(item) <= _CURSOR_VALUE_MAX:
             raise BadRequest("cursor: malformed cursor")
     return value
+
+
+def _start_key(position: dict[str, str] | None, extra: dict[str, str] | None = None) -> dict | None:
+    if position is None:
+        return None
+    return {name: {"S": value} for name, value in {**position, **(extra or {})}.items()}
 
 
 def _category(item: Category) -> CategoryRecord:
@@ -118,16 +129,25 @@ class CatalogRepository:
 
     # --- events -------------------------------------------------------------------------
     def list_events(self, *, category: str | None, limit: int, cursor: str | None) -> Page:
+        """One page of events; `cursor` is None exactly when no event follows. Raises BadRequest."""
+        # One item more than asked tells whether a next page exists, so it is never empty.
         if category:
-            start = decode_cursor(cursor, {"id", "category", "created_at"})
+            position = decode_cursor(cursor, ("id", "created_at"))
             result = Event.by_category.query(
-                category, limit=limit, last_evaluated_key=start, scan_index_forward=False
+                category,
+                limit=limit + 1,
+                last_evaluated_key=_start_key(position, {"category": category}),
+                scan_index_forward=False,
             )
         else:
-            start = decode_cursor(cursor, {"id"})
-            result = Event.scan(limit=limit, last_evaluated_key=start)
+            position = decode_cursor(cursor, ("id",))
+            result = Event.scan(limit=limit + 1, last_evaluated_key=_start_key(position))
         items = [_event(e) for e in result]
-        return Page(items=items, cursor=encode_cursor(result.last_evaluated_key))
+        if len(items) <= limit:
+            return Page(items=items, cursor=None)
+        last = items[limit - 1]
+        after = {"id": last.id, "created_at": last.created_at} if category else {"id": last.id}
+        return Page(items=items[:limit], cursor=encode_cursor(after))
 
     def get_event(self, event_id: str) -> EventRecord | None:
         try:

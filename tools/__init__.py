@@ -1,0 +1,1 @@
+"""Operator tools run from a checkout against any configured stage; never packaged into the Lambdas."""
