@@ -24,8 +24,9 @@ class StageSettings:
     # Keep data when the stack or a table is deleted (RETAIN + deletion protection), prod only by default.
     retain_data: bool
     paypal_mode: str  # "sandbox" | "live"
-    # Where PayPal sends the buyer back: {frontend_url}/paypal/return and /paypal/cancel (see API.md).
-    frontend_url: str
+    # Where PayPal sends the buyer back: {frontend_url}/paypal/return and /paypal/cancel (see API.md). Empty: the
+    # stage's own web app, https://<its CloudFront domain> (infra/web.py); set it when a custom domain fronts it.
+    frontend_url: str = ""
     # The id PayPal gives the webhook registered for {RestApiUrl}payment/webhook/; empty until registered.
     paypal_webhook_id: str = ""
     # API Gateway throttling: steady requests per second and burst, per stage (REST) / per route (WebSocket).
@@ -60,7 +61,6 @@ DEFAULTS: dict[str, StageSettings] = {
         name="dev",
         retain_data=False,
         paypal_mode="sandbox",
-        frontend_url="http://127.0.0.1:8000",
         rest_rate_limit=50.0,
         rest_burst_limit=100,
         ws_rate_limit=100.0,
@@ -71,7 +71,6 @@ DEFAULTS: dict[str, StageSettings] = {
         name="prod",
         retain_data=True,
         paypal_mode="live",
-        frontend_url="https://tickets.example.com",
         rest_rate_limit=500.0,
         rest_burst_limit=1000,
         ws_rate_limit=1000.0,
@@ -119,6 +118,8 @@ def stage_settings(name: str, context: Callable[[str], object | None] = lambda k
         raise ValueError(f"context {name}:paypal_mode must be sandbox or live, got {settings.paypal_mode!r}")
     if settings.log_retention_days not in LOG_RETENTION_DAYS:
         raise ValueError(f"context {name}:log_retention_days must be one of {LOG_RETENTION_DAYS}")
+    if settings.frontend_url and not settings.frontend_url.startswith(("https://", "http://")):
+        raise ValueError(f"context {name}:frontend_url must be an http(s) URL, got {settings.frontend_url!r}")
     for field in ("rest_rate_limit", "rest_burst_limit", "ws_rate_limit", "ws_burst_limit"):
         if getattr(settings, field) <= 0:
             raise ValueError(f"context {name}:{field} must be positive")

@@ -1,4 +1,5 @@
-"""One stage of the service: its tables, queues, secrets, the Chalice app with one role per function, alarms.
+"""One stage of the service: its tables, queues, secrets, the Chalice app with one role per function, alarms,
+and the web app (S3 + CloudFront, infra/web.py).
 
 Every table and queue is built from chalicelib.tables, the definitions the local stack and the tests use.
 Every physical name starts with `tickets-<stage>-`, so TABLE_PREFIX / QUEUE_PREFIX point the code at them and
@@ -30,6 +31,7 @@ from constructs import Construct
 from chalicelib import tables
 from infra import access
 from infra.settings import StageSettings
+from infra.web import WebSite, paypal_redirect_urls
 
 SERVERLESS_FUNCTION = "AWS::Serverless::Function"
 # Secrets Manager secrets are readable through SSM GetParameter under this prefix, which is how the code reads
@@ -112,6 +114,10 @@ class TicketsStack(cdk.Stack):
         self.alarm_topic = self._alarm_topic()
         self.roles: dict[str, iam.Role] = {}
         self.log_groups: dict[str, logs.LogGroup] = {}
+        # Before the Chalice app: its functions get the site's URL (PAYMENT_RETURN_URL); the files come later.
+        self.web = WebSite(
+            self, "Web", stack_name=settings.stack_name, log_retention=_RETENTION[settings.log_retention_days]
+        )
         # Chalice needs one role ARN up front; every function then gets its own role (see _wire_function).
         default_role = self._role("APIHandler")
         with fresh_app_import():
@@ -137,6 +143,7 @@ class TicketsStack(cdk.Stack):
         for name, resource in self.functions.items():
             self._wire_function(name, resource)
         self._throttle_apis()
+        self.web.publish(api_base=cdk.Fn.join("", [self._rest_url(), "api"]), ws_url=self._ws_url())
         for logical, dlq in {**self.dead_letter_queues, **self.failure_queues}.items():
             self._queue_depth_alarm(logical, dlq)
         self._outputs()
@@ -246,8 +253,8 @@ class TicketsStack(cdk.Stack):
             "JWT_SECRET_PARAMETER": self._secret_parameter(access.JWT),
             "PAYPAL_MODE": settings.paypal_mode,
             "PAYPAL_SECRET_PARAMETER": self._secret_parameter(access.PAYPAL),
-            "PAYMENT_RETURN_URL": f"{settings.frontend_url.rstrip('/')}/paypal/return",
-            "PAYMENT_CANCEL_URL": f"{settings.frontend_url.rstrip('/')}/paypal/cancel",
+            # Where PayPal sends buyers back: the frontend_url setting, else this stack's own web app.
+            **paypal_redirect_urls(settings.frontend_url, self.web.url),
         }
         if settings.paypal_webhook_id:
             env["PAYPAL_WEBHOOK_ID"] = settings.paypal_webhook_id
@@ -499,12 +506,14 @@ class TicketsStack(cdk.Stack):
             self.settings.stream_iterator_age_ms,
         )
 
-    def _outputs(self) -> None:
+    def _rest_url(self) -> str:
         rest_id = self.chalice.get_resource("RestAPI").ref
-        rest_url = cdk.Fn.join(
+        return cdk.Fn.join(
             "", ["https://", rest_id, ".execute-api.", self.region, ".", self.url_suffix, f"/{self.rest_stage}/"]
         )
-        ws_url = cdk.Fn.join(
+
+    def _ws_url(self) -> str:
+        return cdk.Fn.join(
             "",
             [
                 "wss://",
@@ -516,6 +525,9 @@ class TicketsStack(cdk.Stack):
                 f"/{self.ws_stage}",
             ],
         )
+
+    def _outputs(self) -> None:
+        rest_url, ws_url = self._rest_url(), self._ws_url()
         cdk.CfnOutput(self, "RestApiUrl", value=rest_url, description="REST base URL (paths start with api/)")
         cdk.CfnOutput(
             self, "WebSocketUrl", value=ws_url, description="WebSocket URL (?event_id=&date=&theater=&token=)"
@@ -534,3 +546,11 @@ class TicketsStack(cdk.Stack):
             description="Put the PayPal client_id and client_secret here",
         )
         cdk.CfnOutput(self, "AlarmTopicArn", value=self.alarm_topic.topic_arn)
+        cdk.CfnOutput(
+            self,
+            "WebUrl",
+            value=self.web.url,
+            description="The web app (CloudFront); its config.json points at RestApiUrl and WebSocketUrl",
+        )
+        cdk.CfnOutput(self, "WebBucketName", value=self.web.bucket.bucket_name)
+        cdk.CfnOutput(self, "WebDistributionId", value=self.web.distribution.distribution_id)
