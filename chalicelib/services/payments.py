@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from chalicelib import holds
@@ -41,14 +41,22 @@ from chalicelib.storage.orders import (
 )
 from chalicelib.storage.seats import SeatRepository
 
-_DECLINED = {"INSTRUMENT_DECLINED", "PAYER_CANNOT_PAY", "TRANSACTION_REFUSED", "MAX_NUMBER_OF_PAYMENT_ATTEMPTS_EXCEEDED"}
+_DECLINED = {
+    "INSTRUMENT_DECLINED",
+    "PAYER_CANNOT_PAY",
+    "TRANSACTION_REFUSED",
+    "MAX_NUMBER_OF_PAYMENT_ATTEMPTS_EXCEEDED",
+}
 _NOT_APPROVED = {"ORDER_NOT_APPROVED", "PAYER_ACTION_REQUIRED"}
 _SETTLED = ("processing", "paid", "refund_pending", "partially_refunded", "refunded", "failed")
 _ATTEMPTS = 5
+# How long after its window a `processing` order with no capture may still have a capture call in flight:
+# far above a Lambda's API timeout plus the PayPal client's retries.
+CAPTURE_GRACE_SECONDS = 300
 
 
 def now_iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def order_view(order: OrderRecord) -> dict:
@@ -73,8 +81,12 @@ def order_view(order: OrderRecord) -> dict:
 
 
 def _refund_view(refund: RefundEntry) -> dict:
-    view = {"refund_id": refund.refund_id, "status": refund.status, "amount": refund.amount,
-            "ticket_ids": list(refund.ticket_ids)}
+    view = {
+        "refund_id": refund.refund_id,
+        "status": refund.status,
+        "amount": refund.amount,
+        "ticket_ids": list(refund.ticket_ids),
+    }
     if refund.reason:
         view["reason"] = refund.reason
     return view
@@ -255,6 +267,11 @@ class PaymentService:
             result = self._read_back(order, attempt)
         except PayPalError as exc:
             result = self._capture_refused(order, attempt, exc)
+        except Exception:
+            # Never leave the order in `processing` with no capture behind it: its seats would stay locked.
+            # Back in `created` with this attempt counted, the sweeper asks PayPal before expiring it.
+            self._abort(order, attempt)
+            raise
         return self._after_capture(order, attempt, result)
 
     def _read_back(self, order: OrderRecord, attempt: int) -> dict:
@@ -378,7 +395,8 @@ class PaymentService:
             return current.status if current else "unknown"
         states = self.orders.tickets(order.showtime_id, order.ticket_ids)
         ours = [
-            tid for tid in order.ticket_ids
+            tid
+            for tid in order.ticket_ids
             if tid in states and states[tid].status == holds.CHECKOUT and states[tid].order_id == order.order_id
         ]
         if len(ours) == len(order.ticket_ids):
@@ -391,11 +409,14 @@ class PaymentService:
 
     # --- sweeper ------------------------------------------------------------------------
     def expire_orders(self) -> int:
-        """Expire created orders whose window passed; never one PayPal already captured."""
+        """Expire created orders whose window passed; never one PayPal already captured. Also settles
+        orders whose capture attempt died midway (`processing` with no capture, long past the window)."""
         now = self._clock()
         expired = 0
         for order_id in self.orders.expiring_orders(now):
             order = self.orders.get(order_id)
+            if order is not None and order.status == "processing":
+                order = self._reconcile_stalled_capture(order, now)
             if order is None or order.status != "created" or order.expires_at > now:
                 continue
             if order.capture_attempt and self._captured_meanwhile(order):
@@ -403,6 +424,19 @@ class PaymentService:
             if self._end_checkout(order, "expired", restore=False):
                 expired += 1
         return expired
+
+    def _reconcile_stalled_capture(self, order: OrderRecord, now: float) -> OrderRecord | None:
+        """A capture attempt that never finished (its Lambda died between our transition and PayPal's
+        answer): once no attempt can still be running, return the order to `created` so the check below
+        settles it from PayPal's truth or expires it."""
+        if order.capture_id or now < order.expires_at + CAPTURE_GRACE_SECONDS:
+            return None
+        try:
+            self.orders.abort_capture(order.order_id, order.capture_attempt)
+        except StaleState:
+            return None
+        logger.warning("stalled capture attempt reconciled", extra={"order_id": order.order_id})
+        return self.orders.get(order.order_id)
 
     def _captured_meanwhile(self, order: OrderRecord) -> bool:
         try:

@@ -4,15 +4,16 @@ convergence with what happened in PayPal (approvals whose buyer never returned, 
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from decimal import Decimal
 
-from chalicelib.errors import BadRequest, NotFound, NotRefundable, PaymentProviderUnavailable
+from chalicelib.errors import BadRequest, DomainError, NotFound, NotRefundable, PaymentProviderUnavailable
 from chalicelib.observability import logger, metrics
-from chalicelib.paypal import PayPalClient, PayPalError, PayPalUnavailable, first_capture
+from chalicelib.paypal import PayPalClient, PayPalError, PayPalUnavailable
 from chalicelib.queues import QueuePublisher
 from chalicelib.services.catalog import CatalogService
 from chalicelib.services.payments import PaymentService, now_iso
@@ -28,6 +29,9 @@ REFUND_REASONS = {
     "REFUND_FAILED_INSUFFICIENT_FUNDS": "The refund could not be paid out right now; please try again later.",
 }
 _EVENT_TTL_SECONDS = 45 * 24 * 3600
+_MAX_EVENT_ID = 128
+_OPEN = ("created", "processing")
+_RESOURCE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 class RefundService:
@@ -62,7 +66,7 @@ class RefundService:
         if order.status not in ("paid", "partially_refunded"):
             raise NotRefundable(f"An order in status {order.status} cannot be refunded.")
         self._check_cutoff(order)
-        chosen = self._chosen_tickets(order, ticket_ids)
+        chosen = refundable_tickets(order, ticket_ids)
         amount = sum((money(t.price) for t in order.tickets if t.ticket_id in chosen), Decimal("0.00"))
         refund = RefundEntry(
             refund_id=uuid.uuid4().hex,
@@ -91,24 +95,6 @@ class RefundService:
         if self._clock() >= starts - self._cutoff:
             raise NotRefundable("The showtime starts too soon to refund.")
 
-    @staticmethod
-    def _chosen_tickets(order: OrderRecord, ticket_ids: list[str] | None) -> set[str]:
-        remaining = [t for t in order.ticket_ids if t not in order.refunded_ticket_ids]
-        if ticket_ids is None:
-            chosen = set(remaining)
-        else:
-            if len(set(ticket_ids)) != len(ticket_ids):
-                raise BadRequest("ticket_ids: duplicate ticket")
-            unknown = [t for t in ticket_ids if t not in order.ticket_ids]
-            if unknown:
-                raise BadRequest("ticket_ids: not tickets of this order")
-            chosen = set(ticket_ids)
-            if chosen - set(remaining):
-                raise NotRefundable("Some of these tickets are already refunded.")
-        if not chosen:
-            raise NotRefundable("Every ticket of this order is already refunded.")
-        return chosen
-
     # --- refund worker ------------------------------------------------------------------
     def process(self, order_id: str, refund_id: str) -> str:
         """Run one pending refund against PayPal, exactly once. Raises PayPalUnavailable (retry)."""
@@ -122,7 +108,7 @@ class RefundService:
                 request_id=f"refund-{refund_id}",
                 amount=money(refund.amount),
                 currency=order.currency,
-                invoice_id=f"{order.order_id}-{refund_id}"[:127],
+                invoice_id=refund_invoice(order.order_id, refund_id),
                 note_to_payer="Ticket refund",
             )
         except PayPalUnavailable:
@@ -148,6 +134,13 @@ class RefundService:
         try:
             self._orders.complete_refund(order, refund, paypal_refund_id)
         except StaleState:
+            current = self._orders.get(order.order_id)
+            entry = next((r for r in current.refunds if r.refund_id == refund.refund_id), None) if current else None
+            if entry is not None and entry.status == "pending":
+                # PayPal paid the money back but our records could not follow: retry, and let the DLQ
+                # tell a human rather than leave the order in refund_pending for ever.
+                logger.error("refunded at PayPal but not recorded", extra={"order_id": order.order_id})
+                raise
             logger.info("refund already settled", extra={"order_id": order.order_id})
             return
         metrics.add_metric(name="RefundsCompleted", unit="Count", value=1)
@@ -187,7 +180,7 @@ class RefundService:
     def webhook(self, headers: Mapping[str, str], raw_body: bytes) -> dict:
         """Act on a PayPal event only after re-reading its resource from PayPal. Raises BadRequest,
         PaymentProviderUnavailable (PayPal unreachable: answer 503 so PayPal redelivers)."""
-        event = _parse_event(raw_body)
+        event = parse_event(raw_body)
         try:
             if self._webhook_id and not self._paypal().verify_webhook_signature(
                 headers=headers, webhook_id=self._webhook_id, event=event
@@ -203,9 +196,9 @@ class RefundService:
 
     def _dispatch(self, event: dict) -> str:
         kind = event["event_type"]
-        resource_id = str(event["resource"].get("id") or "")
-        if not resource_id:
-            return "ignored"
+        resource_id = event["resource"].get("id")
+        if not isinstance(resource_id, str) or not _RESOURCE_ID.match(resource_id):
+            return "ignored"  # not an id PayPal would issue: nothing to look up
         try:
             if kind == "CHECKOUT.ORDER.APPROVED":
                 return self._approved(resource_id)
@@ -228,10 +221,13 @@ class RefundService:
             return "ignored"
         try:
             self._payments.capture(order)
-        except Exception as exc:  # noqa: BLE001 - the buyer may still execute; log and move on
-            if isinstance(exc, PaymentProviderUnavailable):
-                raise PayPalUnavailable(None, "UNAVAILABLE", "UNAVAILABLE") from exc
-            logger.info("webhook capture did not complete", extra={"order_id": order.order_id})
+        except PaymentProviderUnavailable as exc:
+            raise PayPalUnavailable(None, "UNAVAILABLE", "UNAVAILABLE") from exc
+        except DomainError as exc:
+            # Declined, expired, cancelled...: the order says so, and the buyer may still act on it.
+            # Anything else (an outage of ours) propagates: a 500 makes PayPal redeliver.
+            logger.info("webhook capture refused", extra={"order_id": order.order_id, "code": exc.code})
+            return "refused"
         return "captured"
 
     def _capture_event(self, capture_id: str) -> str:
@@ -243,30 +239,82 @@ class RefundService:
         status = capture.get("status")
         if status == "COMPLETED" and order.status in ("created", "processing"):
             self._payments.settle_capture(order, capture["id"], completed=True)
-            return "settled"
+            order = self._orders.get(order.order_id) or order
+            if order.capture_id == capture["id"]:
+                return "settled"
+            # The sweeper expired it between our read and the settle: the money buys nothing now.
+        if status == "COMPLETED" and order.capture_id != capture["id"] and order.status not in _OPEN:
+            return self._refund_orphan_capture(order, capture)
         if status in ("DECLINED", "FAILED") and order.status == "processing" and order.capture_id == capture["id"]:
             self._payments.fail(order.order_id, "The payment was declined by PayPal.")
             return "failed"
         return "ignored"
 
+    def _refund_orphan_capture(self, order: OrderRecord, capture: dict) -> str:
+        """Money that landed after the order ended (expired, cancelled): it buys nothing, so give it back.
+        Raises PayPalUnavailable (the webhook answers 503 and PayPal redelivers)."""
+        refund_id = f"orphan-{capture['id']}"
+        if any(r.refund_id == refund_id for r in order.refunds):
+            return "known"
+        try:
+            result = self._paypal().refund_capture(
+                capture["id"], request_id=f"refund-{refund_id}", amount=None, currency=None
+            )
+        except PayPalUnavailable:
+            raise
+        except PayPalError as exc:
+            if exc.issue != "CAPTURE_FULLY_REFUNDED":
+                logger.error(
+                    "could not refund a capture of an ended order",
+                    extra={"order_id": order.order_id, "issue": exc.issue},
+                )
+                raise PayPalUnavailable(exc.status, exc.name, exc.issue) from exc
+            result = {}
+        entry = RefundEntry(
+            refund_id=refund_id,
+            status="completed",
+            amount=str(capture.get("amount", {}).get("value") or order.amount),
+            ticket_ids=(),
+            previous_status=order.status,
+            reason="The payment arrived after the order had ended, so it was refunded in full.",
+            paypal_refund_id=result.get("id"),
+            source="system",
+        )
+        try:
+            self._orders.record_orphan_refund(order, entry, now_iso(self._clock()))
+        except StaleState:
+            return "known"
+        metrics.add_metric(name="OrphanCapturesRefunded", unit="Count", value=1)
+        logger.warning("refunded a capture of an ended order", extra={"order_id": order.order_id})
+        return "refunded"
+
     def _refund_event(self, paypal_refund_id: str) -> str:
         refund = self._paypal().get_refund(paypal_refund_id)
-        capture_id = _capture_id_of(refund)
+        capture_id = capture_id_of(refund)
         capture = self._paypal().get_capture(capture_id) if capture_id else {}
         related = capture.get("supplementary_data", {}).get("related_ids", {})
         order = self._orders.by_paypal_id(related.get("order_id", ""))
         if order is None or order.capture_id != capture.get("id"):
             return "ignored"
-        known = {r.paypal_refund_id for r in order.refunds if r.paypal_refund_id}
-        if refund.get("id") in known or any(r.status == "pending" for r in order.refunds):
+        if refund.get("id") in {r.paypal_refund_id for r in order.refunds if r.paypal_refund_id}:
             return "known"
-        tickets = _tickets_for_amount(order, money(refund.get("amount", {}).get("value", "0")), capture)
-        if not tickets:
-            return "ignored"
+        ours = {refund_invoice(order.order_id, r.refund_id) for r in order.refunds}
+        if refund.get("invoice_id") in ours:
+            return "known"  # one of our own refunds: its worker records it
+        if any(r.status == "pending" for r in order.refunds):
+            # Recording it now would race our own pending refund over the same seats and status.
+            # Answer 503 so PayPal redelivers once ours has settled; remembering it would lose it.
+            raise PayPalUnavailable(None, "REFUND_PENDING", "RETRY_LATER")
+        return self._record_paypal_refund(order, refund, capture)
+
+    def _record_paypal_refund(self, order: OrderRecord, refund: dict, capture: dict) -> str:
+        """A refund made in PayPal's dashboard: record the amount PayPal moved, free the seats it covers."""
+        amount = money(str(refund.get("amount", {}).get("value", "0")))
+        tickets = tickets_for_amount(order, amount, completes_capture(refund, capture))
         entry = RefundEntry(
             refund_id=f"paypal-{refund['id']}",
             status="completed",
-            amount=f"{sum((money(t.price) for t in order.tickets if t.ticket_id in tickets), Decimal('0.00')):.2f}",
+            amount=f"{amount:.2f}",
             ticket_ids=tuple(tickets),
             previous_status=order.status,
             reason="Refunded in PayPal.",
@@ -277,10 +325,31 @@ class RefundService:
             self._orders.record_external_refund(order, entry, now_iso(self._clock()))
         except StaleState:
             return "known"
+        metrics.add_metric(name="RefundsFromPayPal", unit="Count", value=1)
         return "recorded"
 
 
-def _parse_event(raw_body: bytes) -> dict:
+def refundable_tickets(order: OrderRecord, ticket_ids: list[str] | None) -> set[str]:
+    """The tickets a refund request covers (all not yet refunded when none are named).
+    Raises BadRequest (duplicates, foreign tickets), NotRefundable (already refunded, nothing left)."""
+    remaining = [t for t in order.ticket_ids if t not in order.refunded_ticket_ids]
+    if ticket_ids is None:
+        chosen = set(remaining)
+    else:
+        if len(set(ticket_ids)) != len(ticket_ids):
+            raise BadRequest("ticket_ids: duplicate ticket")
+        unknown = [t for t in ticket_ids if t not in order.ticket_ids]
+        if unknown:
+            raise BadRequest("ticket_ids: not tickets of this order")
+        chosen = set(ticket_ids)
+        if chosen - set(remaining):
+            raise NotRefundable("Some of these tickets are already refunded.")
+    if not chosen:
+        raise NotRefundable("Every ticket of this order is already refunded.")
+    return chosen
+
+
+def parse_event(raw_body: bytes) -> dict:
     try:
         event = json.loads(raw_body or b"")
     except ValueError as exc:
@@ -289,23 +358,41 @@ def _parse_event(raw_body: bytes) -> dict:
         raise BadRequest("body: a JSON object is required")
     if not isinstance(event.get("id"), str) or not isinstance(event.get("event_type"), str):
         raise BadRequest("id, event_type: required")
+    # The id becomes a key of the de-duplication table; PayPal's are ~40 characters.
+    if not 0 < len(event["id"]) <= _MAX_EVENT_ID or len(event["event_type"]) > _MAX_EVENT_ID:
+        raise BadRequest(f"id, event_type: at most {_MAX_EVENT_ID} characters")
     if not isinstance(event.get("resource"), dict):
         raise BadRequest("resource: required")
     return event
 
 
-def _capture_id_of(refund: dict) -> str | None:
+def refund_invoice(order_id: str, refund_id: str) -> str:
+    """The invoice id our refunds carry, so a webhook about one of them is recognised as ours."""
+    return f"{order_id}-{refund_id}"[:127]
+
+
+def capture_id_of(refund: dict) -> str | None:
     for link in refund.get("links", []):
         if link.get("rel") == "up" and "/captures/" in link.get("href", ""):
             return link["href"].rstrip("/").rsplit("/", 1)[-1]
     return None
 
 
-def _tickets_for_amount(order: OrderRecord, amount: Decimal, capture: dict) -> list[str]:
-    """Which seats a PayPal-side refund pays back: all that remain for a full refund, else as many
-    remaining seats (in order) as the amount covers."""
+def completes_capture(refund: dict, capture: dict) -> bool:
+    """Whether this refund brought the capture's refunded total to its full amount. Read from the refund
+    itself (PayPal's running total at that refund), so a later refund does not change the answer."""
+    total = refund.get("seller_payable_breakdown", {}).get("total_refunded_amount", {}).get("value")
+    captured = capture.get("amount", {}).get("value")
+    if total is None or captured is None:
+        return capture.get("status") == "REFUNDED"
+    return money(str(total)) >= money(str(captured))
+
+
+def tickets_for_amount(order: OrderRecord, amount: Decimal, completes: bool) -> list[str]:
+    """Which seats a PayPal-side refund pays back: all that remain when it completes the capture, else as
+    many remaining seats (in order) as the amount covers."""
     remaining = [t for t in order.tickets if t.ticket_id not in order.refunded_ticket_ids]
-    if capture.get("status") == "REFUNDED":
+    if completes:
         return [t.ticket_id for t in remaining]
     chosen, total = [], Decimal("0.00")
     for ticket in remaining:

@@ -233,7 +233,9 @@ class OrderRepository:
         )
 
     # --- checkout ends without payment: checkout -> held / available -------------------------
-    def end_checkout(self, order: OrderRecord, new_status: str, ticket_states: dict[str, Ticket], *, restore: bool) -> None:
+    def end_checkout(
+        self, order: OrderRecord, new_status: str, ticket_states: dict[str, Ticket], *, restore: bool
+    ) -> None:
         """created -> cancelled (tickets back to the buyer's holds) or expired (tickets released)."""
         try:
             with transact_write() as tx:
@@ -270,14 +272,14 @@ class OrderRepository:
 
     # --- capture ------------------------------------------------------------------------
     def begin_capture(self, order: OrderRecord, now: float) -> int:
-        """created -> processing with a fresh capture attempt number; returns it."""
+        """created -> processing with a fresh capture attempt number; returns it. The order stays in the
+        sweep index until a capture is recorded, so an attempt that dies midway is found again."""
         attempt = order.capture_attempt + 1
         try:
             Order(order.order_id).update(
                 actions=[
                     Order.status.set("processing"),
                     Order.capture_attempt.set(attempt),
-                    Order.open_shard.remove(),
                 ],
                 condition=(Order.status == "created")
                 & (Order.capture_attempt == order.capture_attempt)
@@ -292,7 +294,10 @@ class OrderRepository:
         try:
             Order(order_id).update(
                 actions=[Order.status.set("created"), Order.open_shard.set(_open_shard(order_id))],
-                condition=(Order.status == "processing") & (Order.capture_attempt == attempt),
+                # Never undo a capture someone recorded meanwhile (a webhook may settle it first).
+                condition=(Order.status == "processing")
+                & (Order.capture_attempt == attempt)
+                & Order.capture_id.does_not_exist(),
             )
         except UpdateError as exc:
             _raise_stale(exc)
@@ -322,7 +327,9 @@ class OrderRepository:
                     actions=[Order.status.set("paid")],
                     condition=Order.status == "processing",
                 )
-                cart_actions = [Cart.open_order.remove(), Cart.version.add(1)]
+                # open_order is left alone: by now it may name a newer order of this buyer, and a pointer
+                # to an order that is no longer `created` is ignored anyway.
+                cart_actions = [Cart.version.add(1)]
                 for ticket_id in order.ticket_ids:
                     tx.update(
                         Ticket(order.showtime_id, ticket_id),
@@ -339,7 +346,9 @@ class OrderRepository:
         except TransactWriteError as exc:
             _raise_stale(exc)
 
-    def fail_order(self, order: OrderRecord, reason: str, ticket_states: dict[str, Ticket], refund: RefundEntry | None) -> None:
+    def fail_order(
+        self, order: OrderRecord, reason: str, ticket_states: dict[str, Ticket], refund: RefundEntry | None
+    ) -> None:
         """processing -> failed; whatever tickets are still ours go back on sale."""
         actions = [Order.status.set("failed"), Order.failure_reason.set(reason), Order.open_shard.remove()]
         if refund is not None:
@@ -347,7 +356,7 @@ class OrderRepository:
         try:
             with transact_write() as tx:
                 tx.update(Order(order.order_id), actions=actions, condition=Order.status == "processing")
-                cart_actions = [Cart.open_order.remove(), Cart.version.add(1)]
+                cart_actions = [Cart.version.add(1)]  # open_order: see complete_purchase
                 for ticket_id, item in ticket_states.items():
                     cart_actions.append(Cart.holds[ticket_id].remove())
                     if item.status in (holds.CHECKOUT, holds.SOLD) and item.order_id == order.order_id:
@@ -436,6 +445,17 @@ class OrderRepository:
                         condition=(Ticket.status == holds.SOLD) & (Ticket.order_id == order.order_id),
                     )
         except TransactWriteError as exc:
+            _raise_stale(exc)
+
+    def record_orphan_refund(self, order: OrderRecord, refund: RefundEntry, created_at: str) -> None:
+        """Note the refund of a capture that arrived after the order ended; the order keeps its status."""
+        value = {**_refund_value(refund), "created_at": created_at}
+        try:
+            Order(order.order_id).update(
+                actions=[Order.refunds[refund.refund_id].set(value)],
+                condition=Order.refunds[refund.refund_id].does_not_exist(),
+            )
+        except UpdateError as exc:
             _raise_stale(exc)
 
     # --- webhook de-duplication -----------------------------------------------------------
