@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -34,6 +35,15 @@ class Stack:
     staff_password: str
     process: subprocess.Popen
     output: deque = field(default_factory=lambda: deque(maxlen=400))
+    ready_line: str = ""
+
+    @property
+    def aws_endpoint(self) -> str:
+        """The AWS endpoint (embedded moto) the stack printed on its ready line."""
+        found = re.search(r"AWS endpoint (http://[^\s)]+)", self.ready_line)
+        if not found:
+            raise AssertionError(f"the ready line names no AWS endpoint: {self.ready_line!r}")
+        return found.group(1)
 
     def api(self, path: str) -> str:
         return f"{self.base_url}/api/{path.lstrip('/')}"
@@ -95,7 +105,8 @@ def running_stack(env: dict[str, str] | None = None, timeout: float = 120.0):
         assert process.stdout is not None
         for line in process.stdout:
             stack.output.append(line.rstrip())
-            if "ready" in line:
+            if "ready" in line and not ready.is_set():
+                stack.ready_line = line.strip()
                 ready.set()
 
     threading.Thread(target=pump, daemon=True).start()

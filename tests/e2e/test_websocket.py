@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
-import re
 import time
 import uuid
 from urllib.parse import urlencode
@@ -82,11 +81,7 @@ def ws_url(stack: Stack, **query: str) -> str:
 
 
 def aws_endpoint(stack: Stack) -> str:
-    for line in stack.output:
-        found = re.search(r"AWS endpoint (http://[^\s)]+)", line)
-        if found:
-            return found.group(1)
-    raise AssertionError("the stack printed no AWS endpoint")
+    return stack.aws_endpoint
 
 
 def dynamodb(stack: Stack):
