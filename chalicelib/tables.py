@@ -5,7 +5,7 @@ Deliberately free of boto3/pynamodb imports so CDK synth and the local runtime c
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,10 @@ from botocore.config import Config as BotoConfig
 from chalicelib import auth
 from chalicelib.broadcast import Broadcaster
 from chalicelib.config import ConfigError, Settings, get_settings
-from chalicelib.services.accounts import AccountService
-from chalicelib.services.catalog import CatalogService
 from chalicelib.paypal import PayPalClient, base_url_for
 from chalicelib.queues import QueuePublisher
+from chalicelib.services.accounts import AccountService
+from chalicelib.services.catalog import CatalogService
 from chalicelib.services.payments import PaymentService
 from chalicelib.services.refunds import RefundService
 from chalicelib.services.seats import SeatService
@@ -110,9 +110,7 @@ class Container:
 
     @cached_property
     def accounts(self) -> AccountService:
-        return AccountService(
-            AccountRepository(), self.token_config, scrypt_n=self.settings.password_scrypt_n
-        )
+        return AccountService(AccountRepository(), self.token_config, scrypt_n=self.settings.password_scrypt_n)
 
     @cached_property
     def connections(self) -> ConnectionRepository:

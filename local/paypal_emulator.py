@@ -889,7 +889,8 @@ class PayPalEmulator:
         sent_at = _now()
         signed = f"{transmission_id}|{sent_at}|{self.webhook_id or ''}|{zlib.crc32(body)}".encode()
         transmission = Transmission(
-            signature=hmac.new(self._signing_key, signed, hashlib.sha256).hexdigest(),  # \w-only, as the spec pattern wants
+            # hex digits only: the spec pattern wants a word character first (base64 may start with +)
+            signature=hmac.new(self._signing_key, signed, hashlib.sha256).hexdigest(),
             time=sent_at,
             cert_url=f"{base}/v1/notifications/certs/CERT-LOCAL-EMULATOR",
             event=event,

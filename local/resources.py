@@ -35,9 +35,7 @@ def create_table_request(spec: tables.TableSpec, name: str) -> dict:
     request: dict = {
         "TableName": name,
         "KeySchema": _key_schema(spec.hash_key, spec.range_key),
-        "AttributeDefinitions": [
-            {"AttributeName": k.name, "AttributeType": k.type} for k in spec.key_attributes()
-        ],
+        "AttributeDefinitions": [{"AttributeName": k.name, "AttributeType": k.type} for k in spec.key_attributes()],
         "BillingMode": "PAY_PER_REQUEST",
     }
     if spec.indexes:
@@ -88,9 +86,7 @@ def ensure_queues(sqs, settings: Settings, visibility_seconds: int | None = None
             QueueName=settings.queue_name(spec.dlq_logical),
             Attributes={"MessageRetentionPeriod": str(spec.dlq_retention_seconds)},
         )["QueueUrl"]
-        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
-            "QueueArn"
-        ]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         url = sqs.create_queue(
             QueueName=settings.queue_name(spec.logical),
             Attributes={

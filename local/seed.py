@@ -42,7 +42,7 @@ def seed(
     for slug, name in CATEGORIES:
         repo.put_category(slug, name)
     names = dict(CATEGORIES)
-    created_at = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+    created_at = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
     for index, (event_id, title, description, category, minutes) in enumerate(EVENTS):
         try:
             repo.create_event(
