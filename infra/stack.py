@@ -30,6 +30,7 @@ from constructs import Construct
 
 from chalicelib import tables
 from infra import access
+from infra.gateway_responses import add_gateway_responses
 from infra.settings import StageSettings
 from infra.web import WebSite, paypal_redirect_urls
 
@@ -143,6 +144,8 @@ class TicketsStack(cdk.Stack):
         for name, resource in self.functions.items():
             self._wire_function(name, resource)
         self._throttle_apis()
+        # API Gateway's own errors (unknown path, throttling, ...) in the contract's shape, with CORS.
+        add_gateway_responses(self.chalice.get_resource("RestAPI"))
         self.web.publish(api_base=cdk.Fn.join("", [self._rest_url(), "api"]), ws_url=self._ws_url())
         for logical, dlq in {**self.dead_letter_queues, **self.failure_queues}.items():
             self._queue_depth_alarm(logical, dlq)
