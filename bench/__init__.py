@@ -1,0 +1,1 @@
+"""`make bench`: live seat selection figures against a fresh local stack (see README.md)."""
