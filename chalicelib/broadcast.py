@@ -7,6 +7,7 @@ same API). A 410 Gone deletes the connection row where it is found.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -34,6 +35,7 @@ class Broadcaster:
     ) -> None:
         self._client_factory = client_factory
         self._client: object | None = None
+        self._client_lock = threading.Lock()
         self._connections = connections
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="broadcast")
         self._clock = clock
@@ -41,7 +43,9 @@ class Broadcaster:
     @property
     def client(self):
         if self._client is None:
-            self._client = self._client_factory()
+            with self._client_lock:  # the fan-out pool's threads would each build a client
+                if self._client is None:
+                    self._client = self._client_factory()
         return self._client
 
     def send(self, connection_id: str, message: dict) -> bool:

@@ -126,7 +126,8 @@ class LocalStack:
             access_log=None,
             handle_signals=False,
             # API Gateway accepts request lines and headers up to about 10 KB; aiohttp's default is 8190.
-            handler_args={"max_line_size": 16384, "max_field_size": 16384},
+            max_line_size=16384,
+            max_field_size=16384,
         )
         await self.runner.setup()
         site = web.TCPSite(self.runner, self.host, self.port, backlog=1024)

@@ -46,8 +46,12 @@ def stream_record(raw: dict, stream_arn: str, region: str) -> dict:
     return record
 
 
+_ITERATOR_GONE = ("ExpiredIteratorException", "TrimmedDataAccessException")
+
+
 class StreamPoller(_Loop):
-    """Reads every shard from LATEST (as at start), batches up to batch_size within the window."""
+    """Reads every shard from LATEST (as at start) like Lambda's event source mapping: batches of up
+    to batch_size, a failed batch retried until the handler succeeds, one GetRecords per poll."""
 
     def __init__(
         self,
@@ -57,8 +61,8 @@ class StreamPoller(_Loop):
         *,
         region: str,
         batch_size: int = 100,
-        window: float = 0.05,
-        idle_sleep: float = 0.02,
+        window: float = 0.0,
+        idle_sleep: float = 0.05,
     ) -> None:
         super().__init__("stream-poller")
         self._client = client
@@ -68,7 +72,9 @@ class StreamPoller(_Loop):
         self._batch_size = batch_size
         self._window = window
         self._idle = idle_sleep
-        self._positions: dict[str, str | None] = {}  # shard id -> last sequence number processed
+        self._positions: dict[str, str | None] = {}  # shard id -> last sequence number delivered
+        self._iterators: dict[str, str | None] = {}  # shard id -> iterator for the next read
+        self._pending: dict[str, list[dict]] = {}  # shard id -> records read but not yet delivered
         self.batches = 0
         self.records = 0
 
@@ -76,6 +82,7 @@ class StreamPoller(_Loop):
         """Remember where each shard ends now, so only later changes are delivered (LATEST)."""
         for shard in self._shards():
             self._positions[shard] = self._latest_sequence(shard)
+            self._iterators[shard] = None
 
     def _shards(self) -> list[str]:
         description = self._client.describe_stream(StreamArn=self._arn)["StreamDescription"]
@@ -95,38 +102,52 @@ class StreamPoller(_Loop):
             if not iterator:
                 return last
 
-    def _read(self, shard_id: str, limit: int) -> list[dict]:
+    def _new_iterator(self, shard_id: str) -> str:
         position = self._positions.get(shard_id)
         if position is None:
             kind = {"ShardIteratorType": "TRIM_HORIZON"}
         else:
             kind = {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": position}
-        # A fresh iterator per read, positioned after what we processed: moto keeps every iterator
-        # it hands out, and this keeps the reads restartable after a handler failure.
-        iterator = self._client.get_shard_iterator(StreamArn=self._arn, ShardId=shard_id, **kind)["ShardIterator"]
+        return self._client.get_shard_iterator(StreamArn=self._arn, ShardId=shard_id, **kind)["ShardIterator"]
+
+    def _read(self, shard_id: str, limit: int) -> list[dict]:
+        """Records after the last read; keeps the shard's iterator between reads (one call per poll)."""
+        iterator = self._iterators.get(shard_id) or self._new_iterator(shard_id)
         try:
-            return self._client.get_records(ShardIterator=iterator, Limit=limit)["Records"]
+            response = self._client.get_records(ShardIterator=iterator, Limit=limit)
         except ClientError as exc:
-            if position is None or exc.response.get("Error", {}).get("Code") != "TrimmedDataAccessException":
+            code = exc.response.get("Error", {}).get("Code")
+            if code not in _ITERATOR_GONE:
                 raise
-        # We fell behind the trim horizon: those records are gone. Go on from the oldest one kept, as
-        # Lambda's event source mapping does, instead of failing on the same position forever.
-        log.warning("stream records after %s were trimmed before delivery; resuming at the trim horizon", position)
-        self._positions[shard_id] = None
-        return self._read(shard_id, limit)
+            if code == "TrimmedDataAccessException":
+                # We fell behind the trim horizon: those records are gone. Go on from the oldest kept,
+                # as Lambda's event source mapping does, instead of failing on one position forever.
+                log.warning("stream records after %s were trimmed before delivery", self._positions.get(shard_id))
+                self._positions[shard_id] = None
+            self._iterators[shard_id] = None
+            response = self._client.get_records(ShardIterator=self._new_iterator(shard_id), Limit=limit)
+        self._iterators[shard_id] = response.get("NextShardIterator")
+        return response["Records"]
+
+    def _batch(self, shard_id: str) -> list[dict]:
+        pending = self._pending.setdefault(shard_id, [])
+        if len(pending) < self._batch_size:
+            pending.extend(self._read(shard_id, self._batch_size - len(pending)))
+            if pending and len(pending) < self._batch_size and self._window:
+                time.sleep(self._window)  # the batching window: let a burst gather into one batch
+                pending.extend(self._read(shard_id, self._batch_size - len(pending)))
+        return pending[: self._batch_size]
 
     def poll_once(self) -> int:
-        """Deliver one batch (per shard); returns the number of records delivered."""
+        """Deliver one batch per shard; returns the number of records delivered."""
         delivered = 0
         for shard_id in list(self._positions) or self._refresh_shards():
-            records = self._read(shard_id, self._batch_size)
-            if records and len(records) < self._batch_size and self._window:
-                time.sleep(self._window)  # the batching window: let a burst gather into one batch
-                records = self._read(shard_id, self._batch_size)
+            records = self._batch(shard_id)
             if not records:
                 continue
             event = {"Records": [stream_record(r, self._arn, self._region) for r in records]}
-            self._handler(event, lambda_context("tickets_changed"))
+            self._handler(event, lambda_context("tickets_changed"))  # raises: the batch stays pending
+            del self._pending[shard_id][: len(records)]
             self._positions[shard_id] = records[-1]["dynamodb"]["SequenceNumber"]
             delivered += len(records)
             self.batches += 1

@@ -105,7 +105,7 @@ def running_stack(env: dict[str, str] | None = None, timeout: float = 120.0):
         assert process.stdout is not None
         for line in process.stdout:
             stack.output.append(line.rstrip())
-            if "ready" in line and not ready.is_set():
+            if line.startswith("ready:") and not ready.is_set():
                 stack.ready_line = line.strip()
                 ready.set()
 

@@ -6,6 +6,8 @@ module reads no environment and opens no connection.
 
 from __future__ import annotations
 
+import threading
+
 from pynamodb.attributes import (
     BooleanAttribute,
     ListAttribute,
@@ -231,19 +233,27 @@ MODELS: dict[str, type[Model]] = {
 _binding: dict[str, object] = {"region": _Meta.region, "host": None, "connection": None}
 
 
+_binding_lock = threading.Lock()
+
+
 def transact_write() -> TransactWrite:
     """A TransactWrite on the connection bound by bind_models (one per process, thread-safe)."""
     connection = _binding["connection"]
     if connection is None:
-        connection = PynamoConnection(
-            region=str(_binding["region"]),
-            host=_binding["host"],  # type: ignore[arg-type]
-            max_pool_connections=_Meta.max_pool_connections,
-            connect_timeout_seconds=_Meta.connect_timeout_seconds,
-            read_timeout_seconds=_Meta.read_timeout_seconds,
-            max_retry_attempts=_Meta.max_retry_attempts,
-        )
-        _binding["connection"] = connection
+        with _binding_lock:
+            connection = _binding["connection"]
+            if connection is None:
+                connection = PynamoConnection(
+                    region=str(_binding["region"]),
+                    host=_binding["host"],  # type: ignore[arg-type]
+                    max_pool_connections=_Meta.max_pool_connections,
+                    connect_timeout_seconds=_Meta.connect_timeout_seconds,
+                    read_timeout_seconds=_Meta.read_timeout_seconds,
+                    max_retry_attempts=_Meta.max_retry_attempts,
+                )
+                # Build the botocore client now, once: concurrent first calls would each build one.
+                connection.client  # noqa: B018
+                _binding["connection"] = connection
     return TransactWrite(connection=connection)  # type: ignore[arg-type]
 
 
