@@ -383,26 +383,14 @@ class OrderRepository:
 
     def complete_refund(self, order: OrderRecord, refund: RefundEntry, paypal_refund_id: str | None) -> None:
         """refund pending -> completed: order status, refunded tickets back on sale, in one transaction."""
-        refunded = sorted(set(order.refunded_ticket_ids) | set(refund.ticket_ids))
-        all_refunded = set(refunded) >= set(order.ticket_ids)
-        new_status = "refunded" if all_refunded else "partially_refunded"
         entry = Order.refunds[refund.refund_id]
-        order_actions = [
-            Order.status.set(new_status),
-            Order.refunded_ticket_ids.set(refunded),
-            entry["status"].set("completed"),
-        ]
+        order_actions = [*_refunded_actions(order, refund), entry["status"].set("completed")]
         if paypal_refund_id:
             order_actions.append(entry["paypal_refund_id"].set(paypal_refund_id))
         try:
             with transact_write() as tx:
                 tx.update(Order(order.order_id), actions=order_actions, condition=entry["status"] == "pending")
-                for ticket_id in refund.ticket_ids:
-                    tx.update(
-                        Ticket(order.showtime_id, ticket_id),
-                        actions=_release_actions(),
-                        condition=(Ticket.status == holds.SOLD) & (Ticket.order_id == order.order_id),
-                    )
+                _release_sold(tx, order, refund.ticket_ids)
         except TransactWriteError as exc:
             _raise_stale(exc)
 
@@ -423,27 +411,16 @@ class OrderRepository:
 
     def record_external_refund(self, order: OrderRecord, refund: RefundEntry, created_at: str) -> None:
         """A refund made outside our API (PayPal dashboard): record it completed and free its seats."""
-        refunded = sorted(set(order.refunded_ticket_ids) | set(refund.ticket_ids))
-        new_status = "refunded" if set(refunded) >= set(order.ticket_ids) else "partially_refunded"
         value = {**_refund_value(refund), "created_at": created_at}
         try:
             with transact_write() as tx:
                 tx.update(
                     Order(order.order_id),
-                    actions=[
-                        Order.status.set(new_status),
-                        Order.refunded_ticket_ids.set(refunded),
-                        Order.refunds[refund.refund_id].set(value),
-                    ],
+                    actions=[*_refunded_actions(order, refund), Order.refunds[refund.refund_id].set(value)],
                     condition=Order.status.is_in("paid", "partially_refunded", "refund_pending")
                     & Order.refunds[refund.refund_id].does_not_exist(),
                 )
-                for ticket_id in refund.ticket_ids:
-                    tx.update(
-                        Ticket(order.showtime_id, ticket_id),
-                        actions=_release_actions(),
-                        condition=(Ticket.status == holds.SOLD) & (Ticket.order_id == order.order_id),
-                    )
+                _release_sold(tx, order, refund.ticket_ids)
         except TransactWriteError as exc:
             _raise_stale(exc)
 
@@ -468,6 +445,23 @@ class OrderRepository:
 
     def remember_event(self, event_id: str, expires_at: int) -> None:
         PaymentRef(ref=f"webhook#{event_id}", expires_at=expires_at).save()
+
+
+def _refunded_actions(order: OrderRecord, refund: RefundEntry) -> list:
+    """The order's status and refunded tickets once this refund is done."""
+    refunded = sorted(set(order.refunded_ticket_ids) | set(refund.ticket_ids))
+    status = "refunded" if set(refunded) >= set(order.ticket_ids) else "partially_refunded"
+    return [Order.status.set(status), Order.refunded_ticket_ids.set(refunded)]
+
+
+def _release_sold(tx, order: OrderRecord, ticket_ids: Iterable[str]) -> None:
+    """Put this order's sold tickets back on sale, inside the caller's transaction."""
+    for ticket_id in ticket_ids:
+        tx.update(
+            Ticket(order.showtime_id, ticket_id),
+            actions=_release_actions(),
+            condition=(Ticket.status == holds.SOLD) & (Ticket.order_id == order.order_id),
+        )
 
 
 def _release_actions() -> list:

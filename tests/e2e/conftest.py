@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
+from tests.e2e import payflow
+from tests.e2e.payflow import Emulator
 from tests.stack import running_stack
 
 
@@ -17,3 +21,32 @@ def pytest_collection_modifyitems(items):
 def stack():
     with running_stack(env={"SWEEP_INTERVAL_SECONDS": "1"}) as running:
         yield running
+
+
+# --- payments ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def showtimes(stack) -> list[payflow.Showtime]:
+    return payflow.showtimes(stack)
+
+
+@pytest.fixture
+def showtime(showtimes) -> payflow.Showtime:
+    return random.choice(showtimes)
+
+
+@pytest.fixture
+def emulator(stack) -> Emulator:
+    emulator = Emulator(f"{stack.base_url}/paypal")
+    emulator.clear_faults()
+    yield emulator
+    emulator.clear_faults()
+
+
+@pytest.fixture
+def quiet_paypal(stack, emulator) -> Emulator:
+    """The emulator without webhooks: only what the test does reaches the backend."""
+    emulator.set_webhook_url(None)
+    yield emulator
+    emulator.set_webhook_url(f"{stack.base_url}/api/payment/webhook")

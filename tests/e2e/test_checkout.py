@@ -19,32 +19,6 @@ from tests.e2e.payflow import Buyer, Emulator, approve_on_page, cancel_on_page, 
 from tests.stack import running_stack
 
 
-@pytest.fixture(scope="module")
-def showtimes(stack) -> list[payflow.Showtime]:
-    return payflow.showtimes(stack)
-
-
-@pytest.fixture
-def showtime(showtimes) -> payflow.Showtime:
-    return random.choice(showtimes)
-
-
-@pytest.fixture
-def emulator(stack) -> Emulator:
-    emulator = Emulator(f"{stack.base_url}/paypal")
-    emulator.clear_faults()
-    yield emulator
-    emulator.clear_faults()
-
-
-@pytest.fixture
-def quiet_paypal(stack, emulator) -> Emulator:
-    """The emulator without webhooks: only the buyer's execute can capture."""
-    emulator.set_webhook_url(None)
-    yield emulator
-    emulator.set_webhook_url(f"{stack.base_url}/api/payment/webhook")
-
-
 def test_buyer_pays_through_the_approval_page_and_the_room_sees_the_seats_sold(stack, showtime, emulator):
     buyer, watcher = Buyer(stack), Buyer(stack)
     seats = free_seats(stack, showtime, 2)

@@ -4,30 +4,13 @@ another user watches the seats come back; and the refusals of the contract."""
 from __future__ import annotations
 
 import datetime as dt
-import random
 import uuid
 from decimal import Decimal
 
-import pytest
 import requests
 
 from tests.e2e import payflow
-from tests.e2e.payflow import TIMEOUT, Buyer, Emulator, free_seats
-
-
-@pytest.fixture(scope="module")
-def showtimes(stack) -> list[payflow.Showtime]:
-    return payflow.showtimes(stack)
-
-
-@pytest.fixture
-def showtime(showtimes) -> payflow.Showtime:
-    return random.choice(showtimes)
-
-
-@pytest.fixture
-def emulator(stack) -> Emulator:
-    return Emulator(f"{stack.base_url}/paypal")
+from tests.e2e.payflow import TIMEOUT, Buyer, free_seats
 
 
 def test_refunding_one_ticket_then_the_rest_frees_the_seats_for_everyone(stack, showtime, emulator):

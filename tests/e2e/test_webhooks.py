@@ -3,39 +3,10 @@ and tests post forged or replayed ones. The backend re-reads every resource from
 
 from __future__ import annotations
 
-import random
-
 import pytest
 import requests
 
-from tests.e2e import payflow
 from tests.e2e.payflow import TIMEOUT, Buyer, Emulator, approve_on_page, free_seats, wait_until, webhook_event
-
-
-@pytest.fixture(scope="module")
-def showtimes(stack) -> list[payflow.Showtime]:
-    return payflow.showtimes(stack)
-
-
-@pytest.fixture
-def showtime(showtimes) -> payflow.Showtime:
-    return random.choice(showtimes)
-
-
-@pytest.fixture
-def emulator(stack) -> Emulator:
-    emulator = Emulator(f"{stack.base_url}/paypal")
-    emulator.clear_faults()
-    yield emulator
-    emulator.clear_faults()
-
-
-@pytest.fixture
-def quiet_paypal(stack, emulator) -> Emulator:
-    """The emulator without webhooks: only what the test posts reaches the backend."""
-    emulator.set_webhook_url(None)
-    yield emulator
-    emulator.set_webhook_url(f"{stack.base_url}/api/payment/webhook")
 
 
 def post_webhook(stack, event: dict) -> requests.Response:

@@ -60,3 +60,34 @@ def settings_factory(moto_endpoint):
 @pytest.fixture
 def container(settings_factory) -> Container:
     return Container(settings_factory())
+
+
+# --- payment workers ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def lab(moto_endpoint):
+    from tests.e2e.payflow import PaymentLab, standalone_emulator
+
+    with standalone_emulator() as emulator:
+        # A 1 s visibility timeout: a failed message is redelivered within a second, as locally.
+        yield PaymentLab(moto_endpoint, emulator, visibility_seconds=1)
+
+
+@pytest.fixture
+def shop(lab):
+    lab.emulator.clear_faults()
+    yield lab.shop()
+    lab.emulator.clear_faults()
+
+
+@pytest.fixture
+def app_module(lab):
+    """app.py with its process-wide container pointed at the lab's tables and emulator."""
+    import app
+    from chalicelib import wiring
+
+    previous = wiring._container
+    wiring._container = lab.default
+    yield app
+    wiring._container = previous

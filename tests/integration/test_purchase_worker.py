@@ -12,37 +12,12 @@ import time
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
-from chalicelib import holds, wiring
+from chalicelib import holds
 from chalicelib.storage.models import Cart, Ticket
 from chalicelib.storage.orders import StaleState
 from local.gateway import lambda_context
-from tests.e2e.payflow import PaymentLab, standalone_emulator
 
 BUYER, OTHER = "purchase-buyer", "purchase-other"
-
-
-@pytest.fixture(scope="module")
-def lab(moto_endpoint):
-    with standalone_emulator() as emulator:
-        # A 1 s visibility timeout: a failed message is redelivered within a second, as the local runtime does.
-        yield PaymentLab(moto_endpoint, emulator, visibility_seconds=1)
-
-
-@pytest.fixture
-def shop(lab):
-    lab.emulator.clear_faults()
-    yield lab.shop()
-    lab.emulator.clear_faults()
-
-
-@pytest.fixture
-def app_module(lab):
-    import app
-
-    previous = wiring._container
-    wiring._container = lab.default
-    yield app
-    wiring._container = previous
 
 
 def invoke(app_module, shop, messages: list[dict]) -> dict:

@@ -13,36 +13,13 @@ from decimal import Decimal
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
-from chalicelib import holds, wiring
+from chalicelib import holds
 from chalicelib.errors import BadRequest, NotFound, NotRefundable, PaymentProviderUnavailable
 from chalicelib.storage.models import Ticket
 from local.gateway import lambda_context
-from tests.e2e.payflow import PaymentLab, standalone_emulator, webhook_event
+from tests.e2e.payflow import webhook_event
 
 BUYER, OTHER = "refund-buyer", "refund-other"
-
-
-@pytest.fixture(scope="module")
-def lab(moto_endpoint):
-    with standalone_emulator() as emulator:
-        yield PaymentLab(moto_endpoint, emulator, visibility_seconds=1)
-
-
-@pytest.fixture
-def shop(lab):
-    lab.emulator.clear_faults()
-    yield lab.shop()
-    lab.emulator.clear_faults()
-
-
-@pytest.fixture
-def app_module(lab):
-    import app
-
-    previous = wiring._container
-    wiring._container = lab.default
-    yield app
-    wiring._container = previous
 
 
 def invoke(app_module, shop, messages: list[dict]) -> dict:
