@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
+from pynamodb.expressions.condition import size
 
 from chalicelib import holds, tables
 from chalicelib.storage.models import Cart, Order, PaymentRef, Ticket, transact_write
@@ -376,7 +377,9 @@ class OrderRepository:
         try:
             Order(order.order_id).update(
                 actions=[Order.status.set("refund_pending"), Order.refunds[refund.refund_id].set(value)],
-                condition=(Order.status == order.status) & Order.refunds[refund.refund_id].does_not_exist(),
+                condition=(Order.status == order.status)
+                & _refunded_unchanged(order)
+                & Order.refunds[refund.refund_id].does_not_exist(),
             )
         except UpdateError as exc:
             _raise_stale(exc)
@@ -418,6 +421,7 @@ class OrderRepository:
                     Order(order.order_id),
                     actions=[*_refunded_actions(order, refund), Order.refunds[refund.refund_id].set(value)],
                     condition=Order.status.is_in("paid", "partially_refunded", "refund_pending")
+                    & _refunded_unchanged(order)
                     & Order.refunds[refund.refund_id].does_not_exist(),
                 )
                 _release_sold(tx, order, refund.ticket_ids)
@@ -445,6 +449,14 @@ class OrderRepository:
 
     def remember_event(self, event_id: str, expires_at: int) -> None:
         PaymentRef(ref=f"webhook#{event_id}", expires_at=expires_at).save()
+
+
+def _refunded_unchanged(order: OrderRecord):
+    """Condition: no ticket of the order was refunded since it was read (the set only ever grows), so a
+    refund computed from that read never pays back a seat twice."""
+    count = len(order.refunded_ticket_ids)
+    unchanged = size(Order.refunded_ticket_ids) == count
+    return unchanged | Order.refunded_ticket_ids.does_not_exist() if count == 0 else unchanged
 
 
 def _refunded_actions(order: OrderRecord, refund: RefundEntry) -> list:

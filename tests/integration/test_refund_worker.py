@@ -16,6 +16,7 @@ from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingErro
 from chalicelib import holds
 from chalicelib.errors import BadRequest, NotFound, NotRefundable, PaymentProviderUnavailable
 from chalicelib.storage.models import Ticket
+from chalicelib.storage.orders import RefundEntry, StaleState
 from local.gateway import lambda_context
 from tests.e2e.payflow import webhook_event
 
@@ -88,6 +89,30 @@ def test_refunding_refunded_tickets_again_is_not_refundable(app_module, shop):
     with pytest.raises(BadRequest):
         shop.refunds.request(BUYER, order["order_id"], [shop.seats[5]])  # not a ticket of this order
     assert shop.order(order["order_id"]).status == "partially_refunded"
+
+
+def test_a_refund_computed_from_a_read_taken_before_another_refund_completed_is_refused(app_module, shop):
+    seats = shop.seats[:3]
+    order = shop.paid(BUYER, seats)
+    poller = shop.poller("refunds", app_module.refund_worker)
+    shop.refunds.request(BUYER, order["order_id"], [seats[0]])
+    run_until(poller, lambda: shop.order(order["order_id"]).status == "partially_refunded")
+    stale = shop.order(order["order_id"])  # partially refunded: seats[0] only
+    shop.refunds.request(BUYER, order["order_id"], [seats[1]])
+    run_until(poller, lambda: len(shop.order(order["order_id"]).refunded_ticket_ids) == 2)
+    # The order reads "partially_refunded" again, as in the stale read, but seats[1] was paid back in
+    # between: a refund of it computed from the stale read must be refused by the write's condition.
+    again = RefundEntry(
+        refund_id="from-a-stale-read",
+        status="pending",
+        amount="10.00",
+        ticket_ids=(seats[1],),
+        previous_status="partially_refunded",
+    )
+    with pytest.raises(StaleState):
+        shop.refunds._orders.request_refund(stale, again, "2030-01-01T00:00:00Z")
+    assert shop.order(order["order_id"]).status == "partially_refunded"
+    assert refunds_at_paypal(shop, order) == ["10.00", "10.00"]
 
 
 def test_refunding_someone_elses_order_is_not_found(shop):
