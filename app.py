@@ -26,12 +26,19 @@ app.api.cors = True
 _settings = get_settings()
 
 
+_PER_INVOCATION_KEYS = ["request_id", "user_id", "connection_id", "order_id"]
+
+
 @app.middleware("all")
-def _flush_metrics(event, get_response):
+def _per_invocation(event, get_response):
+    # REST requests carry the Lambda context as `lambda_context`, every other event as `context`.
+    context = getattr(event, "lambda_context", None) or getattr(event, "context", None)
+    logger.append_keys(request_id=getattr(context, "aws_request_id", None))
     try:
         return get_response(event)
     finally:
         metrics.flush()
+        logger.remove_keys(_PER_INVOCATION_KEYS)
 
 
 def _request():

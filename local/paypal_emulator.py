@@ -122,14 +122,17 @@ _DESCRIPTIONS = {
         "funded the transaction using e-check/bank funded."
     ),
     "REFUND_NOT_ALLOWED": "Capture cannot be refunded.",
+    "REFUND_TIME_LIMIT_EXCEEDED": "You are over the time limit to perform a refund on this capture",
     "CURRENCY_MISMATCH": "The currency of the refund must match the currency of the capture.",
     "REFUND_DUPLICATE_INVOICE_ID": "Invoice ID was previously used to refund a capture.",
 }
 
 OPS = ("token", "create", "get_order", "capture", "refund", "get_capture", "get_refund", "verify")
-FAULT_KINDS = ("declined", "error500", "slow", "lost_response", "pending")
+FAULT_KINDS = ("declined", "error500", "slow", "lost_response", "pending", "refund_time_limit")
 # These change a capture's outcome, so they wait in the queue until a capture reaches that decision.
 _OUTCOME_FAULTS = ("declined", "pending")
+# The same for a refund: PayPal refuses it as past the refund window (180 days for standard payments).
+_REFUND_OUTCOME_FAULTS = ("refund_time_limit",)
 _TRANSPORT_FAULTS = ("error500", "slow", "lost_response")
 
 
@@ -477,6 +480,8 @@ class PayPalEmulator:
             raise ControlError(400, f"op must be one of {(*OPS, 'any')}, kind one of {FAULT_KINDS}")
         if kind in _OUTCOME_FAULTS and op != "capture":
             raise ControlError(400, f"{kind} only applies to op=capture")
+        if kind in _REFUND_OUTCOME_FAULTS and op != "refund":
+            raise ControlError(400, f"{kind} only applies to op=refund")
         count, delay = spec.get("count", 1), spec.get("delay", 2.0)
         if not isinstance(count, int) or count < 1 or not isinstance(delay, int | float) or not 0 <= delay <= 120:
             raise ControlError(400, "count must be an integer >= 1 and delay a number of seconds in 0..120")
@@ -645,6 +650,8 @@ class PayPalEmulator:
         body = body or {}
         capture = self.get_capture(capture_id)
         self._check_refundable(capture)
+        if self.take_fault("refund", _REFUND_OUTCOME_FAULTS):
+            raise ApiError(422, "REFUND_TIME_LIMIT_EXCEEDED", api="payments")
         amount = self._refund_amount(capture, body.get("amount"))
         self._check_refund_invoice(body.get("invoice_id"))
         refund = Refund(

@@ -201,6 +201,24 @@ def test_a_refund_paypal_refuses_fails_with_a_reason_and_the_order_returns_to_pa
     assert [r["amount"] for r in shop.emulator.refunds_of(capture_id)] == ["15.00"]
 
 
+def test_a_refund_past_paypals_refund_window_fails_with_a_reason_the_buyer_can_read(app_module, shop):
+    seats = shop.seats[:2]
+    order = shop.paid(BUYER, seats)
+    shop.refunds.request(BUYER, order["order_id"], None)
+    shop.emulator.fault("refund", "refund_time_limit")
+    messages = shop.receive_for("refunds", order["order_id"])
+
+    assert invoke(app_module, shop, messages) == {"batchItemFailures": []}
+
+    view = shop.payments.order(BUYER, order["order_id"])
+    assert view["status"] == "paid"
+    assert [(r["status"], r["reason"]) for r in view["refunds"]] == [
+        ("failed", "The refund window for this payment has passed.")
+    ]
+    assert [shop.ticket(seat).status for seat in seats] == [holds.SOLD, holds.SOLD]
+    assert shop.emulator.refunds_of(shop.capture_id(order["paypal_order_id"])) == []
+
+
 def test_a_refund_of_a_capture_already_fully_refunded_at_paypal_completes(app_module, shop):
     seats = shop.seats[:2]
     order = shop.paid(BUYER, seats)
