@@ -94,6 +94,7 @@ class LocalStack:
         _prepare_environment(self.host, self.port, endpoint)
         self.create_resources()
         app_module = importlib.import_module("app")
+        from chalicelib.storage.models import warm_clients
         from chalicelib.wiring import container
         from local.seed import seed
 
@@ -103,6 +104,8 @@ class LocalStack:
             staff_password=self.staff_password,
             days=int(_env("DEMO_SEED_DAYS", "3")),
         )
+        warm_clients()
+        container().broadcaster.client  # noqa: B018 - built once here, not by each first concurrent post
         await self._start_http(app_module)
         self._start_pollers(app_module)
         origin = f"http://{self.host}:{self.port}"

@@ -266,3 +266,11 @@ def bind_models(settings: Settings) -> None:
         model.Meta.host = settings.dynamodb_endpoint
         # pynamodb caches the connection per class; drop it so the new binding takes effect.
         model._connection = None
+
+
+def warm_clients() -> None:
+    """Build every model's botocore client now. A process that serves many threads at once (the local
+    runtime) would otherwise have each of its first concurrent requests build its own, ~0.1 s of CPU each."""
+    for model in MODELS.values():
+        model._get_connection().connection.client  # noqa: B018
+    transact_write()
