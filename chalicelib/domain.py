@@ -5,6 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
+def plausible_id(value: str) -> bool:
+    """Ids are short url-safe strings; anything else cannot exist and must not reach a table key."""
+    return 0 < len(value) <= 64 and all(c.isascii() and (c.isalnum() or c in "-_") for c in value)
+
+
 @dataclass(frozen=True)
 class UserRecord:
     id: str

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from decimal import Decimal
 
 from chalicelib import holds
-from chalicelib.domain import EventRecord, ShowtimeRecord, TicketRecord
+from chalicelib.domain import EventRecord, ShowtimeRecord, TicketRecord, plausible_id
 from chalicelib.errors import BadRequest, NotFound
 from chalicelib.storage.catalog import CatalogRepository
 
@@ -86,7 +86,7 @@ class CatalogService:
         return {"results": [event_view(e) for e in page.items], "next": page.cursor}
 
     def event(self, event_id: str) -> EventRecord:
-        event = self._repo.get_event(event_id) if _plausible_id(event_id) else None
+        event = self._repo.get_event(event_id) if plausible_id(event_id) else None
         if event is None:
             raise NotFound("No such event.")
         return event
@@ -114,13 +114,13 @@ class CatalogService:
         }
 
     def showtime(self, showtime_id: str) -> ShowtimeRecord:
-        showtime = self._repo.get_showtime(showtime_id) if _plausible_id(showtime_id) else None
+        showtime = self._repo.get_showtime(showtime_id) if plausible_id(showtime_id) else None
         if showtime is None:
             raise NotFound("No such showtime.")
         return showtime
 
     def find_showtime(self, event_id: str, date: str, theater: str) -> ShowtimeRecord | None:
-        if not _plausible_id(event_id):
+        if not plausible_id(event_id):
             return None
         return self._repo.get_showtime(showtime_id_for(event_id, date, theater))
 
@@ -216,8 +216,3 @@ def _generate_tickets(showtime: ShowtimeRecord) -> Iterator[TicketRecord]:
                 currency=showtime.currency,
                 status=holds.AVAILABLE,
             )
-
-
-def _plausible_id(value: str) -> bool:
-    # Ids are short hex/url-safe strings; anything else cannot exist and must not reach a key.
-    return 0 < len(value) <= 64 and all(c.isalnum() or c in "-_" for c in value)

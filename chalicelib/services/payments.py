@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from chalicelib import holds
+from chalicelib.domain import plausible_id
 from chalicelib.errors import (
     BadRequest,
     Busy,
@@ -367,7 +368,7 @@ class PaymentService:
         return {"results": [order_view(o) for o in items], "next": encode_cursor(last)}
 
     def order(self, user_id: str, order_id: str) -> dict:
-        order = self.orders.get(order_id) if _plausible(order_id) else None
+        order = self.orders.get(order_id) if plausible_id(order_id) else None
         if order is None or order.user_id != user_id:
             raise NotFound("No such order.")
         return order_view(order)
@@ -450,7 +451,3 @@ class PaymentService:
             self.settle_capture(order, capture["id"], completed=capture["status"] == "COMPLETED")
             return True
         return False
-
-
-def _plausible(value: str) -> bool:
-    return 0 < len(value) <= 64 and all(c.isalnum() or c in "-_" for c in value)
