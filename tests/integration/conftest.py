@@ -47,6 +47,17 @@ def provision(settings) -> dict[str, str]:
     return streams
 
 
+def bound(container: Container) -> Container:
+    """The container with the storage models pointed at its tables again: pynamodb models are bound
+    process-wide, so another module's container may have rebound them to its own tables."""
+    from chalicelib import tables
+    from chalicelib.storage.models import User, bind_models
+
+    if User.Meta.table_name != container.settings.table_name(tables.USERS.logical):
+        bind_models(container.settings)
+    return container
+
+
 @pytest.fixture
 def settings_factory(moto_endpoint):
     def build(**overrides: str):

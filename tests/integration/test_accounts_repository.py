@@ -11,11 +11,9 @@ import jwt
 import pytest
 from chalice.test import Client
 
-from chalicelib import tables
 from chalicelib.errors import EmailTaken, Forbidden, Unauthorized
-from chalicelib.storage.models import User, bind_models
 from chalicelib.wiring import Container, reset_container
-from tests.integration.conftest import make_settings, provision
+from tests.integration.conftest import bound, make_settings, provision
 
 
 @pytest.fixture(scope="module")
@@ -28,10 +26,7 @@ def shared_container(moto_endpoint) -> Container:
 
 @pytest.fixture
 def container(shared_container) -> Container:
-    settings = shared_container.settings
-    if User.Meta.table_name != settings.table_name(tables.USERS.logical):
-        bind_models(settings)  # another module's container rebound the models to its own tables
-    return shared_container
+    return bound(shared_container)
 
 
 @pytest.fixture

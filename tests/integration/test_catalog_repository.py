@@ -9,12 +9,10 @@ from decimal import Decimal
 
 import pytest
 
-from chalicelib import tables
 from chalicelib.errors import AlreadyExists, BadRequest, NotFound
 from chalicelib.storage.catalog import CatalogRepository, encode_cursor
-from chalicelib.storage.models import User, bind_models
 from chalicelib.wiring import Container
-from tests.integration.conftest import make_settings, provision
+from tests.integration.conftest import bound, make_settings, provision
 
 DAY = dt.date(2031, 3, 14)
 CATEGORIES = (("drama", "Drama"), ("sci-fi", "Science Fiction"), ("comedy", "Comedy"))
@@ -37,10 +35,7 @@ def shared_container(moto_endpoint) -> Container:
 
 @pytest.fixture
 def container(shared_container) -> Container:
-    settings = shared_container.settings
-    if User.Meta.table_name != settings.table_name(tables.USERS.logical):
-        bind_models(settings)  # another module's container rebound the models to its own tables
-    return shared_container
+    return bound(shared_container)
 
 
 @pytest.fixture
