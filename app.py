@@ -31,14 +31,15 @@ _PER_INVOCATION_KEYS = ["request_id", "user_id", "connection_id", "order_id"]
 
 @app.middleware("all")
 def _per_invocation(event, get_response):
-    # REST requests carry the Lambda context as `lambda_context`, every other event as `context`.
+    # REST requests carry the Lambda context as `lambda_context`, every other event as `context`. Keys are
+    # thread-local: the local runtime runs many handlers in threads of one process.
     context = getattr(event, "lambda_context", None) or getattr(event, "context", None)
-    logger.append_keys(request_id=getattr(context, "aws_request_id", None))
+    logger.thread_safe_append_keys(request_id=getattr(context, "aws_request_id", None))
     try:
         return get_response(event)
     finally:
         metrics.flush()
-        logger.remove_keys(_PER_INVOCATION_KEYS)
+        logger.thread_safe_remove_keys(_PER_INVOCATION_KEYS)
 
 
 def _request():
@@ -59,7 +60,7 @@ def _caller(required: bool = True) -> str | None:
     if header is None and not required:
         return None
     user_id = container().accounts.authenticate(bearer_token(header))
-    logger.append_keys(user_id=user_id)
+    logger.thread_safe_append_keys(user_id=user_id)
     return user_id
 
 
@@ -242,14 +243,14 @@ def order_detail(order_id):
 
 def _purchase_record(record) -> None:
     order_id = json.loads(record.body)["order_id"]
-    logger.append_keys(order_id=order_id)
+    logger.thread_safe_append_keys(order_id=order_id)
     services = container()
     services.payments.complete_purchase(order_id, services.refunds.refund_lost_seats)
 
 
 def _refund_record(record) -> None:
     message = json.loads(record.body)
-    logger.append_keys(order_id=message["order_id"])
+    logger.thread_safe_append_keys(order_id=message["order_id"])
     container().refunds.process(message["order_id"], message["refund_id"])
 
 
@@ -298,7 +299,7 @@ def ws_disconnect(event):
 
 @app.on_ws_message()
 def ws_message(event):
-    logger.append_keys(connection_id=event.connection_id)
+    logger.thread_safe_append_keys(connection_id=event.connection_id)
     container().seats.handle_message(event.connection_id, event.body)
     return {"statusCode": 200}
 
