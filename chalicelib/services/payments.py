@@ -416,6 +416,9 @@ class PaymentService:
         expired = 0
         for order_id in self.orders.expiring_orders(now):
             order = self.orders.get(order_id)
+            if order is not None and order.status == "processing" and order.capture_id:
+                self._settle_unfinished_purchase(order, now)
+                continue
             if order is not None and order.status == "processing":
                 order = self._reconcile_stalled_capture(order, now)
             if order is None or order.status != "created" or order.expires_at > now:
@@ -425,6 +428,24 @@ class PaymentService:
             if self._end_checkout(order, "expired", restore=False):
                 expired += 1
         return expired
+
+    def _settle_unfinished_purchase(self, order: OrderRecord, now: float) -> None:
+        """A captured order still `processing` long after its window: its purchase message was lost (the
+        Lambda died between recording the capture and sending it) or its capture is PENDING. Ask PayPal:
+        a COMPLETED capture is handed to the purchase worker again (it is idempotent per order), a denied
+        one fails the order, a pending one waits for the next sweep or PayPal's webhook."""
+        if now < order.expires_at + CAPTURE_GRACE_SECONDS:
+            return
+        try:
+            capture = self._paypal().get_capture(order.capture_id or "")
+        except PayPalError:  # PayPalUnavailable included: try again on the next sweep
+            return
+        status = capture.get("status")
+        if status == "COMPLETED":
+            self._purchases.send({"order_id": order.order_id})
+            logger.warning("purchase re-sent for an unfinished order", extra={"order_id": order.order_id})
+        elif status in ("DECLINED", "FAILED"):
+            self.fail(order.order_id, "The payment was declined by PayPal.")
 
     def _reconcile_stalled_capture(self, order: OrderRecord, now: float) -> OrderRecord | None:
         """A capture attempt that never finished (its Lambda died between our transition and PayPal's

@@ -308,11 +308,9 @@ class OrderRepository:
         condition = Order.status.is_in(*from_statuses)
         try:
             Order(order_id).update(
-                actions=[
-                    Order.capture_id.set(capture_id),
-                    Order.status.set("processing"),
-                    Order.open_shard.remove(),
-                ],
+                # The order stays in the sweeper's index until it is paid or failed: a purchase message
+                # lost between here and SQS, or a PENDING capture, is then settled from PayPal's truth.
+                actions=[Order.capture_id.set(capture_id), Order.status.set("processing")],
                 condition=condition & (Order.capture_id.does_not_exist() | (Order.capture_id == capture_id)),
             )
         except UpdateError as exc:
@@ -325,7 +323,7 @@ class OrderRepository:
             with transact_write() as tx:
                 tx.update(
                     Order(order.order_id),
-                    actions=[Order.status.set("paid")],
+                    actions=[Order.status.set("paid"), Order.open_shard.remove()],
                     condition=Order.status == "processing",
                 )
                 # open_order is left alone: by now it may name a newer order of this buyer, and a pointer

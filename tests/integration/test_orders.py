@@ -371,6 +371,38 @@ def test_a_capture_attempt_that_died_after_paypal_captured_is_settled_not_expire
     assert shop.payments.complete_purchase(created["order_id"], shop.refunds.refund_lost_seats) == "paid"
 
 
+def test_a_captured_order_whose_purchase_message_was_lost_is_finished_by_the_sweeper(shop):
+    created = shop.captured(BUYER, shop.seats[:2])
+    assert len(shop.take("purchases", created["order_id"])) == 1  # the message is lost
+    window_end = shop.order(created["order_id"]).expires_at
+
+    sweeper_at(shop, window_end + 1).expire_orders()  # the worker may still be on it: hands off
+    assert shop.take("purchases", created["order_id"]) == []
+
+    sweeper_at(shop, window_end + CAPTURE_GRACE_SECONDS + 1).expire_orders()
+    assert len(shop.take("purchases", created["order_id"])) == 1
+    assert shop.payments.complete_purchase(created["order_id"], shop.refunds.refund_lost_seats) == "paid"
+    assert {shop.ticket(t).status for t in shop.seats[:2]} == {holds.SOLD}
+
+    sweeper_at(shop, window_end + CAPTURE_GRACE_SECONDS + 120).expire_orders()  # paid: out of the index
+    assert shop.take("purchases", created["order_id"]) == []
+    assert len(shop.emulator.captures_of(created["paypal_order_id"])) == 1
+
+
+def test_a_pending_capture_is_not_handed_to_the_purchase_worker_by_the_sweeper(shop):
+    created = shop.checkout(BUYER, shop.seats[:1])
+    approve_on_page(created["approval_url"])
+    shop.emulator.fault("capture", "pending")
+    assert shop.payments.execute(BUYER, created["paypal_order_id"])["status"] == "processing"
+    window_end = shop.order(created["order_id"]).expires_at
+
+    sweeper_at(shop, window_end + CAPTURE_GRACE_SECONDS + 1).expire_orders()
+
+    assert shop.take("purchases", created["order_id"]) == []
+    assert shop.order(created["order_id"]).status == "processing"
+    assert shop.ticket(shop.seats[0]).status == holds.CHECKOUT
+
+
 # ---- webhooks that converge an order ---------------------------------------------------------------------
 
 
