@@ -320,4 +320,5 @@ def sweep_expired(event):
     services = container()
     released = services.seats.sweep()
     expired = services.payments.expire_orders()
-    return {"released": released, "orders_expired": expired}
+    resent = services.refunds.resend_stalled()
+    return {"released": released, "orders_expired": expired, "refunds_resent": resent}

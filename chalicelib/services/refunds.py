@@ -151,6 +151,25 @@ class RefundService:
         except StaleState:
             logger.info("refund already settled", extra={"order_id": order.order_id})
 
+    def resend_stalled(self, grace_seconds: int = 300) -> int:
+        """Re-send the message of every refund still pending after `grace_seconds` (its message may
+        have been lost between recording the refund and SQS). The worker is idempotent per refund, and
+        PayPal's request id makes a second delivery replay the first answer. Returns messages sent."""
+        now = self._clock()
+        cutoff = now_iso(now - grace_seconds)
+        sent = 0
+        for order_id in self._orders.expiring_orders(now):
+            order = self._orders.get(order_id)
+            if order is None or order.status != "refund_pending":
+                continue
+            for refund in order.refunds:
+                if refund.status == "pending" and (refund.created_at or "") < cutoff:
+                    self._queue.send({"order_id": order.order_id, "refund_id": refund.refund_id})
+                    sent += 1
+        if sent:
+            logger.warning("stalled refunds re-sent", extra={"count": sent})
+        return sent
+
     # --- automatic refund of an order whose seats were lost ------------------------------------
     def refund_lost_seats(self, order: OrderRecord) -> RefundEntry:
         """Refund the whole capture (idempotent per order). Raises PayPalUnavailable (retry)."""

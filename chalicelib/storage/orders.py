@@ -39,6 +39,7 @@ class RefundEntry:
     reason: str | None = None
     paypal_refund_id: str | None = None
     source: str = "buyer"
+    created_at: str | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,7 @@ def _refund_entries(raw: dict) -> tuple[RefundEntry, ...]:
                 reason=value.get("reason"),
                 paypal_refund_id=value.get("paypal_refund_id"),
                 source=value.get("source", "buyer"),
+                created_at=value.get("created_at"),
             )
         )
     return tuple(entries)
@@ -374,7 +376,12 @@ class OrderRepository:
         value = {**_refund_value(refund), "created_at": created_at}
         try:
             Order(order.order_id).update(
-                actions=[Order.status.set("refund_pending"), Order.refunds[refund.refund_id].set(value)],
+                # In the sweeper's index while pending: a refund message lost on its way to SQS is re-sent.
+                actions=[
+                    Order.status.set("refund_pending"),
+                    Order.refunds[refund.refund_id].set(value),
+                    Order.open_shard.set(_open_shard(order.order_id)),
+                ],
                 condition=(Order.status == order.status)
                 & _refunded_unchanged(order)
                 & Order.refunds[refund.refund_id].does_not_exist(),
@@ -385,7 +392,7 @@ class OrderRepository:
     def complete_refund(self, order: OrderRecord, refund: RefundEntry, paypal_refund_id: str | None) -> None:
         """refund pending -> completed: order status, refunded tickets back on sale, in one transaction."""
         entry = Order.refunds[refund.refund_id]
-        order_actions = [*_refunded_actions(order, refund), entry["status"].set("completed")]
+        order_actions = [*_refunded_actions(order, refund), entry["status"].set("completed"), Order.open_shard.remove()]
         if paypal_refund_id:
             order_actions.append(entry["paypal_refund_id"].set(paypal_refund_id))
         try:
@@ -404,6 +411,7 @@ class OrderRepository:
                     Order.status.set(refund.previous_status),
                     entry["status"].set("failed"),
                     entry["reason"].set(reason),
+                    Order.open_shard.remove(),
                 ],
                 condition=entry["status"] == "pending",
             )

@@ -15,6 +15,8 @@ from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingErro
 
 from chalicelib import holds
 from chalicelib.errors import BadRequest, NotFound, NotRefundable, PaymentProviderUnavailable
+from chalicelib.queues import QueuePublisher
+from chalicelib.services.refunds import RefundService
 from chalicelib.storage.models import Ticket
 from chalicelib.storage.orders import RefundEntry, StaleState
 from local.gateway import lambda_context
@@ -113,6 +115,40 @@ def test_a_refund_computed_from_a_read_taken_before_another_refund_completed_is_
         shop.refunds._orders.request_refund(stale, again, "2030-01-01T00:00:00Z")
     assert shop.order(order["order_id"]).status == "partially_refunded"
     assert refunds_at_paypal(shop, order) == ["10.00", "10.00"]
+
+
+def refunds_at(shop, moment: float) -> RefundService:
+    """The refund service of the shop's container with its clock at `moment` (the sweeper's `now`)."""
+    container = shop.container
+    return RefundService(
+        orders=container.payments.orders,
+        payments=container.payments,
+        catalog=container.catalog,
+        paypal=container.paypal,
+        refunds=QueuePublisher(container.sqs_client, container.settings.refunds_queue_url, "refunds"),
+        cutoff_seconds=container.settings.refund_cutoff_seconds,
+        webhook_id=None,
+        clock=lambda: moment,
+    )
+
+
+def test_a_refund_whose_message_was_lost_is_re_sent_by_the_sweeper_and_refunds_once(app_module, shop):
+    seats = shop.seats[:2]
+    order = shop.paid(BUYER, seats)
+    requested_at = time.time()
+    shop.refunds.request(BUYER, order["order_id"], [seats[0]])
+    assert len(shop.take("refunds", order["order_id"])) == 1  # the message is lost
+
+    assert refunds_at(shop, requested_at + 10).resend_stalled(grace_seconds=300) == 0  # too early to tell
+    # The sweeper's index lists orders past their (payment window) expiry: a later sweep sees it.
+    later = max(requested_at + 301, shop.order(order["order_id"]).expires_at + 1)
+    assert refunds_at(shop, later).resend_stalled(grace_seconds=300) == 1
+    run_until(
+        shop.poller("refunds", app_module.refund_worker),
+        lambda: shop.order(order["order_id"]).status == "partially_refunded",
+    )
+    assert refunds_at_paypal(shop, order) == ["10.00"]
+    assert refunds_at(shop, later + 600).resend_stalled(grace_seconds=300) == 0  # settled
 
 
 def test_refunding_someone_elses_order_is_not_found(shop):
