@@ -76,10 +76,11 @@ FUNCTIONS: dict[str, FunctionAccess] = {
             tables.CARTS.logical: WRITE,
             tables.ORDERS.logical: WRITE,
         },
-        sends_to=(tables.PURCHASES.logical,),
+        sends_to=(tables.PURCHASES.logical, tables.REFUNDS.logical),
         secrets=(PAYPAL,),
-        purpose="releases expired holds and expires unpaid orders; an order PayPal captured meanwhile is "
-        "settled and handed to the purchase worker instead",
+        purpose="releases expired holds and expires unpaid orders; an order PayPal captured meanwhile, or a "
+        "captured order whose purchase message was lost, is handed to the purchase worker; refunds left "
+        "pending are re-sent to the refund worker",
     ),
     "PurchaseWorker": FunctionAccess(
         tables={
