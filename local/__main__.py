@@ -200,6 +200,10 @@ async def main() -> int:
     try:
         await stack.serve()
         await stopping.wait()
+    except OSError as exc:
+        # Typically the port is taken: say so in one line instead of a traceback.
+        print(f"cannot serve on {stack.host}:{stack.port}: {exc.strerror or exc} (set PORT to move)", file=sys.stderr)
+        return 1
     finally:
         await stack.stop()
         print("stopped", flush=True)
