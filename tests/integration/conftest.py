@@ -58,6 +58,26 @@ def bound(container: Container) -> Container:
     return container
 
 
+def stream_world(moto_endpoint: str, title: str, **env: str) -> dict:
+    """Fresh tables, a container on them, one event, and a DynamoDB Streams client with the tickets
+    stream's ARN: what a test of the stream-driven paths (broadcasts, sweep) starts from."""
+    from chalicelib.storage.catalog import CatalogRepository
+
+    settings = make_settings(moto_endpoint, **env)
+    streams = provision(settings)
+    container = Container(settings)
+    CatalogRepository().put_category("drama", "Drama")
+    event = container.catalog.create_event(title=title, description="", category="drama", duration_minutes=90)
+    session = boto3.session.Session(region_name=settings.region)
+    return {
+        "settings": settings,
+        "container": container,
+        "event": event["id"],
+        "streams": session.client("dynamodbstreams", endpoint_url=moto_endpoint),
+        "stream_arn": streams["tickets"],
+    }
+
+
 @pytest.fixture
 def settings_factory(moto_endpoint):
     def build(**overrides: str):

@@ -26,10 +26,8 @@ from chalicelib.domain import ConnectionRecord
 from chalicelib.storage.catalog import CatalogRepository
 from chalicelib.storage.connections import ConnectionRepository
 from chalicelib.storage.models import Connection
-from chalicelib.wiring import Container
 from local.pollers import StreamPoller
-from local.resources import ensure_tables
-from tests.integration.conftest import make_settings, provision
+from tests.integration.conftest import stream_world
 
 
 class ManagementApi:
@@ -82,19 +80,7 @@ def management_api():
 
 @pytest.fixture(scope="module")
 def world(moto_endpoint, management_api):
-    settings = make_settings(moto_endpoint, WS_MANAGEMENT_ENDPOINT=management_api.endpoint)
-    provision(settings)
-    session = boto3.session.Session(region_name=settings.region)
-    stream_arn = ensure_tables(session.client("dynamodb", endpoint_url=moto_endpoint), settings)["tickets"]
-    container = Container(settings)
-    CatalogRepository().put_category("drama", "Drama")
-    event = container.catalog.create_event(title="Fan-out", description="", category="drama", duration_minutes=90)
-    return {
-        "container": container,
-        "event": event["id"],
-        "streams": session.client("dynamodbstreams", endpoint_url=moto_endpoint),
-        "stream_arn": stream_arn,
-    }
+    return stream_world(moto_endpoint, "Fan-out", WS_MANAGEMENT_ENDPOINT=management_api.endpoint)
 
 
 def new_room(world, seats: int = 6) -> list[str]:

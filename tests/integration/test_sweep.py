@@ -6,17 +6,14 @@ import datetime as dt
 import uuid
 from decimal import Decimal
 
-import boto3
 import pytest
 
 from chalicelib import holds
 from chalicelib.services.seats import SeatService, change_from_images
 from chalicelib.storage.catalog import CatalogRepository
 from chalicelib.storage.models import Ticket
-from chalicelib.wiring import Container
 from local.pollers import StreamPoller
-from local.resources import ensure_tables
-from tests.integration.conftest import make_settings, provision
+from tests.integration.conftest import stream_world
 
 HOLD = 600
 T0 = 1_900_000_000
@@ -32,20 +29,7 @@ class Clock:
 
 @pytest.fixture(scope="module")
 def world(moto_endpoint):
-    settings = make_settings(moto_endpoint, HOLD_SECONDS=str(HOLD))
-    provision(settings)
-    session = boto3.session.Session(region_name=settings.region)
-    stream_arn = ensure_tables(session.client("dynamodb", endpoint_url=moto_endpoint), settings)["tickets"]
-    container = Container(settings)
-    CatalogRepository().put_category("drama", "Drama")
-    event = container.catalog.create_event(title="Sweep test", description="", category="drama", duration_minutes=90)
-    return {
-        "settings": settings,
-        "container": container,
-        "event": event["id"],
-        "streams": session.client("dynamodbstreams", endpoint_url=moto_endpoint),
-        "stream_arn": stream_arn,
-    }
+    return stream_world(moto_endpoint, "Sweep test", HOLD_SECONDS=str(HOLD))
 
 
 @pytest.fixture
