@@ -1,6 +1,6 @@
 // Pieces shared by the views.
 
-import { h } from './util.js';
+import { append, fill, h, isAbort } from './util.js';
 
 export function heading(text, level = 1) {
   // tabindex=-1: the router moves focus here after a navigation, so screen readers hear the new page.
@@ -66,4 +66,37 @@ export function savedCheckout() {
   } catch {
     return null;
   }
+}
+
+/**
+ * A cursor-paginated list with a "load more" button: loads the first page now and each next page on click,
+ * keeping keyboard focus where the new items start. `fetchPage(cursor)` returns `{results, next}`;
+ * `summary(count, hasMore)` is the status text after each page.
+ */
+export async function pagedList({ list, status, more, fetchPage, render, loadingText, summary }) {
+  let cursor = null;
+  async function loadPage() {
+    more.disabled = true;
+    list.setAttribute('aria-busy', 'true');
+    status.textContent = loadingText;
+    try {
+      const page = await fetchPage(cursor);
+      for (const item of page.results || []) append(list, render(item));
+      cursor = page.next || null;
+      more.hidden = !cursor;
+      status.textContent = summary(list.children.length, Boolean(cursor));
+    } catch (err) {
+      if (isAbort(err)) return;
+      fill(status, errorNotice(err));
+    } finally {
+      more.disabled = false;
+      list.setAttribute('aria-busy', 'false');
+    }
+  }
+  more.addEventListener('click', async () => {
+    const before = list.children.length;
+    await loadPage();
+    list.children[before]?.querySelector('a')?.focus();
+  });
+  await loadPage();
 }

@@ -1,6 +1,6 @@
 import { api } from '../api.js';
 import { h, formatDate, formatTime, isAbort, parseTime, append, fill } from '../util.js';
-import { heading, loading, errorNotice, notice } from '../ui.js';
+import { heading, loading, errorNotice, notice, pagedList } from '../ui.js';
 
 let categoriesCache = null;
 
@@ -29,36 +29,17 @@ export async function viewEvents(ctx, _params, query) {
     }
   })();
 
-  let cursor = null;
-  async function loadPage() {
-    more.disabled = true;
-    list.setAttribute('aria-busy', 'true');
-    status.textContent = 'Loading events…';
-    try {
-      const page = await api.events({ category, cursor }, { signal: ctx.signal });
-      const results = page.results || [];
-      for (const event of results) append(list, eventCard(event));
-      cursor = page.next || null;
-      more.hidden = !cursor;
-      status.textContent = list.children.length
-        ? `${list.children.length} event${list.children.length === 1 ? '' : 's'} shown${cursor ? '' : ', all loaded'}.`
-        : 'No events in this category.';
-    } catch (err) {
-      if (isAbort(err)) return;
-      status.textContent = '';
-      append(status, errorNotice(err));
-    } finally {
-      more.disabled = false;
-      list.setAttribute('aria-busy', 'false');
-    }
-  }
-  more.addEventListener('click', async () => {
-    const before = list.children.length;
-    await loadPage();
-    // Keep keyboard users where the new items start.
-    list.children[before]?.querySelector('a')?.focus();
+  await pagedList({
+    list,
+    status,
+    more,
+    fetchPage: (cursor) => api.events({ category, cursor }, { signal: ctx.signal }),
+    render: eventCard,
+    loadingText: 'Loading events…',
+    summary: (count, hasMore) => (count
+      ? `${count} event${count === 1 ? '' : 's'} shown${hasMore ? '' : ', all loaded'}.`
+      : 'No events in this category.'),
   });
-  await loadPage();
 }
 
 function eventCard(event) {

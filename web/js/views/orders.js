@@ -2,7 +2,7 @@
 
 import { api, session } from '../api.js';
 import { h, formatDateTime, isAbort, money, seatName, append, fill } from '../util.js';
-import { errorNotice, heading, loading, loginPrompt, orderStatusLine } from '../ui.js';
+import { errorNotice, heading, loading, loginPrompt, orderStatusLine, pagedList } from '../ui.js';
 import { pollOrder } from './payment.js';
 
 const REFUNDABLE = new Set(['paid', 'partially_refunded']);
@@ -21,30 +21,15 @@ export async function viewOrders(ctx) {
   const status = h('p', { class: 'list-status', role: 'status' });
   const more = h('button', { type: 'button', class: 'secondary load-more', hidden: true }, 'Load more orders');
   append(ctx.main, list, status, more);
-  let cursor = null;
-  async function loadPage() {
-    more.disabled = true;
-    status.textContent = 'Loading orders…';
-    try {
-      const page = await api.orders({ cursor }, { signal: ctx.signal });
-      for (const order of page.results || []) append(list, orderItem(order));
-      cursor = page.next || null;
-      more.hidden = !cursor;
-      status.textContent = list.children.length ? '' : 'You have no orders yet.';
-    } catch (err) {
-      if (isAbort(err)) return;
-      fill(status, errorNotice(err));
-    } finally {
-      more.disabled = false;
-      list.setAttribute('aria-busy', 'false');
-    }
-  }
-  more.addEventListener('click', async () => {
-    const before = list.children.length;
-    await loadPage();
-    list.children[before]?.querySelector('a')?.focus();
+  await pagedList({
+    list,
+    status,
+    more,
+    fetchPage: (cursor) => api.orders({ cursor }, { signal: ctx.signal }),
+    render: orderItem,
+    loadingText: 'Loading orders…',
+    summary: (count) => (count ? '' : 'You have no orders yet.'),
   });
-  await loadPage();
 }
 
 function orderItem(order) {
