@@ -6,10 +6,12 @@ Management API request too. Every botocore client the seat path uses gets a coun
 - pynamodb's client of the Connection, Cart and Ticket models (`Model._get_connection().connection.client`;
   each model class has its own client, and creating one costs a service-model load, so only these),
 - the connection pynamodb transactions go through (`transact_write()._connection.client`),
-- the Broadcaster's apigatewaymanagementapi client.
+- the Broadcaster's Management API client (`chalicelib.management_api.ManagementApi`, which fires the same
+  `before-send` event per HTTP attempt as a botocore client).
 `before-send` fires once per HTTP attempt, so retries count. As a completeness check, every HTTP send
-of botocore's HTTP session is counted as well while a measurement runs: a difference means the service
-used a client this module does not know about (the figure then reports it as `unhooked_requests`).
+of botocore's HTTP session and of the Management API client is counted as well while a measurement runs:
+a difference means the service used a client this module does not know about (the figure then reports it
+as `unhooked_requests`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from collections import Counter
 from contextlib import contextmanager
 
 from botocore.httpsession import URLLib3Session
+
+from chalicelib.management_api import ManagementApi
 
 
 class RequestCounter:
@@ -36,9 +40,13 @@ class RequestCounter:
             self.by_operation[f"{service}.{operation}"] += 1
 
     def hook(self, client) -> None:
-        if id(client) not in self._hooked:
+        if id(client) in self._hooked:
+            return
+        if isinstance(client, ManagementApi):
+            client.register_before_send(self)
+        else:
             client.meta.events.register("before-send", self)
-            self._hooked.add(id(client))
+        self._hooked.add(id(client))
 
     def reset(self) -> None:
         with self._lock:
@@ -52,19 +60,24 @@ class RequestCounter:
     @contextmanager
     def watching_http(self):
         """Count every HTTP send botocore makes in this process (the completeness check)."""
-        original = URLLib3Session.send
+        originals = [(URLLib3Session, URLLib3Session.send), (ManagementApi, ManagementApi._send)]
         counter = self
 
-        def send(session, request):
-            with counter._lock:
-                counter.http_sends += 1
-            return original(session, request)
+        def counting(original):
+            def send(owner, *args, **kwargs):
+                with counter._lock:
+                    counter.http_sends += 1
+                return original(owner, *args, **kwargs)
 
-        URLLib3Session.send = send  # type: ignore[method-assign]
+            return send
+
+        for owner, original in originals:
+            setattr(owner, original.__name__, counting(original))
         try:
             yield
         finally:
-            URLLib3Session.send = original  # type: ignore[method-assign]
+            for owner, original in originals:
+                setattr(owner, original.__name__, original)
 
 
 def hook_container(container, counter: RequestCounter) -> None:

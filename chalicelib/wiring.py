@@ -12,6 +12,7 @@ from botocore.config import Config as BotoConfig
 from chalicelib import auth
 from chalicelib.broadcast import Broadcaster
 from chalicelib.config import ConfigError, Settings, get_settings
+from chalicelib.management_api import ManagementApi
 from chalicelib.paypal import PayPalClient, base_url_for
 from chalicelib.queues import QueuePublisher
 from chalicelib.services.accounts import AccountService
@@ -48,10 +49,13 @@ class Container:
     def management_client(self):
         if not self.settings.ws_management_endpoint:
             raise ConfigError("WS_MANAGEMENT_ENDPOINT must be set to post to WebSocket clients")
-        return boto3.session.Session().client(
-            "apigatewaymanagementapi",
-            endpoint_url=self.settings.ws_management_endpoint,
-            config=self._boto_config(),
+        return ManagementApi(
+            self.settings.ws_management_endpoint,
+            self.settings.region,
+            boto3.session.Session().get_credentials(),
+            connect_timeout=3,
+            read_timeout=10,
+            max_connections=64,
         )
 
     def _secret_from_ssm(self, name: str) -> str:

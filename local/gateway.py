@@ -194,7 +194,9 @@ class Gateway:
             code = _CHALICE_CODES.get(status, "error")
             return _json_error(status, code, "The WebSocket handshake was refused.")
         # Oversized messages make aiohttp close the socket with 1009 (message too big), as API Gateway does.
-        ws = web.WebSocketResponse(max_msg_size=MAX_FRAME_BYTES, heartbeat=None)
+        # No permessage-deflate: API Gateway does not negotiate it either (and compressing costs CPU).
+        # aiohttp refuses a frame whose length is >= max_msg_size: + 1 lets exactly 32 KB through.
+        ws = web.WebSocketResponse(max_msg_size=MAX_FRAME_BYTES + 1, heartbeat=None, compress=False)
         tasks: set[asyncio.Task] = set()
         try:
             # Inside the try: a client that vanishes during the upgrade still gets its $disconnect,
@@ -236,22 +238,22 @@ class Gateway:
         connection_id = unquote(request.match_info["connection_id"])
         sock = self._sockets.get(connection_id)
         if sock is None:
-            return web.json_response({"message": "Gone"}, status=410)
+            return _gone()
         if not sock.ready.is_set():
             # A post racing the connection's own $connect: hold it until the socket is open.
             try:
                 await asyncio.wait_for(sock.ready.wait(), timeout=10)
             except TimeoutError:
-                return web.json_response({"message": "Gone"}, status=410)
+                return _gone()
         ws = sock.ws
         if ws is None or ws.closed:
-            return web.json_response({"message": "Gone"}, status=410)
+            return _gone()
         if request.method == "POST":
             data = await request.read()
             try:
                 await ws.send_str(data.decode("utf-8"))
             except (ConnectionResetError, RuntimeError):
-                return web.json_response({"message": "Gone"}, status=410)
+                return _gone()
             return web.Response(status=200)
         if request.method == "GET":
             return web.json_response(
@@ -277,6 +279,11 @@ class Gateway:
     def shutdown(self) -> None:
         self._rest_pool.shutdown(wait=True, cancel_futures=True)
         self._ws_pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _gone() -> web.Response:
+    """API Gateway's answer for a connection that is not (or no longer) open."""
+    return web.json_response({"message": "Gone"}, status=410, headers={"x-amzn-ErrorType": "GoneException"})
 
 
 def _normalise_error(status: int, payload: bytes) -> bytes:

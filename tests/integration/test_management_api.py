@@ -1,0 +1,331 @@
+"""ManagementApi (chalicelib/management_api.py) over real HTTP against a recording stand-in for API Gateway's
+`@connections` endpoint: the same signed request as boto3's `apigatewaymanagementapi` client, boto3's error
+shapes and retries, before-send hooks, and one kept-alive connection for many posts.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import boto3
+import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.config import Config
+from botocore.credentials import Credentials
+from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
+
+from chalicelib.broadcast import Broadcaster
+from chalicelib.management_api import ManagementApi
+from chalicelib.storage.connections import ConnectionRepository
+
+ACCESS_KEY = "AKIDTESTMANAGEMENT"
+SECRET_KEY = "test-secret-key-for-management-api"
+REGION = "us-east-1"
+# "=", "/" and "+" must be percent-encoded in the path segment; API Gateway's real ids end in "=".
+CONNECTION_ID = "abc=/+x"
+DATA = b'{"type":"ticket_status","updates":[{"ticket_id":"s1-A1","status":"held"}]}'
+EVENT_NAME = "before-send.apigatewaymanagementapi.PostToConnection"
+
+
+@dataclass(frozen=True)
+class Recorded:
+    method: str
+    path: str  # the raw request target, as it came over the wire
+    headers: dict[str, str]  # lower-cased names
+    body: bytes
+    client_port: int
+
+    @property
+    def authorization(self) -> dict[str, str]:
+        """`AWS4-HMAC-SHA256 Credential=..., SignedHeaders=..., Signature=...` as a dict."""
+        scheme, _, rest = self.headers["authorization"].partition(" ")
+        assert scheme == "AWS4-HMAC-SHA256"
+        return dict(part.strip().split("=", 1) for part in rest.split(","))
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: bytes = b""
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+class RecordingServer:
+    """Records every request; answers the scripted answers in order, then `default`. Speaks HTTP/1.1 keep-alive."""
+
+    def __init__(self) -> None:
+        self.requests: list[Recorded] = []
+        self.script: list[Answer] = []
+        self.default = Answer(200)
+        self._lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            timeout = 30  # an idle kept-alive connection's thread ends on its own
+
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                answer = server._record(
+                    Recorded(
+                        method=self.command,
+                        path=self.path,
+                        headers={k.lower(): v for k, v in self.headers.items()},
+                        body=body,
+                        client_port=self.client_address[1],
+                    )
+                )
+                self.send_response(answer.status)
+                for name, value in answer.headers:
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(answer.body)))
+                self.end_headers()
+                self.wfile.write(answer.body)
+
+            def log_message(self, *args) -> None:
+                return None
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.endpoint = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def _record(self, request: Recorded) -> Answer:
+        with self._lock:
+            self.requests.append(request)
+            return self.script.pop(0) if self.script else self.default
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@pytest.fixture
+def server():
+    recording = RecordingServer()
+    yield recording
+    recording.close()
+
+
+def credentials(token: str | None = None) -> Credentials:
+    return Credentials(ACCESS_KEY, SECRET_KEY, token)
+
+
+def lean_client(endpoint: str, creds: Credentials | None = None) -> ManagementApi:
+    return ManagementApi(endpoint, REGION, creds if creds is not None else credentials(), sleep=lambda s: None)
+
+
+def boto3_client(endpoint: str, token: str | None = None):
+    session = boto3.session.Session(
+        aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY, aws_session_token=token, region_name=REGION
+    )
+    return session.client("apigatewaymanagementapi", endpoint_url=endpoint, config=Config(retries={"mode": "standard"}))
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]  # nothing listens here once closed
+
+
+def valid_signature(request: Recorded, creds: Credentials) -> bool:
+    """Recompute SigV4 with botocore's signer over what actually arrived: raw path, body, the signed headers'
+    values and the request's own X-Amz-Date; True when it equals the Signature the client sent."""
+    auth = request.authorization
+    signed = auth["SignedHeaders"].split(";")
+    rebuilt = AWSRequest(
+        method=request.method,
+        url=f"http://{request.headers['host']}{request.path}",
+        data=request.body,
+        headers={name: request.headers[name] for name in signed},
+    )
+    rebuilt.context["timestamp"] = request.headers["x-amz-date"]
+    signer = SigV4Auth(creds.get_frozen_credentials(), "execute-api", REGION)
+    string_to_sign = signer.string_to_sign(rebuilt, signer.canonical_request(rebuilt))
+    return signer.signature(string_to_sign, rebuilt) == auth["Signature"]
+
+
+def scope_of(request: Recorded) -> str:
+    """Credential=AKID/20260101/us-east-1/execute-api/aws4_request without the date."""
+    key, _date, *rest = request.authorization["Credential"].split("/")
+    return "/".join([key, *rest])
+
+
+# --- the wire request -------------------------------------------------------------------------
+
+
+def test_the_post_is_the_same_signed_request_boto3_sends(server):
+    boto3_client(server.endpoint).post_to_connection(ConnectionId=CONNECTION_ID, Data=DATA)
+    lean_client(server.endpoint).post_to_connection(ConnectionId=CONNECTION_ID, Data=DATA)
+
+    theirs, ours = server.requests
+    assert ours.method == theirs.method == "POST"
+    assert ours.path == theirs.path == "/@connections/abc%3D%2F%2Bx"
+    assert ours.body == theirs.body == DATA
+    assert ours.headers.get("content-type") == theirs.headers.get("content-type")
+    assert scope_of(ours) == scope_of(theirs) == f"{ACCESS_KEY}/{REGION}/execute-api/aws4_request"
+    assert ours.authorization["SignedHeaders"] == theirs.authorization["SignedHeaders"]
+    assert "x-amz-security-token" not in ours.headers
+
+
+def test_the_signature_verifies_over_the_request_as_received(server):
+    boto3_client(server.endpoint).post_to_connection(ConnectionId=CONNECTION_ID, Data=DATA)
+    lean_client(server.endpoint).post_to_connection(ConnectionId=CONNECTION_ID, Data=DATA)
+
+    theirs, ours = server.requests
+    assert valid_signature(theirs, credentials())  # the verifier agrees with botocore's full stack...
+    tampered = Recorded(theirs.method, theirs.path, theirs.headers, theirs.body + b" ", theirs.client_port)
+    assert not valid_signature(tampered, credentials())  # ...and really checks the body
+    assert valid_signature(ours, credentials())
+    assert not valid_signature(ours, Credentials(ACCESS_KEY, "another-secret"))
+
+
+def test_a_session_token_is_sent_and_signed(server):
+    token = "FQoGZXIvYXdzE-session-token/with+chars=="
+    creds = credentials(token)
+    boto3_client(server.endpoint, token=token).post_to_connection(ConnectionId=CONNECTION_ID, Data=DATA)
+    lean_client(server.endpoint, creds).post_to_connection(ConnectionId=CONNECTION_ID, Data=DATA)
+
+    theirs, ours = server.requests
+    assert ours.headers["x-amz-security-token"] == theirs.headers["x-amz-security-token"] == token
+    assert "x-amz-security-token" in ours.authorization["SignedHeaders"].split(";")
+    assert valid_signature(ours, creds)
+
+
+def test_str_data_is_sent_as_its_utf8_bytes(server):
+    lean_client(server.endpoint).post_to_connection(ConnectionId="c1", Data='{"name":"Amélie"}')
+
+    [request] = server.requests
+    assert request.body == '{"name":"Amélie"}'.encode()
+    assert request.headers["content-length"] == str(len(request.body))
+
+
+# --- answers: errors and retries -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [200, 204])
+def test_a_2xx_answer_returns_none_after_one_request(server, status):
+    server.default = Answer(status)
+
+    assert lean_client(server.endpoint).post_to_connection(ConnectionId="c1", Data=DATA) is None
+    assert len(server.requests) == 1
+
+
+def test_410_raises_gone_exception_without_a_retry(server):
+    server.default = Answer(410, json.dumps({"message": "Gone"}).encode(), (("Content-Type", "application/json"),))
+
+    with pytest.raises(ClientError) as caught:
+        lean_client(server.endpoint).post_to_connection(ConnectionId="c1", Data=DATA)
+
+    assert caught.value.response["Error"]["Code"] == "GoneException"
+    assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 410
+    assert caught.value.operation_name == "PostToConnection"
+    assert len(server.requests) == 1
+
+
+@pytest.mark.parametrize("error_type", ["ForbiddenException", "InvalidSignatureException"])
+def test_403_takes_its_code_from_the_error_type_header_as_boto3_does_without_a_retry(server, error_type):
+    header = f"{error_type}:http://internal.amazon.com/coral/com.amazon.coral.service/"
+    server.default = Answer(403, json.dumps({"message": "Forbidden"}).encode(), (("x-amzn-ErrorType", header),))
+
+    with pytest.raises(ClientError) as ours:
+        lean_client(server.endpoint).post_to_connection(ConnectionId="c1", Data=DATA)
+    assert len(server.requests) == 1
+    with pytest.raises(ClientError) as theirs:
+        boto3_client(server.endpoint).post_to_connection(ConnectionId="c1", Data=DATA)
+
+    assert ours.value.response["Error"]["Code"] == theirs.value.response["Error"]["Code"] == error_type
+    assert ours.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+
+
+@pytest.mark.parametrize("status", [429, 500])
+def test_throttling_and_server_errors_are_retried_until_success(server, status):
+    server.script = [Answer(status, b'{"message":"busy"}'), Answer(status, b'{"message":"busy"}')]
+
+    assert lean_client(server.endpoint).post_to_connection(ConnectionId=CONNECTION_ID, Data=DATA) is None
+
+    assert len(server.requests) == 3
+    assert {(r.path, r.body) for r in server.requests} == {("/@connections/abc%3D%2F%2Bx", DATA)}
+    assert all(valid_signature(r, credentials()) for r in server.requests)  # each attempt is signed afresh
+
+
+@pytest.mark.parametrize("status", [429, 500])
+def test_a_persistent_throttle_or_server_error_raises_after_three_requests(server, status):
+    server.default = Answer(status, b'{"message":"busy"}')
+
+    with pytest.raises(ClientError) as caught:
+        lean_client(server.endpoint).post_to_connection(ConnectionId="c1", Data=DATA)
+
+    assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == status
+    assert len(server.requests) == 3
+
+
+def test_an_unreachable_endpoint_raises_endpoint_connection_error_after_three_attempts():
+    attempts = []
+    client = lean_client(f"http://127.0.0.1:{closed_port()}")
+    client.register_before_send(lambda **kwargs: attempts.append(kwargs["event_name"]))
+
+    with pytest.raises(BotoCoreError) as caught:
+        client.post_to_connection(ConnectionId="c1", Data=DATA)
+
+    assert isinstance(caught.value, EndpointConnectionError), type(caught.value).__mro__
+    assert len(attempts) == 3
+
+
+def test_no_credentials_raises_before_anything_is_sent(server):
+    client = ManagementApi(server.endpoint, REGION, None, sleep=lambda s: None)
+
+    with pytest.raises(NoCredentialsError):
+        client.post_to_connection(ConnectionId="c1", Data=DATA)
+
+    assert server.requests == []
+
+
+# --- hooks and connections ---------------------------------------------------------------------------
+
+
+def test_before_send_handlers_run_once_per_attempt_with_botocores_event_name(server):
+    server.script = [Answer(500), Answer(500)]
+    ours, theirs = [], []
+    client = lean_client(server.endpoint)
+    client.register_before_send(lambda **kwargs: ours.append(kwargs))
+    reference = boto3_client(server.endpoint)
+    reference.meta.events.register("before-send", lambda **kwargs: theirs.append(kwargs["event_name"]))
+
+    client.post_to_connection(ConnectionId="c1", Data=DATA)
+    reference.post_to_connection(ConnectionId="c1", Data=DATA)
+
+    assert len(server.requests) == 4  # 3 attempts of ours, 1 of boto3's
+    assert [call["event_name"] for call in ours] == [EVENT_NAME] * 3
+    assert theirs == [EVENT_NAME]
+    assert all(call["request"].url.endswith("/@connections/c1") for call in ours)
+
+
+def test_sequential_posts_reuse_one_kept_alive_connection(server):
+    client = lean_client(server.endpoint)
+    gone = []
+    for n in range(12):
+        server.script = [Answer(410, b'{"message":"Gone"}')] if n % 4 == 3 else []
+        try:
+            client.post_to_connection(ConnectionId=f"c{n}", Data=DATA)
+        except ClientError:
+            gone.append(n)
+
+    assert gone == [3, 7, 11]  # error answers (read to the end) do not cost the connection either
+    assert len(server.requests) == 12
+    assert len({r.client_port for r in server.requests}) == 1
+
+
+# --- through the Broadcaster -------------------------------------------------------------------------
+
+
+def test_broadcaster_reports_an_unreachable_management_api_as_a_failed_post():
+    # Only a 410 touches the repository, so a bare ConnectionRepository (no tables) suffices here.
+    broadcaster = Broadcaster(lambda: lean_client(f"http://127.0.0.1:{closed_port()}"), ConnectionRepository())
+
+    assert broadcaster.send("c1", {"type": "selected"}) is False
