@@ -3,7 +3,7 @@
 Every select posts a reply and every batch of ticket changes posts to each viewer, so this call dominates a
 rush. boto3's `apigatewaymanagementapi` client spent about 1.2 ms of CPU per post (event hooks, endpoint
 rules, response parsing); this sends the same request (the URL botocore renders, SigV4 by botocore's own
-signer for `execute-api`, a keep-alive connection pool) and fails the way boto3 does: `ClientError` with
+signer for `execute-api`, a keep-alive connection pool: chalicelib.signed_http) and fails the way boto3 does: `ClientError` with
 the service's error code for an HTTP error (410 -> `GoneException`), a `BotoCoreError` when the endpoint
 cannot be reached, after boto3's standard retries for throttling, 5xx and connection failures.
 """
@@ -17,16 +17,11 @@ from collections.abc import Callable
 from typing import Any
 
 import urllib3
-from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
-from botocore.exceptions import (
-    ClientError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    NoCredentialsError,
-    ReadTimeoutError,
-)
+from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
 from botocore.utils import percent_encode
+
+from chalicelib.signed_http import SignedHttp
 
 SIGNING_NAME = "execute-api"
 OPERATION = "PostToConnection"
@@ -57,16 +52,15 @@ class ManagementApi:
         sleep=time.sleep,
     ) -> None:
         self._endpoint = endpoint.rstrip("/")
-        self._region = region
-        self._credentials = credentials  # botocore Credentials (refreshable ones refresh themselves)
         self._sleep = sleep
         self._before_send: list[Callable[..., object]] = []
-        self._pool = urllib3.PoolManager(
-            num_pools=4,
-            maxsize=max_connections,
-            block=False,
-            retries=False,
-            timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout),
+        self._http = SignedHttp(
+            SIGNING_NAME,
+            region,
+            credentials,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            max_connections=max_connections,
         )
 
     def register_before_send(self, handler: Callable[..., object]) -> None:
@@ -93,24 +87,11 @@ class ManagementApi:
             self._sleep(random.random() * min(20.0, 2 ** (attempt - 1)))  # noqa: S311 (boto3's standard backoff)
 
     def _send(self, url: str, body: bytes) -> urllib3.BaseHTTPResponse:
-        if self._credentials is None:
-            raise NoCredentialsError()
-        request = AWSRequest(method="POST", url=url, data=body, headers={})  # boto3 sends no Content-Type here
-        for handler in self._before_send:
-            handler(event_name=f"before-send.apigatewaymanagementapi.{OPERATION}", request=request)
-        SigV4Auth(self._credentials.get_frozen_credentials(), SIGNING_NAME, self._region).add_auth(request)
-        try:
-            return self._pool.request(
-                "POST", url, body=body, headers=dict(request.headers.items()), preload_content=True
-            )
-        except urllib3.exceptions.NewConnectionError as exc:  # a subclass of ConnectTimeoutError: first
-            raise EndpointConnectionError(endpoint_url=url, error=exc) from exc
-        except urllib3.exceptions.ConnectTimeoutError as exc:
-            raise ConnectTimeoutError(endpoint_url=url, error=exc) from exc
-        except urllib3.exceptions.ReadTimeoutError as exc:
-            raise ReadTimeoutError(endpoint_url=url, error=exc) from exc
-        except urllib3.exceptions.HTTPError as exc:
-            raise EndpointConnectionError(endpoint_url=url, error=exc) from exc
+        def announce(request: AWSRequest) -> None:
+            for handler in self._before_send:
+                handler(event_name=f"before-send.apigatewaymanagementapi.{OPERATION}", request=request)
+
+        return self._http.send("POST", url, body, before_send=announce)  # boto3 sends no Content-Type here
 
 
 def _client_error(response: urllib3.BaseHTTPResponse) -> ClientError:

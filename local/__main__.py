@@ -151,12 +151,18 @@ class LocalStack:
         }
 
     def _start_pollers(self, app_module) -> None:
-        from local.pollers import SqsPoller, StreamPoller, Timer
+        from local.pollers import RecordsReader, SqsPoller, StreamPoller, Timer
 
         region = os.environ["AWS_REGION"]
         session = boto3.session.Session()
         streams = session.client("dynamodbstreams")
-        stream = StreamPoller(streams, os.environ["TICKETS_STREAM_ARN"], app_module.tickets_changed, region=region)
+        stream = StreamPoller(
+            streams,
+            os.environ["TICKETS_STREAM_ARN"],
+            app_module.tickets_changed,
+            region=region,
+            get_records=RecordsReader(streams.meta.endpoint_url, region, session.get_credentials()),
+        )
         stream.prime()
         timer = Timer(app_module.sweep_expired, interval=self.sweep_interval, name="sweep_expired", region=region)
         self.pollers = [stream, timer]

@@ -44,8 +44,10 @@ logger = logging.getLogger(__name__)
 
 # The moto versions whose internals the patches below were read against: [low, high).
 MOTO_VERSIONS_CHECKED = ((5, 2), (5, 3))
-# Per stream shard. moto keeps every record forever; a long `make run` would only grow.
-STREAM_RECORDS_KEPT = 10_000
+# Per stream shard. moto keeps every record forever; a long `make run` would only grow. The pollers read
+# within milliseconds; 3,000 changes is over ten seconds of a rush. A reader further behind than that is
+# told TrimmedDataAccessException and goes on from the oldest kept record (local/pollers.py logs it).
+STREAM_RECORDS_KEPT = 3_000
 # What AWS documents for a shard iterator; moto keeps them forever too (one per GetRecords call).
 STREAM_ITERATOR_LIFETIME_SECONDS = 15 * 60
 TRANSACT_ITEMS_MAX = 100

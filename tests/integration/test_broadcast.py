@@ -19,6 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 from chalicelib import holds
 from chalicelib.broadcast import Broadcaster
@@ -26,7 +27,7 @@ from chalicelib.domain import ConnectionRecord
 from chalicelib.storage.catalog import CatalogRepository
 from chalicelib.storage.connections import ConnectionRepository
 from chalicelib.storage.models import Connection
-from local.pollers import StreamPoller
+from local.pollers import RecordsReader, StreamPoller
 from tests.integration.conftest import stream_world
 
 
@@ -128,8 +129,18 @@ class StreamTap:
     def __init__(self, world) -> None:
         self.posts: list[int] = []
         self._seats = world["container"].seats
+        streams = world["streams"]
         self._poller = StreamPoller(
-            world["streams"], world["stream_arn"], self._handle, region="us-east-1", batch_size=1000, window=0
+            streams,
+            world["stream_arn"],
+            self._handle,
+            region="us-east-1",
+            batch_size=1000,
+            window=0,
+            # The reader `make run` uses (records stay DynamoDB JSON); test_sweep.py covers boto3's.
+            get_records=RecordsReader(
+                streams.meta.endpoint_url, "us-east-1", boto3.session.Session().get_credentials()
+            ),
         )
 
     def _handle(self, event, context) -> None:
@@ -317,3 +328,31 @@ def test_snapshot_marks_the_senders_own_holds(world, management_api):
 def test_a_message_from_a_connection_without_a_row_is_dropped(world, management_api):
     world["container"].seats.handle_message("never-connected", json.dumps({"action": "snapshot"}))
     assert management_api.messages("never-connected") == []
+
+
+def test_the_raw_records_reader_returns_what_boto3_reads_with_creation_times_as_epoch_seconds(world):
+    streams, arn = world["streams"], world["stream_arn"]
+    shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+    new_room(world)  # writes tickets: stream records
+    reader = RecordsReader(streams.meta.endpoint_url, "us-east-1", boto3.session.Session().get_credentials())
+
+    def first_page(read):
+        iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")
+        return read(ShardIterator=iterator["ShardIterator"], Limit=5)
+
+    raw, parsed = first_page(reader), first_page(streams.get_records)
+
+    assert len(raw["Records"]) == len(parsed["Records"]) == 5
+    assert raw["NextShardIterator"]
+    for mine, theirs in zip(raw["Records"], parsed["Records"], strict=True):
+        created = mine["dynamodb"].pop("ApproximateCreationDateTime")
+        assert created == theirs["dynamodb"].pop("ApproximateCreationDateTime").timestamp()
+        assert mine == theirs
+
+
+def test_the_raw_records_reader_raises_the_service_error_for_an_unknown_iterator(world):
+    streams = world["streams"]
+    reader = RecordsReader(streams.meta.endpoint_url, "us-east-1", boto3.session.Session().get_credentials())
+    with pytest.raises(ClientError) as raised:
+        reader(ShardIterator="arn:aws:dynamodb:us-east-1:123456789012:table/x/stream/never-issued", Limit=5)
+    assert raised.value.response["Error"]["Code"] == "ExpiredIteratorException"

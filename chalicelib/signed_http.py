@@ -1,0 +1,69 @@
+"""SigV4-signed HTTP over a keep-alive connection pool: the transport of our lean AWS clients.
+
+For the few calls on the hot path where a boto3 client's per-call CPU (event hooks, endpoint rules, shape
+parsing) is most of the cost. Signing is botocore's own SigV4 signer; failures to reach the endpoint are
+raised as the botocore exceptions a boto3 client raises, so callers handle both alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import urllib3
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, NoCredentialsError, ReadTimeoutError
+
+
+class SignedHttp:
+    """Thread-safe: one pool, shared by every thread of the container."""
+
+    def __init__(
+        self,
+        signing_name: str,
+        region: str,
+        credentials: Any,
+        *,
+        connect_timeout: float = 3.0,
+        read_timeout: float = 10.0,
+        max_connections: int = 64,
+    ) -> None:
+        self._signing_name = signing_name
+        self._region = region
+        self._credentials = credentials  # botocore Credentials (refreshable ones refresh themselves)
+        self._pool = urllib3.PoolManager(
+            num_pools=4,
+            maxsize=max_connections,
+            block=False,
+            retries=False,
+            timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout),
+        )
+
+    def send(
+        self,
+        method: str,
+        url: str,
+        body: bytes,
+        headers: dict[str, str] | None = None,
+        before_send: Callable[[AWSRequest], object] | None = None,
+    ) -> urllib3.BaseHTTPResponse:
+        """One signed request, its response read whole. `before_send` sees the request just before signing."""
+        if self._credentials is None:
+            raise NoCredentialsError()
+        request = AWSRequest(method=method, url=url, data=body, headers=dict(headers or {}))
+        if before_send is not None:
+            before_send(request)
+        SigV4Auth(self._credentials.get_frozen_credentials(), self._signing_name, self._region).add_auth(request)
+        try:
+            return self._pool.request(
+                method, url, body=body, headers=dict(request.headers.items()), preload_content=True
+            )
+        except urllib3.exceptions.NewConnectionError as exc:  # a subclass of ConnectTimeoutError: first
+            raise EndpointConnectionError(endpoint_url=url, error=exc) from exc
+        except urllib3.exceptions.ConnectTimeoutError as exc:
+            raise ConnectTimeoutError(endpoint_url=url, error=exc) from exc
+        except urllib3.exceptions.ReadTimeoutError as exc:
+            raise ReadTimeoutError(endpoint_url=url, error=exc) from exc
+        except urllib3.exceptions.HTTPError as exc:
+            raise EndpointConnectionError(endpoint_url=url, error=exc) from exc
