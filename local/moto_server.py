@@ -536,30 +536,60 @@ def _cached_condition_lexer(original: Callable[[Any], Any]) -> Callable[[Any], A
 
 
 def _traverse_with_one_map(traverser: Any, root: Any) -> Any:
-    """DepthFirstTraverser.traverse: the same depth-first walk and node replacement, but each processor's
-    processing map is built once per walk instead of twice per node (ten processors walk every update
-    expression tree; the rebuilt maps were most of the validation's cost)."""
-    from moto.dynamodb.parsing.ast_nodes import Node
+    """DepthFirstTraverser.traverse: the same depth-first walk and node replacement, with each node type's
+    processor looked up once per walk (moto rebuilt the processing map twice per node and matched every
+    node against abstract base classes; ten processors walk every update expression tree). First match in
+    the map's order wins, as in moto's `process`. About a fifth of an update_item's CPU."""
+    return _Walk(traverser).visit(root, -1)
 
-    processing = list(traverser._processing_map().items())
-    kinds = tuple(kind for kind, _ in processing)
-    before_child = traverser.pre_processing_of_child
 
-    def visit(node: Any, child_id: int) -> Any:
-        if isinstance(node, Node):
-            parent = node.parent
-            if node.children is not None:
-                for index, child in enumerate(node.children):
-                    before_child(node, index)
-                    visit(child, index)
-            if isinstance(node, kinds):
-                node = next(process for kind, process in processing if isinstance(node, kind))(node)
-                node.parent = parent
-                if parent:
-                    parent.children[child_id] = node
+class _Walk:
+    def __init__(self, traverser: Any) -> None:
+        from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser
+
+        self._processing = list(traverser._processing_map().items())
+        self._processors: dict[type, Any] = {}
+        self._before_child = traverser.pre_processing_of_child
+        if type(traverser).pre_processing_of_child is DepthFirstTraverser.pre_processing_of_child:
+            self._before_child = None  # the default hook does nothing
+
+    def processor_for(self, node_type: type) -> Any:
+        try:
+            return self._processors[node_type]
+        except KeyError:
+            found = next((process for kind, process in self._processing if issubclass(node_type, kind)), None)
+            self._processors[node_type] = found
+            return found
+
+    def visit(self, node: Any, child_id: int) -> Any:
+        if not _is_node(type(node)):
+            return node
+        parent = node.parent
+        if node.children is not None:
+            for index, child in enumerate(node.children):
+                if self._before_child is not None:
+                    self._before_child(node, index)
+                self.visit(child, index)
+        process = self.processor_for(type(node))
+        if process is not None:
+            node = process(node)
+            node.parent = parent
+            if parent:
+                parent.children[child_id] = node
         return node
 
-    return visit(root, -1)
+
+_NODE_TYPES: dict[type, bool] = {}
+
+
+def _is_node(node_type: type) -> bool:
+    """issubclass(node_type, moto's Node), remembered per type (Node is an ABC: each check is slow)."""
+    known = _NODE_TYPES.get(node_type)
+    if known is None:
+        from moto.dynamodb.parsing.ast_nodes import Node
+
+        known = _NODE_TYPES[node_type] = issubclass(node_type, Node)
+    return known
 
 
 # moto's own message for an empty key in a transaction's Update (moto/dynamodb/responses.py).
