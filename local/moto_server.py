@@ -495,6 +495,8 @@ def _cached_update_parser(original: Callable[[str], Any]) -> Any:
         tree = trees.get(expression_str)
         if tree is None:
             tree = original(expression_str)  # moto's own error for a bad expression: nothing cached
+            # Copies made from the pickle carry the verdict; see _counting_clauses_once.
+            tree._clause_counts_ok = _clause_counts_ok(tree)
             tree._pickled = pickle.dumps(tree)
             if len(trees) >= _PARSE_CACHE_MAX:
                 trees.clear()
@@ -502,6 +504,33 @@ def _cached_update_parser(original: Callable[[str], Any]) -> Any:
         return tree
 
     return classmethod(make)
+
+
+def _clause_counts_ok(tree: Any) -> bool:
+    """Whether moto's ActionCountValidator accepts this tree (at most one SET/REMOVE/ADD clause)."""
+    import pickle
+
+    from moto.dynamodb.exceptions import TooManyClauses
+    from moto.dynamodb.parsing.validators import ActionCountValidator
+
+    try:
+        ActionCountValidator().traverse(pickle.loads(pickle.dumps(tree)))  # it may rewrite: a copy
+    except TooManyClauses:
+        return False
+    return True
+
+
+def _counting_clauses_once(original: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    """ActionCountValidator.traverse: its verdict depends only on the tree's clause structure, i.e. on the
+    expression text, and moto ran it on every node of every request (a quadratic search, a quarter of an
+    update's CPU). A copy of a cached tree that passed skips it; anything else is checked by moto."""
+
+    def traverse(validator: Any, root: Any) -> Any:
+        if getattr(root, "_clause_counts_ok", False):
+            return root
+        return original(validator, root)
+
+    return traverse
 
 
 def _copy_tree(tree: Any, memo: Any = None) -> Any:
@@ -710,6 +739,7 @@ def moto_patches() -> list[tuple[Any, str, Any]]:
     from moto.dynamodb.parsing import validators as moto_validators
     from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser
     from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+    from moto.dynamodb.parsing.validators import ActionCountValidator
     from moto.dynamodb.responses import DynamoHandler
     from moto.dynamodbstreams.models import DynamoDBStreamsBackend, ShardIterator
     from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
@@ -729,6 +759,7 @@ def moto_patches() -> list[tuple[Any, str, Any]]:
         (UpdateExpressionParser, "make", _cached_update_parser(UpdateExpressionParser.make)),
         (moto_validators, "deepcopy", _copy_tree),
         (DepthFirstTraverser, "traverse", _traverse_with_one_map),
+        (ActionCountValidator, "traverse", _counting_clauses_once(_traverse_with_one_map)),
         (
             ConditionExpressionParser,
             "_lex_condition_expression",

@@ -803,6 +803,26 @@ def test_invalid_update_expression_is_rejected_the_same_way_every_time(
     assert statuses(dynamodb, "syntax") == {"a": "held"}
 
 
+def test_two_set_clauses_are_refused_every_time_while_one_passes(patched_moto: tuple[Any, Any]) -> None:
+    dynamodb, _ = patched_moto
+    create_table(dynamodb, "clauses")
+    seed(dynamodb, "clauses", "a")
+    two_sets = update("clauses", "a", "SET #s = :new SET holder = :new", new="sold")["Update"]
+    one_set = update("clauses", "a", "SET #s = :new, holder = :new", new="held")["Update"]
+
+    errors = []
+    for _ in range(2):  # the second time from the parse cache
+        with pytest.raises(ClientError) as raised:
+            dynamodb.update_item(**two_sets)
+        errors.append(raised.value.response["Error"])
+        dynamodb.update_item(**one_set)
+
+    assert errors[0]["Code"] == "ValidationException"
+    assert "The \"SET\" section can only be used once in an update expression" in errors[0]["Message"]
+    assert errors[1] == errors[0]
+    assert statuses(dynamodb, "clauses") == {"a": "held"}
+
+
 @pytest.mark.parametrize(
     "with_empty_key",
     [
