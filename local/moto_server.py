@@ -13,6 +13,7 @@ Run it in the foreground for debugging: `python -m local.moto_server --host 127.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import copy
 import functools
@@ -27,18 +28,21 @@ import os
 import re
 import signal
 import socket
+import sys
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Self
+
+from multidict import CIMultiDict
 
 if TYPE_CHECKING:
     from multiprocessing.process import BaseProcess
     from multiprocessing.synchronize import Event as ProcessEvent
 
-    from werkzeug.serving import BaseWSGIServer
 
 logger = logging.getLogger(__name__)
 
@@ -864,16 +868,93 @@ class JsonTargetShortcut:
         return Response(response=body, status=status, headers=headers)(environ, start_response)
 
 
-def _quiet_request_handler() -> type:
-    from moto.moto_server.werkzeug_app import MotoRequestHandler
+class WsgiBridge:
+    """Serves a WSGI app (moto's, behind SerializedApp) from aiohttp.
 
-    class QuietRequestHandler(MotoRequestHandler):
-        """moto's request handler without werkzeug's access log line per request (errors still log)."""
+    werkzeug's development server spent about a fifth of moto's CPU per request (a thread and a TCP
+    connection per request, header parsing in Python); aiohttp parses HTTP in C and keeps connections
+    alive, so botocore's pooled connections are reused. Table requests run on one worker thread, in
+    arrival order (they are serialized anyway); everything else (SQS long polls included) on a pool.
+    """
 
-        def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-            return None
+    def __init__(self, app: Callable[..., Iterable[bytes]], host: str, port: int) -> None:
+        self._app = app
+        self._host, self._port = host, port
+        self._tables = ThreadPoolExecutor(max_workers=1, thread_name_prefix="moto-tables")
+        self._others = ThreadPoolExecutor(max_workers=32, thread_name_prefix="moto-others")
 
-    return QuietRequestHandler
+    async def handle(self, request: Any) -> Any:
+        from aiohttp import web
+
+        body = await request.read()
+        environ = self.environ_for(request, body)
+        executor = self._tables if locks_for(environ) == (_TABLES_LOCK,) else self._others
+        status, headers, payload = await asyncio.get_running_loop().run_in_executor(executor, self._call, environ)
+        code, _, reason = status.partition(" ")
+        response_headers = CIMultiDict((k, v) for k, v in headers if k.lower() not in _HOP_BY_HOP)
+        return web.Response(status=int(code), reason=reason or None, headers=response_headers, body=payload)
+
+    def _call(self, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
+        started: list[Any] = []
+
+        def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable:
+            started[:] = [status, headers]
+            return _no_write
+
+        body = b"".join(self._app(environ, start_response))
+        return started[0], started[1], body
+
+    def environ_for(self, request: Any, body: bytes) -> dict[str, Any]:
+        """The WSGI environ werkzeug's server would build (moto reads RAW_URI for the undecoded path)."""
+        from urllib.parse import unquote_to_bytes
+
+        raw_path, _, query = request.raw_path.partition("?")
+        environ: dict[str, Any] = {
+            "REQUEST_METHOD": request.method,
+            "SCRIPT_NAME": "",
+            "PATH_INFO": unquote_to_bytes(raw_path).decode("latin-1"),
+            "QUERY_STRING": query,
+            "RAW_URI": request.raw_path,
+            "REQUEST_URI": request.raw_path,
+            "SERVER_NAME": self._host,
+            "SERVER_PORT": str(self._port),
+            "SERVER_PROTOCOL": f"HTTP/{request.version.major}.{request.version.minor}",
+            "REMOTE_ADDR": request.remote or "127.0.0.1",
+            "CONTENT_LENGTH": str(len(body)),
+            "wsgi.version": (1, 0),
+            "wsgi.url_scheme": "http",
+            "wsgi.input": io.BytesIO(body),
+            "wsgi.errors": sys.stderr,
+            "wsgi.multithread": True,
+            "wsgi.multiprocess": False,
+            "wsgi.run_once": False,
+        }
+        preserved = {}
+        for name, value in request.headers.items():
+            key = name.upper().replace("-", "_")
+            if key == "CONTENT_LENGTH":
+                continue
+            if key != "CONTENT_TYPE":
+                key = f"HTTP_{key}"
+            environ[key] = f"{environ[key]},{value}" if key in environ else value
+            if "_" in name and name.lower().startswith("x-amz-meta-"):
+                preserved[key] = name  # what moto's MotoRequestHandler keeps for S3 metadata keys
+        if preserved:
+            from moto.core.request import PRESERVED_HEADER_NAMES_ENVIRON_KEY
+
+            environ[PRESERVED_HEADER_NAMES_ENVIRON_KEY] = preserved
+        return environ
+
+    def shutdown(self) -> None:
+        self._tables.shutdown(wait=False, cancel_futures=True)
+        self._others.shutdown(wait=False, cancel_futures=True)
+
+
+_HOP_BY_HOP = frozenset({"content-length", "transfer-encoding", "connection", "keep-alive"})
+
+
+def _no_write(data: bytes) -> None:
+    raise NotImplementedError("moto never uses WSGI's write()")
 
 
 def serve(
@@ -889,42 +970,60 @@ def serve(
     port; `on_bound` receives the bound port, and `ready` is set, once the socket listens. Raises ValueError
     for a non-loopback host.
     """
-    from werkzeug.serving import make_server
-
     _require_loopback(host)
     install_patches()
-    server = make_server(host, port, build_app(), threaded=True, request_handler=_quiet_request_handler())
-    _stop_on_signals(server)
-    _stop_when_parent_dies(server)
-    bound_port = server.server_address[1]
-    if on_bound is not None:
-        on_bound(bound_port)
-    if ready is not None:
-        ready.set()
-    logger.info("moto listening on %s", endpoint_url(host, bound_port))
+    asyncio.run(_serve(host, port, ready, on_bound))
+
+
+async def _serve(
+    host: str,
+    port: int,
+    ready: ProcessEvent | threading.Event | None,
+    on_bound: Callable[[int], None] | None,
+) -> None:
+    from aiohttp import web
+
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+
+    def stop() -> None:
+        loop.call_soon_threadsafe(stopping.set)
+
+    application = web.Application(client_max_size=64 * 1024 * 1024)
+    bridge = WsgiBridge(build_app(), host, port)
+    application.router.add_route("*", "/{tail:.*}", bridge.handle)
+    # shutdown_timeout: an SQS long poll in flight must not hold the stop up for its full wait.
+    runner = web.AppRunner(application, access_log=None, handle_signals=False, shutdown_timeout=1.0)
+    await runner.setup()
     try:
-        # poll_interval: how quickly a stop request is noticed.
-        server.serve_forever(poll_interval=0.1)
+        site = web.TCPSite(runner, host, port, backlog=1024)
+        await site.start()
+        bound_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        bridge._port = bound_port
+        _stop_on_signals(loop, stop)
+        _stop_when_parent_dies(stop)
+        if on_bound is not None:
+            on_bound(bound_port)
+        if ready is not None:
+            ready.set()
+        logger.info("moto listening on %s", endpoint_url(host, bound_port))
+        await stopping.wait()
     finally:
-        server.server_close()
+        await runner.cleanup()
+        bridge.shutdown()
         logger.info("moto stopped")
 
 
-def _stop_on_signals(server: BaseWSGIServer) -> None:
+def _stop_on_signals(loop: asyncio.AbstractEventLoop, stop: Callable[[], None]) -> None:
     if threading.current_thread() is not threading.main_thread():
         return  # signal handlers can only be set from the main thread; the caller stops us then
-
-    def stop(signum: int, frame: Any) -> None:
-        # shutdown() waits for serve_forever to return, which runs on this very thread: ask from another.
-        threading.Thread(target=server.shutdown, name="moto-shutdown", daemon=True).start()
-
-    signal.signal(signal.SIGTERM, stop)
+    loop.add_signal_handler(signal.SIGTERM, stop)
     # A MotoProcess child ignores Ctrl-C on purpose: the parent stops it last, after its own shutdown calls.
     if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
-        signal.signal(signal.SIGINT, stop)
+        loop.add_signal_handler(signal.SIGINT, stop)
 
 
-def _stop_when_parent_dies(server: BaseWSGIServer) -> None:
+def _stop_when_parent_dies(stop: Callable[[], None]) -> None:
     parent = multiprocessing.parent_process()
     if parent is None:
         return  # run from a terminal: the terminal's Ctrl-C stops us
@@ -934,7 +1033,7 @@ def _stop_when_parent_dies(server: BaseWSGIServer) -> None:
         while parent.is_alive() and os.getppid() == parent.pid:
             parent.join(timeout=1.0)
         logger.warning("parent process %s is gone: stopping moto", parent.pid)
-        server.shutdown()
+        stop()
 
     threading.Thread(target=watch, name="moto-parent-watch", daemon=True).start()
 
