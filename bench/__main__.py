@@ -61,7 +61,7 @@ class Plan:
     repeat_clients: int = 50  # this phase runs `repeats` times; the stack's RSS is printed after each
     repeats: int = 3
     burst_clients: int = 50
-    bursts: int = 3
+    bursts: int = 6  # 1,200 timed selects: a p99 of a dozen samples
     race_clients: int = 50
     race_seats: int = 4
     race_rounds: int = 20

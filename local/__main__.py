@@ -198,6 +198,10 @@ class LocalStack:
 async def main() -> int:
     logging.basicConfig(level=_env("LOCAL_LOG_LEVEL", "WARNING"), format="%(levelname)s %(name)s: %(message)s")
     sys.path.insert(0, str(ROOT))
+    # One process runs the event loop (WebSocket frames, Management API posts) and the handler threads;
+    # a shorter GIL switch interval lets the loop in sooner behind busy handlers (Lambda has no such
+    # sharing). Measured: K=50 select->ack p99 down about a tenth, throughput up slightly.
+    sys.setswitchinterval(0.001)
     stack = LocalStack()
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
