@@ -865,7 +865,10 @@ class JsonTargetShortcut:
         except ClientError as exc:
             result = 400, {}, exc.response["Error"]["Message"]
         status, headers, body = result if len(result) == 3 else (200, {}, result)
-        return Response(response=body, status=status, headers=headers)(environ, start_response)
+        response = Response(response=body, status=status, headers=headers)
+        # What flask_cors adds to every answer of moto's app (its defaults: any origin).
+        response.headers["Access-Control-Allow-Origin"] = environ.get("HTTP_ORIGIN") or "*"
+        return response(environ, start_response)
 
 
 class WsgiBridge:
@@ -891,7 +894,9 @@ class WsgiBridge:
         executor = self._tables if locks_for(environ) == (_TABLES_LOCK,) else self._others
         status, headers, payload = await asyncio.get_running_loop().run_in_executor(executor, self._call, environ)
         code, _, reason = status.partition(" ")
-        response_headers = CIMultiDict((k, v) for k, v in headers if k.lower() not in _HOP_BY_HOP)
+        # A HEAD answer has no body to measure: keep moto's Content-Length (the size of what GET returns).
+        dropped = _HOP_BY_HOP - {"content-length"} if request.method == "HEAD" else _HOP_BY_HOP
+        response_headers = CIMultiDict((k, v) for k, v in headers if k.lower() not in dropped)
         return web.Response(status=int(code), reason=reason or None, headers=response_headers, body=payload)
 
     def _call(self, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
@@ -930,15 +935,20 @@ class WsgiBridge:
             "wsgi.run_once": False,
         }
         preserved = {}
+        dashed = {name.upper().replace("-", "_") for name in request.headers if "_" not in name}
         for name, value in request.headers.items():
             key = name.upper().replace("-", "_")
             if key == "CONTENT_LENGTH":
                 continue
+            if "_" in name:
+                # werkzeug drops these (X_Foo would spoof X-Foo); moto's handler keeps S3 metadata keys
+                # spelled with underscores, unless a dashed spelling of the same header came too.
+                if not name.lower().startswith("x-amz-meta-") or key in dashed:
+                    continue
+                preserved[f"HTTP_{key}"] = name
             if key != "CONTENT_TYPE":
                 key = f"HTTP_{key}"
             environ[key] = f"{environ[key]},{value}" if key in environ else value
-            if "_" in name and name.lower().startswith("x-amz-meta-"):
-                preserved[key] = name  # what moto's MotoRequestHandler keeps for S3 metadata keys
         if preserved:
             from moto.core.request import PRESERVED_HEADER_NAMES_ENVIRON_KEY
 
@@ -1067,6 +1077,16 @@ def _child_main(host: str, port: int, port_sender: Any) -> None:
         port_sender.close()
 
     serve(host, port, on_bound=report)
+    _exit_now()
+
+
+def _exit_now() -> None:
+    """Leave without joining the request pool: an SQS long poll in flight would hold the exit up for the
+    rest of its WaitTimeSeconds (the answer could not be sent anyway). The state is in memory only."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 @contextlib.contextmanager
@@ -1216,3 +1236,4 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+    _exit_now()
