@@ -55,6 +55,7 @@ class ManagementApi:
         self._sleep = sleep
         self._before_send: list[Callable[..., object]] = []
         self._http = SignedHttp(
+            self._endpoint,
             SIGNING_NAME,
             region,
             credentials,

@@ -21,6 +21,7 @@ class SignedHttp:
 
     def __init__(
         self,
+        endpoint: str,
         signing_name: str,
         region: str,
         credentials: Any,
@@ -32,8 +33,9 @@ class SignedHttp:
         self._signing_name = signing_name
         self._region = region
         self._credentials = credentials  # botocore Credentials (refreshable ones refresh themselves)
-        self._pool = urllib3.PoolManager(
-            num_pools=4,
+        # One host: its pool directly (a PoolManager looked the pool up, under a lock, on every request).
+        self._pool = urllib3.connection_from_url(
+            endpoint,
             maxsize=max_connections,
             block=False,
             retries=False,
@@ -48,7 +50,8 @@ class SignedHttp:
         headers: dict[str, str] | None = None,
         before_send: Callable[[AWSRequest], object] | None = None,
     ) -> urllib3.BaseHTTPResponse:
-        """One signed request, its response read whole. `before_send` sees the request just before signing."""
+        """One signed request to `url` (on the endpoint's host), its response read whole. `before_send` sees
+        the request just before signing."""
         if self._credentials is None:
             raise NoCredentialsError()
         request = AWSRequest(method=method, url=url, data=body, headers=dict(headers or {}))
@@ -56,8 +59,12 @@ class SignedHttp:
             before_send(request)
         SigV4Auth(self._credentials.get_frozen_credentials(), self._signing_name, self._region).add_auth(request)
         try:
-            return self._pool.request(
-                method, url, body=body, headers=dict(request.headers.items()), preload_content=True
+            return self._pool.urlopen(
+                method,
+                urllib3.util.parse_url(url).request_uri,  # the pool's own host; origin-form target
+                body=body,
+                headers=dict(request.headers.items()),
+                preload_content=True,
             )
         except urllib3.exceptions.NewConnectionError as exc:  # a subclass of ConnectTimeoutError: first
             raise EndpointConnectionError(endpoint_url=url, error=exc) from exc

@@ -64,7 +64,7 @@ class RecordsReader:
         from chalicelib.signed_http import SignedHttp
 
         self._url = endpoint_url.rstrip("/") + "/"
-        self._http = SignedHttp("dynamodb", region, credentials, max_connections=2)
+        self._http = SignedHttp(self._url, "dynamodb", region, credentials, max_connections=2)
 
     def __call__(self, ShardIterator: str, Limit: int) -> dict:  # noqa: N803 (boto3's names)
         body = json.dumps({"ShardIterator": ShardIterator, "Limit": Limit}).encode("utf-8")
