@@ -80,13 +80,17 @@ def _label(pid: int, root: int) -> str:
         return "gateway"
     try:
         cmdline = (PROC / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ")
+        name = (PROC / str(pid) / "comm").read_text().strip()
     except OSError:
         return "gone"
-    return "resource_tracker" if b"resource_tracker" in cmdline else "moto"
+    if b"resource_tracker" in cmdline:
+        return "resource_tracker"
+    # The stack's children name themselves (local/event_sources.py name_process).
+    return {"event-sources": "event_sources", "moto-server": "moto"}.get(name, "moto")
 
 
 def tree_cpu_seconds(root: int) -> dict[str, float]:
-    """CPU seconds used so far by the stack's processes: the gateway (root), moto, anything else."""
+    """CPU seconds used so far by the stack's processes: the gateway (root), moto, the event sources..."""
     used: dict[str, float] = {}
     for pid in descendants(root, _parents()):
         try:

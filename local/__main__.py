@@ -60,7 +60,7 @@ class LocalStack:
         self.staff_password = _env("DEMO_STAFF_PASSWORD", "staff-password")
         self.sweep_interval = float(_env("SWEEP_INTERVAL_SECONDS", "5"))
         self.moto = None
-        self.pollers: list = []
+        self.event_sources = None
         self.gateway = None
         self.runner: web.AppRunner | None = None
 
@@ -107,7 +107,7 @@ class LocalStack:
         warm_clients()
         container().broadcaster.client  # noqa: B018 - built once here, not by each first concurrent post
         await self._start_http(app_module)
-        self._start_pollers(app_module)
+        self._start_event_sources()
         origin = f"http://{self.host}:{self.port}"
         print(
             f"ready: {origin}  (REST {origin}/api/, WebSocket ws://{self.host}:{self.port}/ws, "
@@ -150,45 +150,19 @@ class LocalStack:
             )
         }
 
-    def _start_pollers(self, app_module) -> None:
-        from local.pollers import RecordsReader, SqsPoller, StreamPoller, Timer
+    def _start_event_sources(self) -> None:
+        from local.event_sources import EventSourcesProcess
 
-        region = os.environ["AWS_REGION"]
-        session = boto3.session.Session()
-        streams = session.client("dynamodbstreams")
-        stream = StreamPoller(
-            streams,
-            os.environ["TICKETS_STREAM_ARN"],
-            app_module.tickets_changed,
-            region=region,
-            get_records=RecordsReader(streams.meta.endpoint_url, region, session.get_credentials()),
-        )
-        stream.prime()
-        timer = Timer(app_module.sweep_expired, interval=self.sweep_interval, name="sweep_expired", region=region)
-        self.pollers = [stream, timer]
-        for logical, handler in (("purchases", app_module.purchase_worker), ("refunds", app_module.refund_worker)):
-            self.pollers.append(
-                SqsPoller(
-                    session.client("sqs"),
-                    os.environ[f"{logical.upper()}_QUEUE_URL"],
-                    os.environ[f"{logical.upper()}_QUEUE_ARN"],
-                    handler,
-                    region=region,
-                    function_name=f"{logical}_worker",
-                )
-            )
-        for poller in self.pollers:
-            poller.start()
+        self.event_sources = EventSourcesProcess(self.sweep_interval, _env("LOCAL_LOG_LEVEL", "WARNING"))
+        self.event_sources.start()
 
     async def stop(self) -> None:
-        for poller in self.pollers:
-            poller.stop()
+        if self.event_sources is not None:
+            self.event_sources.stop()  # first: its handlers post to the gateway and use moto
         if self.gateway is not None:
             await self.gateway.close_all()
         if self.runner is not None:
             await self.runner.cleanup()
-        for poller in self.pollers:
-            poller.join(timeout=5)
         if self.gateway is not None:
             self.gateway.shutdown()
         if self.moto is not None:

@@ -1068,6 +1068,9 @@ def endpoint_url(host: str, port: int) -> str:
 
 def _child_main(host: str, port: int, port_sender: Any) -> None:
     """Entry point of the spawned server process."""
+    from local.event_sources import name_process
+
+    name_process("moto-server")
     # The parent decides when we stop: last, after its own shutdown calls.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(level=logging.WARNING, format=_LOG_FORMAT)

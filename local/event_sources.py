@@ -1,0 +1,146 @@
+"""The event source mappings of the local stack in a process of their own, as Lambda runs them apart.
+
+The DynamoDB Streams poller (broadcasts), the SQS pollers (purchase and refund workers) and the sweep timer
+invoke the handlers of app.py here, with this process's own container (caches, clients), exactly as separate
+Lambda functions would. They reach the gateway only over HTTP (the Management API), so a rush of fan-out
+posts no longer competes for one interpreter lock with the WebSocket handlers.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+log = logging.getLogger("local.event_sources")
+
+
+def build_pollers(app_module: Any, sweep_interval: float) -> list:
+    """The stream poller (primed at the stream's current end), the sweep timer and one poller per queue."""
+    import boto3
+
+    from local.pollers import RecordsReader, SqsPoller, StreamPoller, Timer
+
+    region = os.environ["AWS_REGION"]
+    session = boto3.session.Session()
+    streams = session.client("dynamodbstreams")
+    stream = StreamPoller(
+        streams,
+        os.environ["TICKETS_STREAM_ARN"],
+        app_module.tickets_changed,
+        region=region,
+        get_records=RecordsReader(streams.meta.endpoint_url, region, session.get_credentials()),
+    )
+    stream.prime()
+    pollers: list = [
+        stream,
+        Timer(app_module.sweep_expired, interval=sweep_interval, name="sweep_expired", region=region),
+    ]
+    for logical, handler in (("purchases", app_module.purchase_worker), ("refunds", app_module.refund_worker)):
+        pollers.append(
+            SqsPoller(
+                session.client("sqs"),
+                os.environ[f"{logical.upper()}_QUEUE_URL"],
+                os.environ[f"{logical.upper()}_QUEUE_ARN"],
+                handler,
+                region=region,
+                function_name=f"{logical}_worker",
+            )
+        )
+    return pollers
+
+
+def name_process(name: str) -> None:
+    """Set the OS-level name (/proc/PID/comm, what top and ps -o comm show) of this process, on Linux."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(15, name.encode()[:15], 0, 0, 0)  # PR_SET_NAME
+    except (OSError, AttributeError):
+        pass
+
+
+def _child_main(sweep_interval: float, log_level: str, primed: Any, stopping: Any) -> None:
+    name_process("event-sources")
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
+    signal.signal(signal.SIGTERM, lambda signum, frame: stopping.set())
+    logging.basicConfig(level=log_level, format="%(levelname)s %(name)s: %(message)s")
+    sys.path.insert(0, str(ROOT))
+    app_module = importlib.import_module("app")
+    from chalicelib.storage.models import warm_clients
+    from chalicelib.wiring import container
+
+    warm_clients()
+    container().broadcaster.client  # noqa: B018 - built once here, not by each first concurrent post
+    pollers = build_pollers(app_module, sweep_interval)
+    for poller in pollers:
+        poller.start()
+    primed.set()
+    _stop_when_parent_dies(stopping)
+    stopping.wait()
+    for poller in pollers:
+        poller.stop()
+    for poller in pollers:
+        poller.join(timeout=5)
+    logging.shutdown()
+    os._exit(0)  # an SQS long poll in flight need not be waited for
+
+
+def _stop_when_parent_dies(stopping: Any) -> None:
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        while parent.is_alive() and os.getppid() == parent.pid and not stopping.is_set():
+            parent.join(timeout=1.0)
+        stopping.set()
+
+    threading.Thread(target=watch, name="event-sources-parent-watch", daemon=True).start()
+
+
+class EventSourcesProcess:
+    """Start after the resources exist and the environment is prepared (the child inherits it)."""
+
+    def __init__(self, sweep_interval: float, log_level: str = "WARNING") -> None:
+        self._sweep_interval = sweep_interval
+        self._log_level = log_level
+        self._process: Any = None
+        self._stopping: Any = None
+
+    def start(self, timeout: float = 60.0) -> None:
+        """Returns once the stream poller is primed: every change from now on is delivered."""
+        from local.moto_server import _sigint_ignored
+
+        context = multiprocessing.get_context("spawn")
+        primed, self._stopping = context.Event(), context.Event()
+        self._process = context.Process(
+            target=_child_main,
+            args=(self._sweep_interval, self._log_level, primed, self._stopping),
+            name="event-sources",
+            daemon=True,
+        )
+        with _sigint_ignored():
+            self._process.start()
+        if not primed.wait(timeout):
+            self.stop()
+            raise RuntimeError("the event source process did not start in time")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        process, self._process = self._process, None
+        if process is None:
+            return
+        self._stopping.set()
+        process.join(timeout)
+        if process.is_alive():
+            log.warning("event source process (pid %s) did not stop in %.1f s: killing it", process.pid, timeout)
+            process.kill()
+            process.join()
+        process.close()
