@@ -1,6 +1,6 @@
 """`make bench`: live seat selection against a fresh local stack, one JSON line per figure on stdout.
 
-    .venv/bin/python -m bench            # the full run (about 5-8 minutes on 2 cores)
+    .venv/bin/python -m bench            # the full run (about 3-8 minutes on 2 cores)
     .venv/bin/python -m bench --quick    # a smoke run of every figure with small numbers (< 1 minute)
 
 Human progress goes to stderr. See bench/README.md for what each figure means.
