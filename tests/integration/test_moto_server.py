@@ -61,11 +61,12 @@ def client(service: str, endpoint: str) -> Any:
     return boto3.client(service, endpoint_url=endpoint, region_name=REGION, config=config)
 
 
-def create_table(dynamodb: Any, name: str, **extra: Any) -> None:
+def create_table(dynamodb: Any, name: str, *, sort_key: str | None = None, **extra: Any) -> None:
+    keys = [("pk", "HASH")] + ([(sort_key, "RANGE")] if sort_key else [])
     dynamodb.create_table(
         TableName=name,
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": key, "KeyType": kind} for key, kind in keys],
+        AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"} for key, _ in keys],
         BillingMode="PAY_PER_REQUEST",
         **extra,
     )
@@ -1041,15 +1042,7 @@ def test_query_filter_and_key_conditions_use_each_requests_own_values(
     patched_moto: tuple[Any, Any],
 ) -> None:
     dynamodb, _ = patched_moto
-    dynamodb.create_table(
-        TableName="seats",
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_table(dynamodb, "seats", sort_key="sk")
     for hall in ("h1", "h2"):
         for n in range(6):
             status = "held" if n % 2 else "available"
@@ -1456,16 +1449,7 @@ def moto_apps(patched_moto: tuple[Any, Any]) -> tuple[Any, Any, list[str]]:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
     dynamodb, _ = patched_moto
-    dynamodb.create_table(
-        TableName="shortcut",
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-        StreamSpecification=STREAM,
-    )
+    create_table(dynamodb, "shortcut", sort_key="sk", StreamSpecification=STREAM)
     dynamodb.put_item(TableName="shortcut", Item={"pk": {"S": "a"}, "sk": {"S": "1"}, "status": {"S": "held"}})
     moto_app = DomainDispatcherApplication(create_backend_app)
     passed_on: list[str] = []
