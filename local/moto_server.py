@@ -580,36 +580,51 @@ class _Walk:
     def __init__(self, traverser: Any) -> None:
         from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser
 
-        self._processing = list(traverser._processing_map().items())
-        self._processors: dict[type, Any] = {}
+        processing = traverser._processing_map()
+        self._processes = list(processing.values())  # bound to this traverser
+        # Which entry of the map (in its order) handles a node type: the map's keys are the same for every
+        # instance of a processor class, so this is learnt once per class, not per walk.
+        self._kinds = _KINDS.setdefault((type(traverser), tuple(processing)), {})
+        self._kinds_in_order = tuple(processing)
         self._before_child = traverser.pre_processing_of_child
         if type(traverser).pre_processing_of_child is DepthFirstTraverser.pre_processing_of_child:
             self._before_child = None  # the default hook does nothing
 
-    def processor_for(self, node_type: type) -> Any:
-        try:
-            return self._processors[node_type]
-        except KeyError:
-            found = next((process for kind, process in self._processing if issubclass(node_type, kind)), None)
-            self._processors[node_type] = found
-            return found
+    def _kind_of(self, node_type: type) -> int:
+        if not _is_node(node_type):
+            kind = _NOT_A_NODE
+        else:
+            kind = next(
+                (index for index, kind in enumerate(self._kinds_in_order) if issubclass(node_type, kind)),
+                _UNPROCESSED,
+            )
+        self._kinds[node_type] = kind
+        return kind
 
     def visit(self, node: Any, child_id: int) -> Any:
-        if not _is_node(type(node)):
+        kind = self._kinds.get(type(node))
+        if kind is None:
+            kind = self._kind_of(type(node))
+        if kind == _NOT_A_NODE:
             return node
         parent = node.parent
         if node.children is not None:
+            before_child = self._before_child
             for index, child in enumerate(node.children):
-                if self._before_child is not None:
-                    self._before_child(node, index)
+                if before_child is not None:
+                    before_child(node, index)
                 self.visit(child, index)
-        process = self.processor_for(type(node))
-        if process is not None:
-            node = process(node)
+        if kind >= 0:
+            node = self._processes[kind](node)
             node.parent = parent
             if parent:
                 parent.children[child_id] = node
         return node
+
+
+_NOT_A_NODE, _UNPROCESSED = -2, -1
+# (processor class, its map's node types) -> {node type: index of the map entry, or one of the two above}
+_KINDS: dict[tuple[type, tuple[type, ...]], dict[type, int]] = {}
 
 
 _NODE_TYPES: dict[type, bool] = {}
