@@ -891,14 +891,14 @@ class WsgiBridge:
 
     werkzeug's development server spent about a fifth of moto's CPU per request (a thread and a TCP
     connection per request, header parsing in Python); aiohttp parses HTTP in C and keeps connections
-    alive, so botocore's pooled connections are reused. Table requests run on one worker thread, in
-    arrival order (they are serialized anyway); everything else (SQS long polls included) on a pool.
+    alive, so botocore's pooled connections are reused. Table requests run on the event loop's own thread
+    (they are CPU-only and serialized anyway: no thread hand-offs); everything else (SQS long polls
+    included) on a pool.
     """
 
     def __init__(self, app: Callable[..., Iterable[bytes]], host: str, port: int) -> None:
         self._app = app
         self._host, self._port = host, port
-        self._tables = ThreadPoolExecutor(max_workers=1, thread_name_prefix="moto-tables")
         self._others = ThreadPoolExecutor(max_workers=32, thread_name_prefix="moto-others")
 
     async def handle(self, request: Any) -> Any:
@@ -906,8 +906,14 @@ class WsgiBridge:
 
         body = await request.read()
         environ = self.environ_for(request, body)
-        executor = self._tables if locks_for(environ) == (_TABLES_LOCK,) else self._others
-        status, headers, payload = await asyncio.get_running_loop().run_in_executor(executor, self._call, environ)
+        if locks_for(environ) == (_TABLES_LOCK,):
+            # Table requests are CPU-only and serialized anyway: run them right here, on the loop's
+            # thread, without two thread hand-offs per request.
+            status, headers, payload = self._call(environ)
+        else:
+            status, headers, payload = await asyncio.get_running_loop().run_in_executor(
+                self._others, self._call, environ
+            )
         code, _, reason = status.partition(" ")
         # A HEAD answer has no body to measure: keep moto's Content-Length (the size of what GET returns).
         dropped = _HOP_BY_HOP - {"content-length"} if request.method == "HEAD" else _HOP_BY_HOP
@@ -971,7 +977,6 @@ class WsgiBridge:
         return environ
 
     def shutdown(self) -> None:
-        self._tables.shutdown(wait=False, cancel_futures=True)
         self._others.shutdown(wait=False, cancel_futures=True)
 
 
