@@ -3,6 +3,9 @@
 Why a separate process: one Python process uses one core, and moto is the busiest component of the local
 stack. Why the locks and patches: moto's backends are not atomic under threads, and moto 5.2.5's
 TransactWriteItems deep-copies whole tables on every call (see DESIGN.md, "Pitfalls measured on this machine").
+The rest is speed, measured under `make bench` (README "Performance"): served from aiohttp (WsgiBridge),
+DynamoDB requests past Flask (JsonTargetShortcut), and per-request work moto repeats for the same few
+expression shapes done once; every one answers what moto itself answers (tests/integration/test_moto_server.py).
 
 Everything moto-specific is imported lazily, so the process that only spawns and stops the server
 (`MotoProcess`) never pays for importing moto.

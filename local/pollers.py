@@ -54,8 +54,9 @@ class RecordsReader:
     """GetRecords as one signed JSON request, its records left in DynamoDB JSON as Lambda delivers them.
 
     botocore would parse every attribute of every image into Python values (and creation times into
-    datetimes) only for us to turn them back: about a tenth of the gateway's CPU under a rush. Errors are
-    raised as a boto3 client raises them (ClientError with the service's code).
+    datetimes) only for us to turn them back: about a tenth of the process's CPU under a rush (measured when
+    the pollers shared the gateway's process). Errors are raised as a boto3 client raises them (ClientError
+    with the service's code).
     """
 
     _TARGET = "DynamoDBStreams_20120810.GetRecords"
