@@ -10,7 +10,6 @@ cannot be reached, after boto3's standard retries for throttling, 5xx and connec
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from collections.abc import Callable
@@ -18,10 +17,10 @@ from typing import Any
 
 import urllib3
 from botocore.awsrequest import AWSRequest
-from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
+from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
 from botocore.utils import percent_encode
 
-from chalicelib.signed_http import SignedHttp
+from chalicelib.signed_http import SignedHttp, client_error
 
 SIGNING_NAME = "execute-api"
 OPERATION = "PostToConnection"
@@ -84,7 +83,7 @@ class ManagementApi:
                 if response.status < 300:
                     return
                 if response.status not in _RETRY_STATUSES or attempt == _MAX_ATTEMPTS:
-                    raise _client_error(response)
+                    raise client_error(response, OPERATION, _ERROR_CODES.get(response.status, f"Http{response.status}"))
             self._sleep(random.random() * min(20.0, 2 ** (attempt - 1)))  # noqa: S311 (boto3's standard backoff)
 
     def _send(self, url: str, body: bytes) -> urllib3.BaseHTTPResponse:
@@ -93,25 +92,3 @@ class ManagementApi:
                 handler(event_name=f"before-send.apigatewaymanagementapi.{OPERATION}", request=request)
 
         return self._http.send("POST", url, body, before_send=announce)  # boto3 sends no Content-Type here
-
-
-def _client_error(response: urllib3.BaseHTTPResponse) -> ClientError:
-    error_type = (response.headers.get("x-amzn-ErrorType") or "").split(":", 1)[0]
-    code = error_type or _ERROR_CODES.get(response.status, f"Http{response.status}")
-    message = ""
-    try:
-        parsed = json.loads(response.data or b"{}")
-        if isinstance(parsed, dict):
-            message = str(parsed.get("message") or parsed.get("Message") or "")
-    except ValueError:
-        pass
-    return ClientError(
-        {
-            "Error": {"Code": code, "Message": message},
-            "ResponseMetadata": {
-                "HTTPStatusCode": response.status,
-                "RequestId": response.headers.get("x-amzn-RequestId", ""),
-            },
-        },
-        OPERATION,
-    )

@@ -7,13 +7,20 @@ raised as the botocore exceptions a boto3 client raises, so callers handle both 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
 import urllib3
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
-from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, NoCredentialsError, ReadTimeoutError
+from botocore.exceptions import (
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    ReadTimeoutError,
+)
 
 
 class SignedHttp:
@@ -74,3 +81,28 @@ class SignedHttp:
             raise ReadTimeoutError(endpoint_url=url, error=exc) from exc
         except urllib3.exceptions.HTTPError as exc:
             raise EndpointConnectionError(endpoint_url=url, error=exc) from exc
+
+
+def client_error(response: urllib3.BaseHTTPResponse, operation: str, default_code: str) -> ClientError:
+    """The ClientError botocore raises for an AWS JSON error answer: the code from the x-amzn-ErrorType
+    header, else from the body's `__type` (after any '#'), else `default_code`; the body's message."""
+    try:
+        parsed = json.loads(response.data or b"{}")
+    except ValueError:
+        parsed = None
+    body = parsed if isinstance(parsed, dict) else {}
+    code = (
+        (response.headers.get("x-amzn-ErrorType") or "").split(":", 1)[0]
+        or str(body.get("__type") or "").rpartition("#")[2]
+        or default_code
+    )
+    return ClientError(
+        {
+            "Error": {"Code": code, "Message": str(body.get("message") or body.get("Message") or "")},
+            "ResponseMetadata": {
+                "HTTPStatusCode": response.status,
+                "RequestId": response.headers.get("x-amzn-RequestId", ""),
+            },
+        },
+        operation,
+    )

@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from botocore.exceptions import ClientError
 
+from chalicelib.signed_http import SignedHttp, client_error
 from local.gateway import lambda_context
 
 log = logging.getLogger("local.pollers")
@@ -62,8 +63,6 @@ class RecordsReader:
     _TARGET = "DynamoDBStreams_20120810.GetRecords"
 
     def __init__(self, endpoint_url: str, region: str, credentials) -> None:
-        from chalicelib.signed_http import SignedHttp
-
         self._url = endpoint_url.rstrip("/") + "/"
         self._http = SignedHttp(self._url, "dynamodb", region, credentials, max_connections=2)
 
@@ -71,21 +70,14 @@ class RecordsReader:
         body = json.dumps({"ShardIterator": ShardIterator, "Limit": Limit}).encode("utf-8")
         headers = {"X-Amz-Target": self._TARGET, "Content-Type": "application/x-amz-json-1.0"}
         response = self._http.send("POST", self._url, body, headers)
-        try:
-            parsed = json.loads(response.data or b"{}")
-        except ValueError:
-            parsed = {}
-        if response.status == 200 and isinstance(parsed, dict):
-            return parsed
-        code = str(parsed.get("__type", "") if isinstance(parsed, dict) else "").rpartition("#")[2]
-        message = str(parsed.get("message", "") if isinstance(parsed, dict) else "")
-        raise ClientError(
-            {
-                "Error": {"Code": code or f"Http{response.status}", "Message": message},
-                "ResponseMetadata": {"HTTPStatusCode": response.status},
-            },
-            "GetRecords",
-        )
+        if response.status == 200:
+            try:
+                parsed = json.loads(response.data)
+            except ValueError:
+                parsed = None
+            if isinstance(parsed, dict):
+                return parsed
+        raise client_error(response, "GetRecords", f"Http{response.status}")
 
 
 class StreamPoller(_Loop):
