@@ -115,16 +115,10 @@ class SerializedApp:
         self._app = app
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
-        _buffer_body(environ)
+        # wsgi.input is already in memory (WsgiBridge reads the whole body first): no slow client can
+        # hold a lock.
         with _holding(locks_for(environ)):
             return [_drain(self._app(environ, start_response))]
-
-
-def _buffer_body(environ: dict[str, Any]) -> None:
-    """Read the request body from the socket before locking, so a slow client never holds a lock."""
-    length = environ.get("CONTENT_LENGTH") or ""
-    if length.isdigit():
-        environ["wsgi.input"] = io.BytesIO(environ["wsgi.input"].read(int(length)))
 
 
 def _drain(result: Iterable[bytes]) -> bytes:
@@ -907,7 +901,7 @@ class WsgiBridge:
     async def handle(self, request: Any) -> Any:
         from aiohttp import web
 
-        body = await request.read()
+        body = await request.read()  # whole, before any lock is taken
         environ = self.environ_for(request, body)
         if locks_for(environ) == (_TABLES_LOCK,):
             # Table requests are CPU-only and serialized anyway: run them right here, on the loop's
