@@ -190,7 +190,8 @@ def test_payment_after_the_window_expired_and_the_seats_were_resold_is_409_and_c
         late.hold(showtime, seats)
         created = late.created(showtime)
         redirect = approve_on_page(created["approval_url"])
-        room.wait_for(seats, "available")  # the sweeper expired the order and released its seats
+        room.wait_for(seats, "held")  # first the hold (updates arrive in stream order) ...
+        room.wait_for(seats, "available")  # ... then the sweeper expired the order and released its seats
     assert late.order(created["order_id"]).json()["status"] == "expired"
     next_buyer.hold(showtime, seats)
 

@@ -156,14 +156,18 @@ class Client:
     async def send(self, message: dict | str) -> None:
         await self.ws.send(message if isinstance(message, str) else json.dumps(message))
 
-    async def _take(self, box: list[dict], predicate, what: str, timeout: float) -> dict:
+    async def _take(self, box: list[dict], predicate, what: str, timeout: float, passed_over=None) -> dict:
+        """Pop the first message matching `predicate`; with `passed_over`, also drop the earlier
+        messages it matches."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
             self._arrived.clear()
             for index, message in enumerate(box):
                 if predicate(message):
-                    return box.pop(index)
+                    earlier = box[:index]
+                    box[: index + 1] = [m for m in earlier if not passed_over(m)] if passed_over else earlier
+                    return message
             remaining = deadline - loop.time()
             if remaining <= 0:
                 raise AssertionError(f"no {what} within {timeout} s; replies={self.replies} updates={self.updates}")
@@ -181,11 +185,17 @@ class Client:
         return await self.reply(message.get("ticket_id"), timeout=timeout)
 
     async def seen(self, ticket_id: str, status: str, timeout: float = TIMEOUT) -> dict:
+        """The next update of this ticket to `status`; the ticket's earlier updates are passed over.
+
+        Updates reach a connection in stream order, so an older one (such as the `available` a new
+        room's tickets are broadcast with, arriving after the viewer connected) is never taken for a
+        later change."""
         return await self._take(
             self.updates,
             lambda u: u["ticket_id"] == ticket_id and u["status"] == status,
             f"ticket_status {status} for {ticket_id}",
             timeout,
+            passed_over=lambda u: u["ticket_id"] == ticket_id,
         )
 
     async def close(self) -> None:
