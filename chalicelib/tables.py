@@ -115,9 +115,10 @@ CARTS = TableSpec(
 CONNECTIONS = TableSpec(
     logical="connections",
     hash_key=Key("connection_id"),
-    indexes=(Index("by_room", Key("room"), Key("connection_id")),),
+    indexes=(Index("by_room", Key("room"), Key("connection_id"), projection="KEYS_ONLY"),),
     ttl_attribute="expires_at",
-    purpose="WebSocket connections; by_room lists a showtime's viewers for broadcasts; TTL removes abandoned rows",
+    purpose="WebSocket connections; by_room lists a showtime's viewers for broadcasts (keys only: a broadcast "
+    "needs the ids alone, and each query reads and pays for less); TTL removes abandoned rows",
 )
 ORDERS = TableSpec(
     logical="orders",

@@ -146,7 +146,7 @@ class Cart(Model):
 class ConnectionsByRoom(GlobalSecondaryIndex["Connection"]):
     class Meta:
         index_name = "by_room"
-        projection = AllProjection()
+        projection = KeysOnlyProjection()
 
     room = UnicodeAttribute(hash_key=True)
     connection_id = UnicodeAttribute(range_key=True)
