@@ -67,10 +67,20 @@ def name_process(name: str) -> None:
         pass
 
 
-def _child_main(sweep_interval: float, log_level: str, primed: Any, stopping: Any) -> None:
+_terminated = False  # set by SIGTERM
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    # Only a flag: the handler runs on the main thread between two bytecodes, possibly while that thread
+    # holds the lock of an Event it is waiting on (setting that Event here deadlocked the process).
+    global _terminated
+    _terminated = True
+
+
+def _child_main(sweep_interval: float, log_level: str, primed: Any) -> None:
     name_process("event-sources")
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
-    signal.signal(signal.SIGTERM, lambda signum, frame: stopping.set())
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop (SIGTERM)
+    signal.signal(signal.SIGTERM, _on_sigterm)
     logging.basicConfig(level=log_level, format="%(levelname)s %(name)s: %(message)s")
     sys.path.insert(0, str(ROOT))
     app_module = importlib.import_module("app")
@@ -83,8 +93,10 @@ def _child_main(sweep_interval: float, log_level: str, primed: Any, stopping: An
     for poller in pollers:
         poller.start()
     primed.set()
-    _stop_when_parent_dies(stopping)
-    stopping.wait()
+    orphaned = threading.Event()
+    _watch_parent(orphaned)
+    while not _terminated and not orphaned.wait(_STOP_CHECK_SECONDS):
+        pass
     for poller in pollers:
         poller.stop()
     for poller in pollers:
@@ -93,15 +105,19 @@ def _child_main(sweep_interval: float, log_level: str, primed: Any, stopping: An
     os._exit(0)  # an SQS long poll in flight need not be waited for
 
 
-def _stop_when_parent_dies(stopping: Any) -> None:
+_STOP_CHECK_SECONDS = 0.2
+
+
+def _watch_parent(orphaned: threading.Event) -> None:
+    """Sets `orphaned` when the parent process is gone (killed without stopping us)."""
     parent = multiprocessing.parent_process()
     if parent is None:
         return
 
     def watch() -> None:
-        while parent.is_alive() and os.getppid() == parent.pid and not stopping.is_set():
+        while parent.is_alive() and os.getppid() == parent.pid:
             parent.join(timeout=1.0)
-        stopping.set()
+        orphaned.set()
 
     threading.Thread(target=watch, name="event-sources-parent-watch", daemon=True).start()
 
@@ -113,17 +129,16 @@ class EventSourcesProcess:
         self._sweep_interval = sweep_interval
         self._log_level = log_level
         self._process: Any = None
-        self._stopping: Any = None
 
     def start(self, timeout: float = 60.0) -> None:
         """Returns once the stream poller is primed: every change from now on is delivered."""
         from local.moto_server import _sigint_ignored
 
         context = multiprocessing.get_context("spawn")
-        primed, self._stopping = context.Event(), context.Event()
+        primed = context.Event()
         self._process = context.Process(
             target=_child_main,
-            args=(self._sweep_interval, self._log_level, primed, self._stopping),
+            args=(self._sweep_interval, self._log_level, primed),
             name="event-sources",
             daemon=True,
         )
@@ -137,7 +152,9 @@ class EventSourcesProcess:
         process, self._process = self._process, None
         if process is None:
             return
-        self._stopping.set()
+        # A signal, not a shared Event: setting one blocks on its cross-process lock, which a child
+        # killed (or stopped) at the wrong moment may hold for good.
+        process.terminate()
         process.join(timeout)
         if process.is_alive():
             log.warning("event source process (pid %s) did not stop in %.1f s: killing it", process.pid, timeout)
