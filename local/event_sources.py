@@ -67,6 +67,7 @@ def name_process(name: str) -> None:
         pass
 
 
+_STOP_CHECK_SECONDS = 0.2  # how often the main thread looks for a stop request
 _terminated = False  # set by SIGTERM
 
 
@@ -103,9 +104,6 @@ def _child_main(sweep_interval: float, log_level: str, primed: Any) -> None:
         poller.join(timeout=5)
     logging.shutdown()
     os._exit(0)  # an SQS long poll in flight need not be waited for
-
-
-_STOP_CHECK_SECONDS = 0.2
 
 
 def _watch_parent(orphaned: threading.Event) -> None:
