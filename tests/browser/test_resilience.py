@@ -1,4 +1,5 @@
-"""The page survives a dropped WebSocket (banner, backoff, re-sync) and an expired access token."""
+"""The page survives a dropped WebSocket (banner, backoff, re-sync), answers that arrive out of order, and an
+expired access token."""
 
 from __future__ import annotations
 
@@ -73,6 +74,85 @@ def test_lost_connection_shows_a_banner_then_reconnects_and_resyncs(new_page, ba
     seat(bob, ticket_id).click()
     expect(seat(bob, ticket_id)).to_have_attribute("data-status", "available", timeout=ACK_TIMEOUT_MS)
     expect(seat(alice, ticket_id)).to_have_attribute("data-status", "available", timeout=LIVE_TIMEOUT_MS)
+
+
+class SnapshotHolder:
+    """Routes the page's room WebSocket and holds back the server's `snapshot` answers until released;
+    everything else passes (and is recorded)."""
+
+    def __init__(self, page):
+        if not hasattr(page, "route_web_socket"):
+            pytest.skip("needs playwright>=1.48 (Page.route_web_socket)")
+        self.holding = True
+        self.held: list[dict] = []
+        self.passed: list[dict] = []
+        self.page_side = None
+        page.route_web_socket(re.compile(r"/ws(\?|$)"), self._handle)
+
+    def _handle(self, route) -> None:
+        server = route.connect_to_server()
+        self.page_side = route
+
+        def from_server(message) -> None:
+            parsed = json.loads(message)
+            if self.holding and parsed.get("type") == "snapshot":
+                self.held.append(parsed)
+                return
+            self.passed.append(parsed)
+            route.send(message)
+
+        server.on_message(from_server)
+
+    def broadcast_seen(self, ticket_id: str, status: str) -> bool:
+        return any(
+            update["ticket_id"] == ticket_id and update["status"] == status
+            for message in self.passed
+            if message.get("type") == "ticket_status"
+            for update in message["updates"]
+        )
+
+    def release(self, edit) -> None:
+        self.holding = False
+        for snapshot in self.held:
+            self.page_side.send(json.dumps(edit(snapshot)))
+        self.held.clear()
+
+
+def pump_until(page, condition, what: str, timeout_s: float = 10.0) -> None:
+    """Wait for a condition that Playwright's event callbacks make true (they run while the page is waited on)."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        page.wait_for_timeout(50)
+
+
+@pytest.mark.browser
+def test_a_snapshot_read_before_my_select_committed_does_not_undo_the_hold(new_page, base_url, catalog):
+    # The server answers each message on its own, so the snapshot the page asks for when it connects can be
+    # read before a quick select commits and still arrive after its `selected` ack and its broadcast.
+    showtime = catalog[min(7, len(catalog) - 1)]
+    page = new_page()
+    holder = SnapshotHolder(page)
+    helpers.ui_login(page, helpers.register_user(base_url, "quick"))
+    helpers.open_showtime(page, showtime)
+    pump_until(page, lambda: holder.held, "the page's snapshot request to be answered")
+    mine, marker = helpers.available_seats(page, 2)
+    helpers.hold_seats(page, [mine])
+    pump_until(page, lambda: holder.broadcast_seen(mine, "held"), "the hold's broadcast")
+
+    def stale(snapshot: dict) -> dict:
+        # Read before the select: `mine` is still free in it. A seat nobody touches is marked sold so the
+        # test can tell when the page has applied the snapshot.
+        assert {t["ticket_id"]: t["status"] for t in snapshot["tickets"]}[mine] == "available"
+        for ticket in snapshot["tickets"]:
+            if ticket["ticket_id"] == marker:
+                ticket["status"] = "sold"
+        return snapshot
+
+    holder.release(stale)
+    expect(seat(page, marker)).to_have_attribute("data-status", "sold", timeout=ACK_TIMEOUT_MS)
+    expect(seat(page, mine)).to_have_attribute("data-status", "mine")
+    expect(page.locator(f'.cart-items li[data-ticket-id="{mine}"]')).to_have_count(1)
 
 
 def _expired_copy(jwt: str) -> str:

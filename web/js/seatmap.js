@@ -28,6 +28,9 @@ export class SeatMap {
     this.buttons = new Map(); // ticket_id -> button
     this.pending = new Set();
     this.grid = null;
+    // Counts the live changes applied (acks and ticket_status updates); each ticket remembers the count at
+    // its last one, so a listing requested before that change cannot undo it (see load()).
+    this.version = 0;
   }
 
   // ---- state ------------------------------------------------------------------------------------------------
@@ -42,16 +45,23 @@ export class SeatMap {
     return 'available';
   }
 
-  /** Replaces the whole state (REST listing or WebSocket snapshot). */
-  load(list) {
+  /**
+   * Replaces the whole state (REST listing or WebSocket snapshot). `since`: the `version` when the listing
+   * was requested. A seat changed by a live message after that keeps its newer state: the server answers
+   * each message on its own, so a snapshot read just before my select committed can arrive after the
+   * `selected` ack (and the broadcast), and would otherwise show my seat as somebody else's or free.
+   * Later changes still arrive as ticket_status updates, in order, so the map converges.
+   */
+  load(list, since = null) {
     const incoming = new Map();
     for (const raw of list || []) {
       if (!raw || raw.ticket_id === undefined) continue;
       const id = String(raw.ticket_id);
       const old = this.tickets.get(id);
-      const status = ['available', 'held', 'sold'].includes(raw.status) ? raw.status : 'available';
-      const mine = Boolean(raw.mine);
-      let expiresAt = parseTime(raw.expires_at ?? raw.hold_expires_at);
+      const newer = since !== null && old !== undefined && old.changed > since;
+      const status = newer ? old.status : ['available', 'held', 'sold'].includes(raw.status) ? raw.status : 'available';
+      const mine = newer ? old.mine : Boolean(raw.mine);
+      let expiresAt = newer ? old.expiresAt : parseTime(raw.expires_at ?? raw.hold_expires_at);
       // Listings may omit a hold's expiry: keep the one we learned from `selected` / ticket_status.
       if (expiresAt === null && old && old.status === status && old.mine === mine) expiresAt = old.expiresAt;
       incoming.set(id, {
@@ -64,6 +74,7 @@ export class SeatMap {
         status,
         mine,
         expiresAt: status === 'held' ? expiresAt : null,
+        changed: newer ? old.changed : 0,
         shown: null,
       });
     }
@@ -102,6 +113,7 @@ export class SeatMap {
       } else {
         continue;
       }
+      t.changed = ++this.version;
       this.render(t);
       changed.push(t);
     }
@@ -115,6 +127,7 @@ export class SeatMap {
     t.status = 'held';
     t.mine = true;
     t.expiresAt = parseTime(expiresAtIso) ?? t.expiresAt;
+    t.changed = ++this.version;
     this.setPending(t.id, false);
     this.render(t);
     return t;
@@ -129,6 +142,7 @@ export class SeatMap {
       t.expiresAt = null;
     }
     t.mine = false;
+    t.changed = ++this.version;
     this.setPending(t.id, false);
     this.render(t);
     return t;

@@ -49,6 +49,7 @@ export async function viewSeats(ctx, params) {
 
   let live = null; // LiveConnection, when logged in
   let snapshotTimer = null;
+  let snapshotSince = null; // seatMap.version when the oldest unanswered snapshot was requested
   let retryAt = null;
   let restoredTimer = null;
   let cart = null;
@@ -100,9 +101,9 @@ export async function viewSeats(ctx, params) {
   });
   const forShowtime = (list) => (list || []).filter((t) => !t.showtime_id || String(t.showtime_id) === String(showtimeId));
 
-  async function loadListing() {
+  async function loadListing(since = null) {
     const listing = await api.tickets(eventId, { date: showtime.date, theater: showtime.theater }, { signal: ctx.signal });
-    seatMap.load(forShowtime(listing.results));
+    seatMap.load(forShowtime(listing.results), since);
   }
   try {
     await loadListing();
@@ -239,16 +240,19 @@ export async function viewSeats(ctx, params) {
 
   function requestResync() {
     if (!live?.send({ action: 'snapshot' })) return;
+    // Snapshots carry no request id: measure every answer against the oldest request still unanswered.
+    snapshotSince ??= seatMap.version;
     clearTimeout(snapshotTimer);
     // If no snapshot comes back, the REST listing re-syncs us instead.
-    snapshotTimer = setTimeout(() => { loadListing().catch(() => {}); scheduleCart(0); }, SNAPSHOT_TIMEOUT_MS);
+    snapshotTimer = setTimeout(() => { loadListing(seatMap.version).catch(() => {}); scheduleCart(0); }, SNAPSHOT_TIMEOUT_MS);
   }
 
   function onMessage(msg) {
     switch (msg.type) {
       case 'snapshot':
         clearTimeout(snapshotTimer);
-        seatMap.load(forShowtime(msg.tickets));
+        seatMap.load(forShowtime(msg.tickets), snapshotSince ?? seatMap.version);
+        snapshotSince = null;
         scheduleCart();
         break;
       case 'ticket_status': {
