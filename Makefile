@@ -7,10 +7,13 @@ PYTEST_ARGS ?=
 
 .PHONY: run test test-fast bench lint package install clean browser-deps
 
+# Install output goes to stderr: `make bench` keeps stdout to its JSON lines.
 $(STAMP): requirements.txt requirements-dev.txt requirements-infra.txt
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-dev.txt -r requirements-infra.txt
+	@echo "installing the requirements into $(VENV)" >&2
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV) >&2
+	@# chalice (it packages with pip) requires pip<26.3: a newer pip would be installed, then downgraded.
+	@$(PY) -m pip install --quiet --upgrade "pip<26.3" >&2
+	@$(PY) -m pip install --quiet -r requirements-dev.txt -r requirements-infra.txt >&2
 	@touch $(STAMP)
 
 # Debian's Chromium for the browser tests (never a browser download of Playwright's own). Needs root;
@@ -33,7 +36,7 @@ test-fast: $(STAMP)
 	$(PY) -m pytest -m "not e2e and not browser and not slow" $(PYTEST_ARGS)
 
 bench: $(STAMP)
-	$(PY) -m bench
+	@$(PY) -m bench
 
 lint: $(STAMP)
 	$(PY) -m ruff check app.py chalicelib local tests infra bench tools
