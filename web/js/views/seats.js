@@ -304,6 +304,9 @@ export async function viewSeats(ctx, params) {
     if (state === 'open') {
       liveBadge.textContent = 'Live';
       retryAt = null;
+      // A snapshot asked for on an earlier socket will not come, and updates may have been missed meanwhile:
+      // this one is measured from now, so it corrects every seat.
+      snapshotSince = null;
       requestResync();
       scheduleCart(0);
       if (info.reconnect) {
