@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -142,9 +143,12 @@ class EventSourcesProcess:
         )
         with _sigint_ignored():
             self._process.start()
-        if not primed.wait(timeout):
-            self.stop()
-            raise RuntimeError("the event source process did not start in time")
+        deadline = time.monotonic() + timeout
+        while not primed.wait(_STOP_CHECK_SECONDS):
+            if not self._process.is_alive() or time.monotonic() > deadline:
+                # E.g. a SIGTERM to the whole process group during start-up: fail now, not after the timeout.
+                self.stop()
+                raise RuntimeError("the event source process did not start")
 
     def stop(self, timeout: float = 10.0) -> None:
         process, self._process = self._process, None

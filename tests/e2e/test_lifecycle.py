@@ -44,3 +44,5 @@ def test_signalling_the_whole_process_group_stops_every_process_of_the_stack(sig
         while processes_in_group(pgid) or "stopped" not in stack.output:  # the output is read by a thread
             assert time.monotonic() < deadline, f"left running: {processes_in_group(pgid)}; {list(stack.output)}"
             time.sleep(0.1)
+        # Stopped by the signal, not killed after a grace period.
+        assert not [line for line in stack.output if "did not stop" in line], list(stack.output)

@@ -185,7 +185,8 @@ class Client:
         return await self.reply(message.get("ticket_id"), timeout=timeout)
 
     async def seen(self, ticket_id: str, status: str, timeout: float = TIMEOUT) -> dict:
-        """The next update of this ticket to `status`; the ticket's earlier updates are passed over.
+        """The first update of this ticket to `status` not yet taken; the ticket's updates received
+        before it are dropped (tests read a ticket's updates in the order they expect them).
 
         Updates reach a connection in stream order, so an older one (such as the `available` a new
         room's tickets are broadcast with, arriving after the viewer connected) is never taken for a

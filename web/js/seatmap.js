@@ -59,9 +59,13 @@ export class SeatMap {
       const id = String(raw.ticket_id);
       const old = this.tickets.get(id);
       const newer = since !== null && old !== undefined && old.changed > since;
-      const status = newer ? old.status : ['available', 'held', 'sold'].includes(raw.status) ? raw.status : 'available';
-      const mine = newer ? old.mine : Boolean(raw.mine);
-      let expiresAt = newer ? old.expiresAt : parseTime(raw.expires_at ?? raw.hold_expires_at);
+      const listed = ['available', 'held', 'sold'].includes(raw.status) ? raw.status : 'available';
+      const listedExpiry = parseTime(raw.expires_at ?? raw.hold_expires_at);
+      const status = newer ? old.status : listed;
+      // Updates never name the holder: when the listing shows the very state we kept, its `mine` is the better one.
+      const sameState = newer && listed === old.status && listedExpiry === old.expiresAt;
+      const mine = newer && !sameState ? old.mine : Boolean(raw.mine);
+      let expiresAt = newer ? old.expiresAt : listedExpiry;
       // Listings may omit a hold's expiry: keep the one we learned from `selected` / ticket_status.
       if (expiresAt === null && old && old.status === status && old.mine === mine) expiresAt = old.expiresAt;
       incoming.set(id, {

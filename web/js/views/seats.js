@@ -49,7 +49,8 @@ export async function viewSeats(ctx, params) {
 
   let live = null; // LiveConnection, when logged in
   let snapshotTimer = null;
-  let snapshotSince = null; // seatMap.version when the oldest unanswered snapshot was requested
+  // Snapshots carry no request id: every answer is measured against the oldest request still unanswered.
+  const snapshots = { outstanding: 0, since: null }; // since: seatMap.version at that oldest request
   let retryAt = null;
   let restoredTimer = null;
   let cart = null;
@@ -238,21 +239,33 @@ export async function viewSeats(ctx, params) {
 
   // ---- live connection ------------------------------------------------------------------------------------
 
+  function forgetSnapshotRequests() {
+    snapshots.outstanding = 0;
+    snapshots.since = null;
+    clearTimeout(snapshotTimer);
+  }
+
   function requestResync() {
     if (!live?.send({ action: 'snapshot' })) return;
-    // Snapshots carry no request id: measure every answer against the oldest request still unanswered.
-    snapshotSince ??= seatMap.version;
+    snapshots.outstanding += 1;
+    snapshots.since ??= seatMap.version;
     clearTimeout(snapshotTimer);
     // If no snapshot comes back, the REST listing re-syncs us instead.
-    snapshotTimer = setTimeout(() => { loadListing(seatMap.version).catch(() => {}); scheduleCart(0); }, SNAPSHOT_TIMEOUT_MS);
+    snapshotTimer = setTimeout(() => {
+      forgetSnapshotRequests();
+      loadListing(seatMap.version).catch(() => {});
+      scheduleCart(0);
+    }, SNAPSHOT_TIMEOUT_MS);
   }
 
   function onMessage(msg) {
     switch (msg.type) {
       case 'snapshot':
-        clearTimeout(snapshotTimer);
-        seatMap.load(forShowtime(msg.tickets), snapshotSince ?? seatMap.version);
-        snapshotSince = null;
+        // None outstanding: a late answer to requests given up on (the REST listing re-synced us since).
+        if (snapshots.outstanding === 0) break;
+        seatMap.load(forShowtime(msg.tickets), snapshots.since);
+        snapshots.outstanding -= 1;
+        if (snapshots.outstanding === 0) forgetSnapshotRequests();
         scheduleCart();
         break;
       case 'ticket_status': {
@@ -304,9 +317,9 @@ export async function viewSeats(ctx, params) {
     if (state === 'open') {
       liveBadge.textContent = 'Live';
       retryAt = null;
-      // A snapshot asked for on an earlier socket will not come, and updates may have been missed meanwhile:
+      // Snapshots asked for on an earlier socket will not come, and updates may have been missed meanwhile:
       // this one is measured from now, so it corrects every seat.
-      snapshotSince = null;
+      forgetSnapshotRequests();
       requestResync();
       scheduleCart(0);
       if (info.reconnect) {
