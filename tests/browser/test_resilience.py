@@ -64,6 +64,11 @@ def test_lost_connection_shows_a_banner_then_reconnects_and_resyncs(new_page, ba
     helpers.hold_seats(bob, [ticket_id])
     expect(seat(alice, ticket_id)).to_have_attribute("data-status", "available")
 
+    # Let connections through only while the page's own next try is seconds away, so that the reconnect
+    # below is the button's (on a slow machine the scheduled one could otherwise win the race).
+    expect(alice.locator("#conn-banner .conn-wait")).to_have_text(
+        re.compile(r"Next try in ([4-9]|\d\d) s\."), timeout=20_000
+    )
     cutter.refusing = False
     alice.get_by_role("button", name="Reconnect now").click()
     expect(alice.locator("#live-status")).to_have_attribute("data-state", "open", timeout=20_000)

@@ -351,10 +351,17 @@ export async function viewSeats(ctx, params) {
 
   function showLost(text) {
     banner.hidden = false;
-    const wait = h('span', { class: 'conn-wait', 'aria-hidden': 'true' });
-    const now = h('button', { type: 'button', class: 'secondary small' }, 'Reconnect now');
-    now.addEventListener('click', () => live?.reconnectNow());
-    fill(banner, h('p', {}, text, ' ', wait), now);
+    // The banner swings between connecting and reconnecting while offline: keep its button (a rebuilt one
+    // would drop keyboard focus, and a click landing on the old one would be lost) and change the text only.
+    let line = banner.querySelector('.conn-lost');
+    if (!line || !banner.querySelector('.conn-now')) {
+      line = h('span', { class: 'conn-lost' });
+      const wait = h('span', { class: 'conn-wait', 'aria-hidden': 'true' });
+      const now = h('button', { type: 'button', class: 'secondary small conn-now' }, 'Reconnect now');
+      now.addEventListener('click', () => live?.reconnectNow());
+      fill(banner, h('p', {}, line, ' ', wait), now);
+    }
+    line.textContent = text;
     updateBannerWait();
   }
 
