@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test test-fast bench lint package install clean browser-deps
+.PHONY: run reset test test-fast bench lint package install clean browser-deps
 
 # Install output goes to stderr: `make bench` keeps stdout to its JSON lines.
 $(STAMP): requirements.txt requirements-dev.txt requirements-infra.txt
@@ -28,6 +28,10 @@ install: $(STAMP)
 
 run: $(STAMP)
 	$(PY) -m local
+
+# Forget the local stack's data (users, orders, tables, queues, the PayPal emulator's state, the signing secret).
+reset:
+	@$(or $(wildcard $(PY)),$(PYTHON)) -m local.state
 
 test: $(STAMP) browser-deps
 	$(PY) -m pytest $(PYTEST_ARGS)

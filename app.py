@@ -14,7 +14,7 @@ from chalicelib import payment_schemas, schemas
 from chalicelib.auth import bearer_token
 from chalicelib.config import get_settings
 from chalicelib.errors import DomainError, PayloadTooLarge
-from chalicelib.http import MAX_BODY_BYTES, endpoint, parse_body, parse_query, status_for
+from chalicelib.http import MAX_BODY_BYTES, endpoint, json_response, parse_body, parse_query, status_for
 from chalicelib.observability import logger, metrics
 from chalicelib.openapi import document as openapi_document
 from chalicelib.wiring import container
@@ -83,7 +83,11 @@ def _staff() -> str:
 @app.route("/api/health", methods=["GET"])
 @endpoint()
 def health():
-    return {"status": "ok"}
+    report = container().health.check()
+    if report["status"] != "ok":
+        body = {**report, "code": "service_unavailable", "message": "The service cannot reach its tables."}
+        return json_response(body, 503)
+    return report
 
 
 @app.route("/api/schema", methods=["GET"])

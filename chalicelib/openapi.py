@@ -33,7 +33,7 @@ class Operation:
 
 
 OPERATIONS: tuple[Operation, ...] = (
-    Operation("GET", "/api/health", "Liveness check", schemas.HealthOut),
+    Operation("GET", "/api/health", "Health: whether the tables answer", schemas.HealthOut, errors=(503,)),
     Operation("GET", "/api/schema", "This OpenAPI document", None),
     Operation(
         "POST",

@@ -205,7 +205,8 @@ class ShowtimeCreatedOut(ShowtimeOut):
 
 
 class HealthOut(BaseModel):
-    status: str
+    status: str = Field(description="ok; unavailable (503) when the tables cannot be reached")
+    checks: dict[str, str] = Field(default_factory=dict, description='e.g. {"tables": "ok"}')
 
 
 class ErrorOut(BaseModel):

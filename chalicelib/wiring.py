@@ -17,6 +17,7 @@ from chalicelib.paypal import PayPalClient, base_url_for
 from chalicelib.queues import QueuePublisher
 from chalicelib.services.accounts import AccountService
 from chalicelib.services.catalog import CatalogService
+from chalicelib.services.health import HealthCheck
 from chalicelib.services.payments import PaymentService
 from chalicelib.services.refunds import RefundService
 from chalicelib.services.seats import SeatService
@@ -111,6 +112,11 @@ class Container:
     @cached_property
     def catalog(self) -> CatalogService:
         return CatalogService(CatalogRepository())
+
+    @cached_property
+    def health(self) -> HealthCheck:
+        repo = CatalogRepository()
+        return HealthCheck(lambda: repo.get_category("health-probe"))
 
     @cached_property
     def accounts(self) -> AccountService:

@@ -4,13 +4,20 @@ The DynamoDB Streams poller (broadcasts), the SQS pollers (purchase and refund w
 invoke the handlers of app.py here, with this process's own container (caches, clients), exactly as separate
 Lambda functions would. They reach the gateway only over HTTP (the Management API), so a rush of fan-out
 posts no longer competes for one interpreter lock with the WebSocket handlers.
+
+The process holds no state of its own: the parent restarts it when it dies (local/supervisor.py), and the new
+one resumes the stream after the positions the old one last reported, so no change goes unbroadcast (a few may
+be sent twice, which viewers apply idempotently, as after a Lambda retry). It talks to its parent over one pipe:
+status reports up (every poller's health and the stream positions, once a second), a stop request down. It
+ignores SIGINT and SIGTERM: a signal to the whole process group (Ctrl-C, a supervisor's stop) must not make it
+exit before the parent has stopped what depends on it; the parent stops it, in order, over the pipe. When the
+parent dies, the pipe closes and the process exits.
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
-import multiprocessing
 import os
 import signal
 import sys
@@ -19,12 +26,17 @@ import time
 from pathlib import Path
 from typing import Any
 
+from local.processes import name_process, sigint_ignored, spawn_context
+
 ROOT = Path(__file__).resolve().parent.parent
 log = logging.getLogger("local.event_sources")
 
+STATUS_SECONDS = 1.0  # how often the child reports; the parent calls a report older than 3 of these stale
+_STOP = "stop"
+
 
 def build_pollers(app_module: Any, sweep_interval: float) -> list:
-    """The stream poller (primed at the stream's current end), the sweep timer and one poller per queue."""
+    """The stream poller (not yet primed), the sweep timer and one poller per queue."""
     import boto3
 
     from local.pollers import RecordsReader, SqsPoller, StreamPoller, Timer
@@ -39,7 +51,6 @@ def build_pollers(app_module: Any, sweep_interval: float) -> list:
         region=region,
         get_records=RecordsReader(streams.meta.endpoint_url, region, session.get_credentials()),
     )
-    stream.prime()
     pollers: list = [
         stream,
         Timer(app_module.sweep_expired, interval=sweep_interval, name="sweep_expired", region=region),
@@ -58,31 +69,20 @@ def build_pollers(app_module: Any, sweep_interval: float) -> list:
     return pollers
 
 
-def name_process(name: str) -> None:
-    """Set the OS-level name (/proc/PID/comm, what top and ps -o comm show) of this process, on Linux."""
-    try:
-        import ctypes
-
-        ctypes.CDLL(None).prctl(15, name.encode()[:15], 0, 0, 0)  # PR_SET_NAME
-    except (OSError, AttributeError):
-        pass
-
-
-_STOP_CHECK_SECONDS = 0.2  # how often the main thread looks for a stop request
-_terminated = False  # set by SIGTERM
+def _report(pollers: list) -> dict:
+    stream = pollers[0]
+    return {
+        "at": time.time(),
+        "pollers": {poller.name: poller.status() for poller in pollers},
+        "positions": stream.positions(),
+    }
 
 
-def _on_sigterm(signum: int, frame: Any) -> None:
-    # Only a flag: the handler runs on the main thread between two bytecodes, possibly while that thread
-    # holds the lock of an Event it is waiting on (setting that Event here deadlocked the process).
-    global _terminated
-    _terminated = True
-
-
-def _child_main(sweep_interval: float, log_level: str, primed: Any) -> None:
+def _child_main(sweep_interval: float, log_level: str, positions: dict | None, pipe: Any) -> None:
     name_process("event-sources")
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop (SIGTERM)
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    # The parent decides when we stop (over the pipe), in order with the rest of the stack.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(level=log_level, format="%(levelname)s %(name)s: %(message)s")
     sys.path.insert(0, str(ROOT))
     app_module = importlib.import_module("app")
@@ -92,13 +92,21 @@ def _child_main(sweep_interval: float, log_level: str, primed: Any) -> None:
     warm_clients()
     container().broadcaster.client  # noqa: B018 - built once here, not by each first concurrent post
     pollers = build_pollers(app_module, sweep_interval)
+    stream = pollers[0]
+    if positions is None:
+        stream.prime()  # a fresh stack: LATEST, every change from now on
+    else:
+        stream.resume(positions)  # a restart: after what the previous process last reported
     for poller in pollers:
         poller.start()
-    primed.set()
-    orphaned = threading.Event()
-    _watch_parent(orphaned)
-    while not _terminated and not orphaned.wait(_STOP_CHECK_SECONDS):
-        pass
+    stop = threading.Event()
+    threading.Thread(target=_listen, args=(pipe, stop), name="event-sources-control", daemon=True).start()
+    try:
+        pipe.send(_report(pollers))  # the first report tells the parent we are primed
+        while not stop.wait(STATUS_SECONDS):
+            pipe.send(_report(pollers))
+    except (OSError, EOFError):
+        pass  # the parent is gone
     for poller in pollers:
         poller.stop()
     for poller in pollers:
@@ -107,59 +115,116 @@ def _child_main(sweep_interval: float, log_level: str, primed: Any) -> None:
     os._exit(0)  # an SQS long poll in flight need not be waited for
 
 
-def _watch_parent(orphaned: threading.Event) -> None:
-    """Sets `orphaned` when the parent process is gone (killed without stopping us)."""
-    parent = multiprocessing.parent_process()
-    if parent is None:
-        return
-
-    def watch() -> None:
-        while parent.is_alive() and os.getppid() == parent.pid:
-            parent.join(timeout=1.0)
-        orphaned.set()
-
-    threading.Thread(target=watch, name="event-sources-parent-watch", daemon=True).start()
+def _listen(pipe: Any, stop: threading.Event) -> None:
+    """Sets `stop` on the parent's stop request, or when the parent is gone (the pipe closes)."""
+    try:
+        while pipe.recv() != _STOP:
+            pass
+    except (OSError, EOFError):
+        pass
+    stop.set()
 
 
 class EventSourcesProcess:
-    """Start after the resources exist and the environment is prepared (the child inherits it)."""
+    """The child process, seen from the parent. Start it after the resources exist and the environment is
+    prepared (the child inherits it)."""
 
     def __init__(self, sweep_interval: float, log_level: str = "WARNING") -> None:
         self._sweep_interval = sweep_interval
         self._log_level = log_level
         self._process: Any = None
+        self._pipe: Any = None
+        self._last: dict | None = None  # the latest report
+        self._lock = threading.Lock()
 
-    def start(self, timeout: float = 60.0) -> None:
-        """Returns once the stream poller is primed: every change from now on is delivered."""
-        from local.moto_server import _sigint_ignored
+    @property
+    def pid(self) -> int | None:
+        return None if self._process is None else self._process.pid
 
-        context = multiprocessing.get_context("spawn")
-        primed = context.Event()
+    @property
+    def alive(self) -> bool:
+        return self._process is not None and self._process.is_alive()
+
+    @property
+    def exitcode(self) -> int | None:
+        return None if self._process is None else self._process.exitcode
+
+    def positions(self) -> dict | None:
+        """The stream positions of the latest report (None before any)."""
+        with self._lock:
+            return None if self._last is None else dict(self._last["positions"])
+
+    def start(self, positions: dict | None = None, timeout: float = 60.0) -> None:
+        """Returns once the stream poller is primed (or resumed): every change from now on is delivered.
+
+        Raises RuntimeError when the child dies or does not report within `timeout` seconds.
+        """
+        context = spawn_context()
+        parent_end, child_end = context.Pipe(duplex=True)
         self._process = context.Process(
             target=_child_main,
-            args=(self._sweep_interval, self._log_level, primed),
+            args=(self._sweep_interval, self._log_level, positions, child_end),
             name="event-sources",
             daemon=True,
         )
-        with _sigint_ignored():
+        with sigint_ignored():
             self._process.start()
+        child_end.close()  # only the child holds it now: its death reads as EOF here
+        self._pipe = parent_end
         deadline = time.monotonic() + timeout
-        while not primed.wait(_STOP_CHECK_SECONDS):
+        while not parent_end.poll(0.2):
             if not self._process.is_alive() or time.monotonic() > deadline:
-                # E.g. a SIGTERM to the whole process group during start-up: fail now, not after the timeout.
                 self.stop()
                 raise RuntimeError("the event source process did not start")
+        self._receive(parent_end)
+        threading.Thread(
+            target=self._read_reports, args=(parent_end,), name="event-sources-reports", daemon=True
+        ).start()
+
+    def _receive(self, pipe: Any) -> None:
+        report = pipe.recv()
+        with self._lock:
+            self._last = report
+
+    def _read_reports(self, pipe: Any) -> None:
+        try:
+            while True:
+                self._receive(pipe)
+        except (OSError, EOFError, TypeError):
+            pass  # the child is gone, or stop() closed the pipe: the supervisor looks at the process itself
+
+    def status(self) -> dict:
+        """This part's health: the process, and each poller as the child last reported it."""
+        if not self.alive:
+            return {"status": "down", "pid": self.pid, "exitcode": self.exitcode}
+        with self._lock:
+            last = self._last
+        if last is None:
+            return {"status": "starting", "pid": self.pid}
+        age = time.time() - last["at"]
+        pollers = last["pollers"]
+        healthy = all(p["status"] in ("ok", "starting") for p in pollers.values())
+        status = "ok" if healthy else "failing"
+        if age > 3 * STATUS_SECONDS:
+            status = "unresponsive"
+        return {"status": status, "pid": self.pid, "report_age_seconds": round(age, 1), "pollers": pollers}
 
     def stop(self, timeout: float = 10.0) -> None:
-        process, self._process = self._process, None
+        """Ask the child to stop, then kill it if it has not exited within `timeout` seconds. Idempotent."""
+        process, pipe = self._process, self._pipe
+        self._process = self._pipe = None
         if process is None:
             return
-        # A signal, not a shared Event: setting one blocks on its cross-process lock, which a child
-        # killed (or stopped) at the wrong moment may hold for good.
-        process.terminate()
+        if pipe is not None:
+            try:
+                pipe.send(_STOP)
+            except (OSError, ValueError):
+                pass  # already gone
         process.join(timeout)
         if process.is_alive():
             log.warning("event source process (pid %s) did not stop in %.1f s: killing it", process.pid, timeout)
             process.kill()
             process.join()
+        if pipe is not None:
+            pipe.close()
         process.close()

@@ -13,7 +13,9 @@ import json
 import logging
 import random
 import secrets
+import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +40,40 @@ _CHALICE_CODES = {
 }
 _API_ID = "localapi"
 _STAGE = "local"
+# REST invocations at once. On AWS every request may get a container of its own; 16 threads let slow PayPal
+# calls and fast reads overlap as they would there, without more threads than two cores can use.
+REST_CONCURRENCY = 16
+_HEALTH_PATH = "/api/health"
+
+
+class _PerThread:
+    """A data descriptor giving each thread its own value of an attribute (None until set in that thread)."""
+
+    def __init__(self) -> None:
+        self._values = threading.local()
+
+    def __get__(self, instance: object, owner: type | None = None) -> object:
+        return getattr(self._values, "value", None)
+
+    def __set__(self, instance: object, value: object) -> None:
+        self._values.value = value
+
+
+def concurrent_rest(app: object) -> None:
+    """Let one Chalice app serve REST requests from many threads at once.
+
+    Chalice keeps the request being handled in `app.current_request` (and its Lambda context in
+    `app.lambda_context`): one per app object, which is right in Lambda, where a container handles one request
+    at a time. Here the app's class is swapped for a subclass holding both per thread; nothing else in a REST
+    invocation is shared (LocalGateway builds each event and context afresh).
+    """
+    if getattr(type(app), "_per_thread_requests", False):
+        return
+    app.__class__ = type(
+        f"Concurrent{type(app).__name__}",
+        (type(app),),
+        {"current_request": _PerThread(), "lambda_context": _PerThread(), "_per_thread_requests": True},
+    )
 
 
 def lambda_context(function_name: str, timeout_seconds: int = 60) -> LambdaContext:
@@ -60,11 +96,21 @@ def _json_error(status: int, code: str, message: str) -> web.Response:
 class Gateway:
     """Invokes the very handlers of app.py with Lambda-shaped events."""
 
-    def __init__(self, app_module, chalice_config, *, web_root: Path, public_origin: str) -> None:
+    def __init__(
+        self,
+        app_module,
+        chalice_config,
+        *,
+        web_root: Path,
+        public_origin: str,
+        parts_health: Callable[[], dict] | None = None,
+    ) -> None:
         self._module = app_module
+        concurrent_rest(app_module.app)
         self._rest = LocalGateway(app_module.app, chalice_config)
-        # app.current_request is shared by the Chalice app object: REST runs one request at a time.
-        self._rest_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rest")
+        self._rest_pool = ThreadPoolExecutor(max_workers=REST_CONCURRENCY, thread_name_prefix="rest")
+        self._parts_health = parts_health
+        self._disconnect_handlers = True
         self._ws_pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="ws")
         self._sockets: dict[str, _Socket] = {}
         self._web_root = web_root
@@ -122,6 +168,8 @@ class Gateway:
         headers = {k.lower(): v for k, v in request.headers.items()}
         loop = asyncio.get_running_loop()
         response = await loop.run_in_executor(self._rest_pool, self._call_rest, request.method, target, headers, body)
+        if path == _HEALTH_PATH and request.method == "GET" and self._parts_health is not None:
+            response = with_parts(response, self._parts_health())
         return self._to_aiohttp(response)
 
     def _call_rest(self, method: str, target: str, headers: dict, body: bytes) -> dict:
@@ -225,7 +273,13 @@ class Gateway:
         except Exception:  # noqa: BLE001 - API Gateway swallows handler crashes too
             log.exception("$default handler failed")
 
+    def skip_disconnect_handlers(self) -> None:
+        """Close sockets from now on without invoking $disconnect (the tables they would update are gone)."""
+        self._disconnect_handlers = False
+
     async def _disconnect(self, sock: _Socket) -> None:
+        if not self._disconnect_handlers:
+            return
         try:
             await self._invoke(
                 self._module.ws_disconnect, self._ws_event("$disconnect", "DISCONNECT", sock, None), "ws_disconnect"
@@ -279,6 +333,27 @@ class Gateway:
     def shutdown(self) -> None:
         self._rest_pool.shutdown(wait=True, cancel_futures=True)
         self._ws_pool.shutdown(wait=True, cancel_futures=True)
+
+
+def with_parts(response: dict, parts: dict) -> dict:
+    """The app's health answer with the local runtime's parts added: 503 when any part is not healthy."""
+    try:
+        body = json.loads(response.get("body") or "{}")
+    except ValueError:
+        return response
+    if not isinstance(body, dict):
+        return response
+    unhealthy = sorted(name for name, part in parts.items() if part.get("status") != "ok")
+    body["parts"] = parts
+    status = int(response.get("statusCode", 200))
+    if unhealthy and status == 200:
+        status = 503
+        body.update(
+            status="degraded",
+            code="service_unavailable",
+            message=f"Part of the local stack is not healthy: {', '.join(unhealthy)}.",
+        )
+    return {**response, "statusCode": status, "body": json.dumps(body)}
 
 
 def _unique_id() -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import random
 import threading
 import time
 import uuid
@@ -18,10 +19,39 @@ from local.gateway import lambda_context
 log = logging.getLogger("local.pollers")
 
 
+class Backoff:
+    """Exponential waits between failed attempts, with jitter, reset by a success (as Lambda's pollers back off)."""
+
+    def __init__(self, first: float = 0.5, cap: float = 10.0) -> None:
+        self._first, self._cap = first, cap
+        self.failures = 0
+
+    def failed(self) -> float:
+        """Count a failure; the seconds to wait before the next attempt."""
+        self.failures += 1
+        delay = min(self._cap, self._first * 2 ** (self.failures - 1))
+        return delay * random.uniform(0.8, 1.2)
+
+    def succeeded(self) -> int:
+        """Reset; returns how many failures came before this success."""
+        failures, self.failures = self.failures, 0
+        return failures
+
+
 class _Loop(threading.Thread):
+    """A poller thread that never dies of an error: any exception is logged, backed off from and retried.
+
+    Each loop reports its health (`status()`): the local runtime's health check shows it, so a poller that keeps
+    failing is visible instead of silent.
+    """
+
     def __init__(self, name: str) -> None:
         super().__init__(name=name, daemon=True)
         self._stop_event = threading.Event()
+        self._backoff = Backoff()
+        self._last_ok: float | None = None
+        self._failing_since: float | None = None
+        self._last_error: str | None = None
 
     def stop(self) -> None:
         self._stop_event.set()
@@ -31,6 +61,51 @@ class _Loop(threading.Thread):
 
     def wait(self, seconds: float) -> bool:
         return self._stop_event.wait(seconds)
+
+    def step(self) -> None:
+        """One unit of work; raise to have it retried after a backoff."""
+        raise NotImplementedError
+
+    def run(self) -> None:
+        while not self.stopped():
+            try:
+                self.step()
+            except Exception as exc:  # noqa: BLE001 - whatever broke, the poller must live on and retry
+                self._failed(exc)
+            else:
+                self._succeeded()
+
+    def _failed(self, exc: Exception) -> None:
+        delay = self._backoff.failed()
+        self._last_error = f"{type(exc).__name__}: {_first_line(exc)}"
+        if self._failing_since is None:
+            self._failing_since = time.time()
+            log.warning("%s failed (%s); retrying with backoff", self.name, self._last_error, exc_info=exc)
+        else:
+            log.warning("%s failed again (%s); retry in %.1f s", self.name, self._last_error, delay)
+        self.wait(delay)
+
+    def _succeeded(self) -> None:
+        self._last_ok = time.time()
+        failures = self._backoff.succeeded()
+        if failures:
+            log.warning("%s recovered after %d failed attempts", self.name, failures)
+        self._failing_since = None
+        self._last_error = None
+
+    def status(self) -> dict:
+        """{"status": "ok" | "failing" | "starting", "last_ok_at", "failing_since"?, "error"?} (epoch seconds)."""
+        report: dict = {"status": "ok" if self._last_ok else "starting", "last_ok_at": self._last_ok}
+        if self._failing_since is not None:
+            report.update(status="failing", failing_since=self._failing_since, error=self._last_error)
+        if not self.is_alive() and not self.stopped():
+            report["status"] = "dead"
+        return report
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else ""
 
 
 def stream_record(raw: dict, stream_arn: str, region: str) -> dict:
@@ -107,6 +182,7 @@ class StreamPoller(_Loop):
         self._window = window
         self._idle = idle_sleep
         self._positions: dict[str, str | None] = {}  # shard id -> last sequence number delivered
+        self._positions_lock = threading.Lock()  # read by the status reporter's thread
         self._iterators: dict[str, str | None] = {}  # shard id -> iterator for the next read
         self._pending: dict[str, list[dict]] = {}  # shard id -> records read but not yet delivered
         self.batches = 0
@@ -115,7 +191,9 @@ class StreamPoller(_Loop):
     def prime(self) -> None:
         """Remember where each shard ends now, so only later changes are delivered (LATEST)."""
         for shard in self._shards():
-            self._positions[shard] = self._latest_sequence(shard)
+            latest = self._latest_sequence(shard)
+            with self._positions_lock:
+                self._positions[shard] = latest
             self._iterators[shard] = None
 
     def _shards(self) -> list[str]:
@@ -157,7 +235,8 @@ class StreamPoller(_Loop):
                 # We fell behind the trim horizon: those records are gone. Go on from the oldest kept,
                 # as Lambda's event source mapping does, instead of failing on one position forever.
                 log.warning("stream records after %s were trimmed before delivery", self._positions.get(shard_id))
-                self._positions[shard_id] = None
+                with self._positions_lock:
+                    self._positions[shard_id] = None
             self._iterators[shard_id] = None
             response = self._get_records(ShardIterator=self._new_iterator(shard_id), Limit=limit)
         self._iterators[shard_id] = response.get("NextShardIterator")
@@ -182,28 +261,35 @@ class StreamPoller(_Loop):
             event = {"Records": [stream_record(r, self._arn, self._region) for r in records]}
             self._handler(event, lambda_context("tickets_changed"))  # raises: the batch stays pending
             del self._pending[shard_id][: len(records)]
-            self._positions[shard_id] = records[-1]["dynamodb"]["SequenceNumber"]
+            with self._positions_lock:
+                self._positions[shard_id] = records[-1]["dynamodb"]["SequenceNumber"]
             delivered += len(records)
             self.batches += 1
         self.records += delivered
         return delivered
 
     def _refresh_shards(self) -> list[str]:
-        for shard in self._shards():
-            self._positions.setdefault(shard, None)
-        return list(self._positions)
+        shards = self._shards()
+        with self._positions_lock:
+            for shard in shards:
+                self._positions.setdefault(shard, None)
+            return list(self._positions)
 
-    def run(self) -> None:
-        while not self.stopped():
-            try:
-                if not self.poll_once():
-                    self.wait(self._idle)
-            except ClientError:
-                log.exception("stream poll failed")
-                self.wait(1.0)
-            except Exception:  # noqa: BLE001 - Lambda would retry the batch: so do we
-                log.exception("stream handler failed; retrying the batch")
-                self.wait(1.0)
+    def positions(self) -> dict[str, str | None]:
+        """Shard id -> the last sequence number delivered (None: from the oldest record kept)."""
+        with self._positions_lock:
+            return dict(self._positions)
+
+    def resume(self, positions: dict[str, str | None]) -> None:
+        """Go on after these positions (a restarted poller: nothing delivered twice beyond the last report)."""
+        with self._positions_lock:
+            self._positions.update(positions)
+        for shard in positions:
+            self._iterators[shard] = None
+
+    def step(self) -> None:
+        if not self.poll_once():
+            self.wait(self._idle)
 
 
 class SqsPoller(_Loop):
@@ -250,6 +336,17 @@ class SqsPoller(_Loop):
         }
 
     def poll_once(self) -> int:
+        """One receive and delivery; returns the messages handled (0 when the invocation failed)."""
+        try:
+            return self._poll()
+        except InvocationFailed:
+            log.exception("%s failed; the batch becomes visible again", self._name)
+            return 0
+
+    def step(self) -> None:
+        self._poll()
+
+    def _poll(self) -> int:
         messages = self._client.receive_message(
             QueueUrl=self._url,
             MaxNumberOfMessages=self._batch_size,
@@ -261,9 +358,9 @@ class SqsPoller(_Loop):
             return 0
         try:
             result = self._handler(self._event(messages), lambda_context(self._name))
-        except Exception:  # noqa: BLE001 - a failed invocation leaves the whole batch to redrive
-            log.exception("%s failed; the batch becomes visible again", self._name)
-            return 0
+        except Exception as exc:
+            # A failed invocation leaves the whole batch to redrive (visibility timeout, then the DLQ).
+            raise InvocationFailed(f"{self._name} failed; the batch becomes visible again") from exc
         failed = {f.get("itemIdentifier") for f in (result or {}).get("batchItemFailures", [])}
         done = [m for m in messages if m["MessageId"] not in failed]
         for start in range(0, len(done), 10):
@@ -274,13 +371,9 @@ class SqsPoller(_Loop):
             )
         return len(done)
 
-    def run(self) -> None:
-        while not self.stopped():
-            try:
-                self.poll_once()
-            except ClientError:
-                log.exception("sqs poll failed")
-                self.wait(1.0)
+
+class InvocationFailed(Exception):
+    """A handler invocation raised: Lambda would retry the batch, and so does the poller."""
 
 
 class Timer(_Loop):
@@ -307,9 +400,6 @@ class Timer(_Loop):
         }
         return self._handler(event, lambda_context(self._name))
 
-    def run(self) -> None:
-        while not self.wait(self._interval):
-            try:
-                self.fire()
-            except Exception:  # noqa: BLE001 - the next tick retries
-                log.exception("scheduled handler %s failed", self._name)
+    def step(self) -> None:
+        if not self.wait(self._interval):
+            self.fire()

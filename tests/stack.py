@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -67,6 +69,21 @@ class Stack:
 
 @contextmanager
 def running_stack(env: dict[str, str] | None = None, timeout: float = 120.0):
+    """The stack in a subprocess; its data folder is a fresh temporary one unless `env` names LOCAL_STATE_DIR."""
+    state_dir = None
+    if "LOCAL_STATE_DIR" not in (env or {}):
+        state_dir = tempfile.mkdtemp(prefix="stack-state-")
+        env = {**(env or {}), "LOCAL_STATE_DIR": state_dir}
+    try:
+        with _running_stack(env, timeout) as stack:
+            yield stack
+    finally:
+        if state_dir is not None:
+            shutil.rmtree(state_dir, ignore_errors=True)
+
+
+@contextmanager
+def _running_stack(env: dict[str, str], timeout: float):
     port = free_port()
     staff_email, staff_password = "staff@example.com", "staff-password-e2e"
     environment = {
@@ -78,10 +95,10 @@ def running_stack(env: dict[str, str] | None = None, timeout: float = 120.0):
         "DEMO_STAFF_PASSWORD": staff_password,
         "PASSWORD_SCRYPT_N": "1024",  # fast hashing for tests; the cost is stored per hash
         "DEMO_SEED_DAYS": "1",  # a smaller seed starts faster; tests make their own showtimes as needed
-        **(env or {}),
+        **env,
     }
     for inherited in ("AWS_ENDPOINT_URL", "TICKETS_STREAM_ARN", "JWT_SECRET"):
-        if env is None or inherited not in env:
+        if inherited not in env:
             environment.pop(inherited, None)
     process = subprocess.Popen(
         [sys.executable, "-m", "local"],

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -110,7 +111,9 @@ def base_url(playwright_api, artifacts_dir: Path):
         yield given.rstrip("/")
         return
     port = _free_port()
-    env = dict(os.environ, HOST="127.0.0.1", PORT=str(port), PYTHONUNBUFFERED="1")
+    state_dir = artifacts_dir / "stack-state"  # never the developer's own .local-state
+    shutil.rmtree(state_dir, ignore_errors=True)
+    env = dict(os.environ, HOST="127.0.0.1", PORT=str(port), PYTHONUNBUFFERED="1", LOCAL_STATE_DIR=str(state_dir))
     log_path = artifacts_dir / "stack.log"
     proc = subprocess.Popen(
         [_python(), "-m", "local"],

@@ -1,0 +1,43 @@
+"""What every child process of the local stack needs: spawning, a name in `top`, Ctrl-C left to the parent."""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import signal
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+
+def spawn_context() -> Any:
+    """Children are spawned, never forked: the parent runs threads (an event loop, handler pools)."""
+    return multiprocessing.get_context("spawn")
+
+
+def name_process(name: str) -> None:
+    """Set the OS-level name (/proc/PID/comm, what top and ps -o comm show) of this process, on Linux."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(15, name.encode()[:15], 0, 0, 0)  # PR_SET_NAME
+    except (OSError, AttributeError):
+        pass
+
+
+@contextlib.contextmanager
+def sigint_ignored() -> Iterator[None]:
+    """Ignore Ctrl-C while spawning, so the child inherits SIG_IGN from its very first instruction.
+
+    Python keeps an inherited SIG_IGN instead of installing its KeyboardInterrupt handler, which closes the
+    window before the child's own main runs (a Ctrl-C reaches the whole foreground process group).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may touch handlers; children still ignore SIGINT early on
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)

@@ -1,0 +1,217 @@
+"""The whole local stack: its parts started in order, watched while it runs, stopped in the reverse order.
+
+Order matters: the data folder is locked, moto started (restoring the last snapshot), the environment the Lambda
+code reads is prepared, the resources are created, and only then is app.py imported, exactly as a Lambda
+container would see it. Stopping goes the other way: the event sources first (their handlers post to the gateway
+and use moto), then the gateway's sockets and HTTP server, moto last (so `$disconnect` handlers still reach it,
+and its final snapshot holds everything).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+import boto3
+from aiohttp import web
+
+from local.state import StateDir
+
+ROOT = Path(__file__).resolve().parent.parent
+log = logging.getLogger("local")
+
+
+def env(name: str, default: str) -> str:
+    return os.environ.get(name) or default
+
+
+def prepare_environment(host: str, port: int, endpoint: str, jwt_secret: str) -> dict[str, str]:
+    """The environment the Lambda code reads (chalicelib/config.py), as the deployed stack would set it."""
+    origin = f"http://{host}:{port}"
+    values = {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ENDPOINT_URL_DYNAMODB_STREAMS": env("AWS_ENDPOINT_URL_DYNAMODB_STREAMS", endpoint),
+        "AWS_ACCESS_KEY_ID": env("AWS_ACCESS_KEY_ID", "local"),
+        "AWS_SECRET_ACCESS_KEY": env("AWS_SECRET_ACCESS_KEY", "local"),
+        "AWS_REGION": env("AWS_REGION", "us-east-1"),
+        "AWS_DEFAULT_REGION": env("AWS_REGION", "us-east-1"),
+        "STAGE": env("STAGE", "local"),
+        "JWT_SECRET": env("JWT_SECRET", jwt_secret),
+        "WS_MANAGEMENT_ENDPOINT": origin,
+        "PAYPAL_MODE": env("PAYPAL_MODE", "local"),
+        "PAYPAL_API_BASE": env("PAYPAL_API_BASE", f"{origin}/paypal"),
+        "PAYPAL_CLIENT_ID": env("PAYPAL_CLIENT_ID", "local-client"),
+        "PAYPAL_CLIENT_SECRET": env("PAYPAL_CLIENT_SECRET", "local-secret"),
+        "PAYMENT_RETURN_URL": env("PAYMENT_RETURN_URL", f"{origin}/paypal/return"),
+        "PAYMENT_CANCEL_URL": env("PAYMENT_CANCEL_URL", f"{origin}/paypal/cancel"),
+        "POWERTOOLS_METRICS_DISABLED": env("POWERTOOLS_METRICS_DISABLED", "true"),
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_LOG_LEVEL": env("POWERTOOLS_LOG_LEVEL", env("LOG_LEVEL", "WARNING")),
+    }
+    os.environ.update(values)
+    return values
+
+
+class LocalStack:
+    """`serve()` starts every part; `stop()` stops them; `fatal` is set with a reason when a part is lost."""
+
+    def __init__(self) -> None:
+        self.host = env("HOST", "127.0.0.1")
+        self.port = int(env("PORT", "8000"))
+        self.staff_email = env("DEMO_STAFF_EMAIL", "staff@example.com")
+        self.staff_password = env("DEMO_STAFF_PASSWORD", "staff-password")
+        self.sweep_interval = float(env("SWEEP_INTERVAL_SECONDS", "5"))
+        self.state = StateDir.from_env()
+        self.moto: Any = None
+        self.event_sources: Any = None
+        self.gateway: Any = None
+        self.supervisor: Any = None
+        self.runner: web.AppRunner | None = None
+        self.fatal: str | None = None
+        self._stopping: asyncio.Event | None = None
+
+    @property
+    def origin(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start_backend(self) -> str:
+        external = os.environ.get("AWS_ENDPOINT_URL")
+        if external:
+            return external
+        from local.moto import MotoProcess
+
+        self.moto = MotoProcess(state_file=self.state.moto_file if self.state else None)
+        return self.moto.start(host="127.0.0.1", port=int(env("MOTO_PORT", "0")))
+
+    def create_resources(self) -> dict[str, str]:
+        from chalicelib.config import load_settings
+        from local.resources import ensure_queues, ensure_tables
+
+        settings = load_settings()
+        session = boto3.session.Session()
+        streams = ensure_tables(session.client("dynamodb"), settings)
+        sqs = session.client("sqs")
+        queues = ensure_queues(sqs, settings, visibility_seconds=int(env("LOCAL_QUEUE_VISIBILITY_SECONDS", "5")))
+        os.environ["TICKETS_STREAM_ARN"] = streams["tickets"]
+        for logical in ("purchases", "refunds"):
+            arn = sqs.get_queue_attributes(QueueUrl=queues[logical], AttributeNames=["QueueArn"])["Attributes"]
+            os.environ[f"{logical.upper()}_QUEUE_URL"] = queues[logical]
+            os.environ[f"{logical.upper()}_QUEUE_ARN"] = arn["QueueArn"]
+        return queues
+
+    async def serve(self, stopping: asyncio.Event) -> None:
+        """Start every part; `stopping` is set when a part that holds state is lost (see `fatal`)."""
+        self._stopping = stopping
+        if self.state is not None:
+            self.state.acquire()
+        endpoint = self.start_backend()
+        jwt_secret = self.state.jwt_secret() if self.state else secrets.token_urlsafe(48)
+        prepare_environment(self.host, self.port, endpoint, jwt_secret)
+        self.create_resources()
+        app_module = importlib.import_module("app")
+        from chalicelib.storage.models import warm_clients
+        from chalicelib.wiring import container
+        from local.seed import seed
+
+        seed(
+            container(),
+            staff_email=self.staff_email,
+            staff_password=self.staff_password,
+            days=int(env("DEMO_SEED_DAYS", "3")),
+        )
+        warm_clients()
+        container().broadcaster.client  # noqa: B018 - built once here, not by each first concurrent post
+        await self._start_http(app_module)
+        self._start_event_sources()
+        self._start_supervisor()
+        kept = f"data kept in {self.state.path}" if self.state else "data in memory only (LOCAL_STATE_DIR is off)"
+        print(
+            f"ready: open {self.origin}/  (REST {self.origin}/api/, WebSocket ws://{self.host}:{self.port}/ws, "
+            f"staff {self.staff_email} / {self.staff_password}, AWS endpoint {endpoint}; {kept})",
+            flush=True,
+        )
+
+    async def _start_http(self, app_module) -> None:
+        from chalice.config import Config
+
+        from local.gateway import Gateway
+
+        config = Config.create(chalice_stage="local", app_name="tickets", lambda_timeout=60, lambda_memory_size=512)
+        self.gateway = Gateway(
+            app_module,
+            config,
+            web_root=ROOT / "web",
+            public_origin=self.origin,
+            parts_health=lambda: self.supervisor.health() if self.supervisor else {},
+        )
+        application = self.gateway.build(extra_subapps=self._subapps())
+        self.runner = web.AppRunner(
+            application,
+            access_log=None,
+            handle_signals=False,
+            # API Gateway accepts request lines and headers up to about 10 KB; aiohttp's default is 8190.
+            max_line_size=16384,
+            max_field_size=16384,
+        )
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, self.host, self.port, backlog=1024)
+        await site.start()
+
+    def _subapps(self) -> dict[str, web.Application]:
+        from local.paypal import create_paypal_app
+
+        return {
+            "/paypal": create_paypal_app(
+                webhook_url=f"{self.origin}/api/payment/webhook",
+                client_id=os.environ["PAYPAL_CLIENT_ID"],
+                client_secret=os.environ["PAYPAL_CLIENT_SECRET"],
+                state_path=self.state.paypal_file if self.state else None,
+            )
+        }
+
+    def _start_event_sources(self) -> None:
+        from local.event_sources import EventSourcesProcess
+
+        self.event_sources = EventSourcesProcess(self.sweep_interval, env("LOCAL_LOG_LEVEL", "WARNING"))
+        self.event_sources.start()
+
+    def _start_supervisor(self) -> None:
+        from local.supervisor import Supervisor
+
+        loop = asyncio.get_running_loop()
+        note = (
+            f"Its last snapshot is in {self.state.moto_file}; `make run` starts from it."
+            if self.state and self.moto
+            else "Its data is gone (LOCAL_STATE_DIR is off)."
+        )
+
+        def on_fatal(message: str) -> None:
+            self.fatal = message
+            if self._stopping is not None:
+                loop.call_soon_threadsafe(self._stopping.set)
+
+        self.supervisor = Supervisor(self.moto, self.event_sources, on_fatal, note)
+        self.supervisor.start()
+
+    async def stop(self) -> None:
+        if self.supervisor is not None:
+            self.supervisor.stop()  # stopping on purpose from here on: no restarts
+        if self.event_sources is not None:
+            self.event_sources.stop()  # first: its handlers post to the gateway and use moto
+        if self.gateway is not None:
+            if self.moto is not None and not self.moto.alive:
+                self.gateway.skip_disconnect_handlers()  # they would only fail against a dead moto
+            await self.gateway.close_all()
+        if self.runner is not None:
+            await self.runner.cleanup()
+        if self.gateway is not None:
+            self.gateway.shutdown()
+        if self.moto is not None:
+            self.moto.stop()  # last: $disconnect handlers above still reach it; its final snapshot
+        if self.state is not None:
+            self.state.release()
