@@ -40,10 +40,7 @@ async def main() -> int:
     finally:
         await stack.stop()
         print("stopped", flush=True)
-    if stack.fatal:
-        print(stack.fatal, file=sys.stderr, flush=True)
-        return 1
-    return 0
+    return 1 if stack.fatal else 0
 
 
 if __name__ == "__main__":

@@ -134,7 +134,8 @@ class EventSourcesProcess:
         self._log_level = log_level
         self._process: Any = None
         self._pipe: Any = None
-        self._last: dict | None = None  # the latest report
+        self._last: dict | None = None  # the latest report of the running child
+        self._positions: dict | None = None  # the latest reported stream positions, kept across restarts
         self._lock = threading.Lock()
 
     @property
@@ -150,15 +151,17 @@ class EventSourcesProcess:
         return None if self._process is None else self._process.exitcode
 
     def positions(self) -> dict | None:
-        """The stream positions of the latest report (None before any)."""
+        """The stream positions the child last reported (None before any report)."""
         with self._lock:
-            return None if self._last is None else dict(self._last["positions"])
+            return None if self._positions is None else dict(self._positions)
 
     def start(self, positions: dict | None = None, timeout: float = 60.0) -> None:
         """Returns once the stream poller is primed (or resumed): every change from now on is delivered.
 
         Raises RuntimeError when the child dies or does not report within `timeout` seconds.
         """
+        with self._lock:
+            self._last = None  # the previous process's report says nothing about this one
         context = spawn_context()
         parent_end, child_end = context.Pipe(duplex=True)
         self._process = context.Process(
@@ -185,6 +188,7 @@ class EventSourcesProcess:
         report = pipe.recv()
         with self._lock:
             self._last = report
+            self._positions = report["positions"]
 
     def _read_reports(self, pipe: Any) -> None:
         try:

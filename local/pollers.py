@@ -11,7 +11,7 @@ import time
 import uuid
 from collections.abc import Callable
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
 
 from chalicelib.signed_http import SignedHttp, client_error
 from local.gateway import lambda_context
@@ -77,10 +77,13 @@ class _Loop(threading.Thread):
 
     def _failed(self, exc: Exception) -> None:
         delay = self._backoff.failed()
-        self._last_error = f"{type(exc).__name__}: {_first_line(exc)}"
+        cause = exc.__cause__ if isinstance(exc, InvocationFailed) and exc.__cause__ else exc
+        self._last_error = f"{type(cause).__name__}: {_first_line(cause)}"
         if self._failing_since is None:
             self._failing_since = time.time()
-            log.warning("%s failed (%s); retrying with backoff", self.name, self._last_error, exc_info=exc)
+            # A traceback helps with a handler's bug, not with an endpoint that does not answer.
+            trace = None if _unreachable(exc) else exc
+            log.warning("%s failed (%s); retrying with backoff", self.name, self._last_error, exc_info=trace)
         else:
             log.warning("%s failed again (%s); retry in %.1f s", self.name, self._last_error, delay)
         self.wait(delay)
@@ -101,6 +104,18 @@ class _Loop(threading.Thread):
         if not self.is_alive() and not self.stopped():
             report["status"] = "dead"
         return report
+
+
+_UNREACHABLE = (EndpointConnectionError, ConnectionClosedError, ReadTimeoutError, ConnectionError)
+
+
+def _unreachable(exc: BaseException | None) -> bool:
+    """Whether an endpoint not answering is what went wrong (directly, or as what a handler ran into)."""
+    while exc is not None:
+        if isinstance(exc, _UNREACHABLE):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def _first_line(exc: Exception) -> str:
@@ -313,7 +328,7 @@ class SqsPoller(_Loop):
         self._arn = queue_arn
         self._handler = handler
         self._region = region
-        self._name = function_name
+        self._function_name = function_name
         self._batch_size = batch_size
         self._wait = wait_seconds
 
@@ -340,7 +355,7 @@ class SqsPoller(_Loop):
         try:
             return self._poll()
         except InvocationFailed:
-            log.exception("%s failed; the batch becomes visible again", self._name)
+            log.exception("%s failed; the batch becomes visible again", self._function_name)
             return 0
 
     def step(self) -> None:
@@ -357,10 +372,10 @@ class SqsPoller(_Loop):
         if not messages:
             return 0
         try:
-            result = self._handler(self._event(messages), lambda_context(self._name))
+            result = self._handler(self._event(messages), lambda_context(self._function_name))
         except Exception as exc:
             # A failed invocation leaves the whole batch to redrive (visibility timeout, then the DLQ).
-            raise InvocationFailed(f"{self._name} failed; the batch becomes visible again") from exc
+            raise InvocationFailed(f"{self._function_name} failed; the batch becomes visible again") from exc
         failed = {f.get("itemIdentifier") for f in (result or {}).get("batchItemFailures", [])}
         done = [m for m in messages if m["MessageId"] not in failed]
         for start in range(0, len(done), 10):
@@ -383,7 +398,7 @@ class Timer(_Loop):
         super().__init__(f"timer-{name}")
         self._handler = handler
         self._interval = interval
-        self._name = name
+        self._function_name = name
         self._region = region
 
     def fire(self) -> object:
@@ -395,10 +410,10 @@ class Timer(_Loop):
             "account": "123456789012",
             "time": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "region": self._region,
-            "resources": [f"arn:aws:events:{self._region}:123456789012:rule/{self._name}"],
+            "resources": [f"arn:aws:events:{self._region}:123456789012:rule/{self._function_name}"],
             "detail": {},
         }
-        return self._handler(event, lambda_context(self._name))
+        return self._handler(event, lambda_context(self._function_name))
 
     def step(self) -> None:
         if not self.wait(self._interval):

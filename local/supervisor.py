@@ -104,6 +104,7 @@ class Supervisor:
 
     def _fatal(self, message: str) -> None:
         self._stopping.set()
+        _say(message)
         self._on_fatal(message)
 
     def health(self) -> dict:
