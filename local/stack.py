@@ -132,7 +132,7 @@ class LocalStack:
         kept = f"data kept in {self.state.path}" if self.state else "data in memory only (LOCAL_STATE_DIR is off)"
         print(
             f"ready: open {self.origin}/  (REST {self.origin}/api/, WebSocket ws://{self.host}:{self.port}/ws, "
-            f"staff {self.staff_email} / {self.staff_password}, AWS endpoint {endpoint}; {kept})",
+            f"staff {self.staff_email} / {self.staff_password}, AWS endpoint {endpoint}); {kept}",
             flush=True,
         )
 
