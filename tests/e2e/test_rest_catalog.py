@@ -77,7 +77,19 @@ def _walk(stack, limit: int, **params) -> list[list[dict]]:
 @pytest.mark.parametrize("path", ["health/", "health"])
 def test_health_is_ok(stack, path):
     response = _get(stack, path)
-    assert (response.status_code, response.json()) == (200, {"status": "ok"})
+    body = response.json()
+    assert (response.status_code, body["status"], body["checks"]) == (200, "ok", {"tables": "ok"})
+    # Locally, each part of the stack and its pollers, all healthy.
+    assert set(body["parts"]) == {"gateway", "moto", "event_sources", "paypal_emulator"}
+    assert {part["status"] for part in body["parts"].values()} == {"ok"}
+    pollers = body["parts"]["event_sources"]["pollers"]
+    assert set(pollers) == {
+        "stream-poller",
+        "timer-sweep_expired",
+        "sqs-poller-purchases_worker",
+        "sqs-poller-refunds_worker",
+    }
+    assert {p["status"] for p in pollers.values()} <= {"ok", "starting"}
 
 
 @pytest.mark.parametrize("path", ["categories/", "categories"])
