@@ -1,4 +1,4 @@
-"""Validate PayPal-shaped JSON against PayPal's own OpenAPI 3.0 specs (kept in `shared/paypal/` beside the repo).
+"""Validate PayPal-shaped JSON against PayPal's own OpenAPI 3.0 specs (kept in `tests/support/paypal_specs/`).
 
 Uses `openapi-schema-validator` (OAS 3.0 dialect on top of `jsonschema`): responses with its read validator
 (OAS30ReadValidator), request bodies with OAS30Validator, `$ref`s resolved inside the spec file through `referencing`.
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -27,8 +26,7 @@ from openapi_schema_validator import OAS30ReadValidator, OAS30Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 
-# CI clones the repository anywhere but always puts `shared/` beside it.
-SPEC_DIR = Path(os.environ.get("PAYPAL_SPEC_DIR") or Path(__file__).resolve().parents[1] / ".." / "shared" / "paypal")
+SPEC_DIR = Path(__file__).resolve().parent / "support" / "paypal_specs"
 
 ORDERS = "checkout_orders_v2.json"
 PAYMENTS = "payments_payment_v2.json"
