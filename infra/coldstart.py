@@ -12,7 +12,7 @@ times `import app` (the init phase) and the first invocation of one handler, the
 - stream: a tickets-stream batch of one change (room query, one post per connection)
 - floor:  `import boto3`, one DynamoDB client, one GetItem
 
-All of them run against one moto server (local.moto_server) and a loopback stand-in for the API Gateway
+All of them run against one moto server (local.moto) and a loopback stand-in for the API Gateway
 Management API, in the same run, interleaved, so machine load affects every kind alike. Figures exclude the
 interpreter's own start-up (the same for all) and the network latency of real AWS. Needs `make package` first.
 """
@@ -418,7 +418,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.package} not found: run `make package` first", file=sys.stderr)
         return 2
 
-    from local.moto_server import MotoProcess
+    from local.moto import MotoProcess
 
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "coldstart")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "coldstart")

@@ -11,7 +11,7 @@ import logging
 import signal
 import sys
 
-from local.stack import ROOT, LocalStack, env
+from local.stack import ROOT, LocalStack, StartupError, env
 from local.state import StateInUse
 
 
@@ -32,6 +32,9 @@ async def main() -> int:
         await stopping.wait()
     except StateInUse as exc:
         print(f"cannot start: {exc}; stop that stack, or set LOCAL_STATE_DIR to another folder", file=sys.stderr)
+        return 1
+    except StartupError as exc:
+        print(f"cannot start: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:
         # Typically the port is taken: say so in one line instead of a traceback.

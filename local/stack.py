@@ -26,6 +26,10 @@ ROOT = Path(__file__).resolve().parent.parent
 log = logging.getLogger("local")
 
 
+class StartupError(RuntimeError):
+    """A part could not start; the message says why and what to do, in one line."""
+
+
 def env(name: str, default: str) -> str:
     return os.environ.get(name) or default
 
@@ -86,7 +90,11 @@ class LocalStack:
         from local.moto import MotoProcess
 
         self.moto = MotoProcess(state_file=self.state.moto_file if self.state else None)
-        return self.moto.start(host="127.0.0.1", port=int(env("MOTO_PORT", "0")))
+        try:
+            return self.moto.start(host="127.0.0.1", port=int(env("MOTO_PORT", "0")))
+        except (RuntimeError, TimeoutError) as exc:
+            self.moto = None
+            raise StartupError(str(exc)) from None
 
     def create_resources(self) -> dict[str, str]:
         from chalicelib.config import load_settings

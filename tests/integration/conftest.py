@@ -11,7 +11,7 @@ import pytest
 
 from chalicelib.config import load_settings
 from chalicelib.wiring import Container
-from local.moto_server import MotoProcess
+from local.moto import MotoProcess
 from local.resources import ensure_queues, ensure_tables
 
 
