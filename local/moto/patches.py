@@ -81,7 +81,11 @@ def install(speed: bool | None = None) -> bool:
     if "speed" in _installed:
         return _installed["speed"]
     _warn_if_transactions_fixed_upstream()
-    apply(correctness_patches(), "correctness fix")
+    try:
+        fixes = correctness_patches()
+    except (AttributeError, ImportError) as exc:
+        raise RuntimeError(f"moto {moto_version()} no longer fits the correctness fixes: {exc}") from None
+    apply(fixes, "correctness fix")
     wanted = speed_requested() if speed is None else speed
     reason = refusal(moto_version()) if wanted else None
     if reason is not None:
