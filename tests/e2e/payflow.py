@@ -353,7 +353,7 @@ class standalone_emulator:  # noqa: N801 - used as a context manager, like open(
         self._kwargs = {"client_id": "local-client", "client_secret": "local-secret", **kwargs}
 
     def __enter__(self) -> Emulator:
-        from local.paypal_emulator import start_standalone
+        from local.paypal import start_standalone
 
         self._loop = LoopThread()
         self._runner, base = self._loop.run(start_standalone(**self._kwargs))

@@ -25,7 +25,7 @@ import requests
 from jsonschema import ValidationError
 
 from chalicelib.paypal import PayPalClient, PayPalError, PayPalUnavailable, approval_url, first_capture
-from local.paypal_emulator import start_standalone
+from local.paypal import start_standalone
 from tests.paypal_schema import ORDERS, PAYMENTS, WEBHOOKS, validate_component, validate_exchange, validate_response
 
 CLIENT_ID = "it-client"
