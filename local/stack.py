@@ -172,15 +172,18 @@ class LocalStack:
 
     def _subapps(self) -> dict[str, web.Application]:
         from local.paypal import create_paypal_app
+        from local.paypal.store import StateFileError
 
-        return {
-            "/paypal": create_paypal_app(
+        try:
+            paypal = create_paypal_app(
                 webhook_url=f"{self.origin}/api/payment/webhook",
                 client_id=os.environ["PAYPAL_CLIENT_ID"],
                 client_secret=os.environ["PAYPAL_CLIENT_SECRET"],
                 state_path=self.state.paypal_file if self.state else None,
             )
-        }
+        except StateFileError as exc:
+            raise StartupError(str(exc)) from None
+        return {"/paypal": paypal}
 
     def _start_event_sources(self) -> None:
         from local.event_sources import EventSourcesProcess
