@@ -52,6 +52,7 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check app.py chalicelib local tests infra bench tools
 	$(PY) -m ruff format --check app.py chalicelib local tests infra bench tools
+	$(PY) -m mypy app.py chalicelib
 
 package: $(STAMP)
 	$(PY) -m infra.package

@@ -2,12 +2,31 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
+# The one rule for our ids (events, showtimes, tickets, orders, users, refunds): what we generate is always
+# 1..64 url-safe characters. Anything else cannot exist and must not reach a table key.
+ID_MAX_LENGTH = 64
+ID_PATTERN = rf"^[A-Za-z0-9_-]{{1,{ID_MAX_LENGTH}}}$"
+_ID = re.compile(ID_PATTERN)
 
-def plausible_id(value: str) -> bool:
-    """Ids are short url-safe strings; anything else cannot exist and must not reach a table key."""
-    return 0 < len(value) <= 64 and all(c.isascii() and (c.isalnum() or c in "-_") for c in value)
+
+# PayPal's ids (orders, captures, refunds) are another kind, with a rule of their own: short uppercase
+# alphanumerics in practice; a return-URL token or a webhook resource id outside this cannot be PayPal's, so
+# nothing is looked up for it. Webhook event ids and event types may be longer.
+PAYPAL_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+_PAYPAL_ID = re.compile(PAYPAL_ID_PATTERN)
+PAYPAL_EVENT_FIELD_MAX = 128
+
+
+def plausible_paypal_id(value: object) -> bool:
+    return isinstance(value, str) and _PAYPAL_ID.fullmatch(value) is not None
+
+
+def plausible_id(value: object) -> bool:
+    """Whether `value` could be one of our ids (see ID_PATTERN)."""
+    return isinstance(value, str) and _ID.fullmatch(value) is not None
 
 
 @dataclass(frozen=True)
@@ -61,6 +80,8 @@ class TicketRecord:
     holder: str | None = None
     hold_expires_at: int | None = None
     order_id: str | None = None
+    # While in checkout: the hold's own expiry, so a cancelled checkout restores the hold as it was.
+    hold_expiry_before_checkout: int | None = None
 
     @property
     def seat(self) -> str:
@@ -88,3 +109,48 @@ class ConnectionRecord:
 class Page:
     items: list
     cursor: str | None
+
+
+@dataclass(frozen=True)
+class OrderTicket:
+    ticket_id: str
+    seat: str
+    price: str
+
+
+@dataclass(frozen=True)
+class RefundEntry:
+    refund_id: str
+    status: str
+    amount: str
+    ticket_ids: tuple[str, ...]
+    previous_status: str
+    reason: str | None = None
+    paypal_refund_id: str | None = None
+    source: str = "buyer"
+    created_at: str | None = None
+
+
+@dataclass(frozen=True)
+class OrderRecord:
+    order_id: str
+    user_id: str
+    showtime_id: str
+    event_id: str | None
+    status: str
+    amount: str
+    currency: str
+    tickets: tuple[OrderTicket, ...]
+    created_at: str
+    expires_at: int
+    paypal_order_id: str | None = None
+    approval_url: str | None = None
+    capture_id: str | None = None
+    capture_attempt: int = 0
+    refunded_ticket_ids: tuple[str, ...] = ()
+    refunds: tuple[RefundEntry, ...] = field(default_factory=tuple)
+    failure_reason: str | None = None
+
+    @property
+    def ticket_ids(self) -> list[str]:
+        return [t.ticket_id for t in self.tickets]

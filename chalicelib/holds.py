@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zlib
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from chalicelib import tables
@@ -37,7 +38,7 @@ def public_view(status: str, hold_expires_at: int | float | None, now: float) ->
     return shown, None
 
 
-def live_holds(holds: dict[str, int | float], now: float) -> dict[str, int]:
+def live_holds(holds: Mapping[str, float], now: float) -> dict[str, int]:
     """The cart's entries that still count toward the limit."""
     return {ticket: int(exp) for ticket, exp in holds.items() if not is_expired(exp, now)}
 

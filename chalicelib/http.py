@@ -28,7 +28,7 @@ STATUS: dict[type[errors.DomainError], int] = {
     errors.PaymentProviderUnavailable: 503,
 }
 
-JSON_HEADERS = {"Content-Type": "application/json"}
+JSON_HEADERS: dict[str, str | list[str]] = {"Content-Type": "application/json"}
 
 M = TypeVar("M", bound=BaseModel)
 

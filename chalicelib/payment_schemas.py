@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-_ID = r"^[A-Za-z0-9_-]{1,64}$"
+from chalicelib.domain import ID_PATTERN, PAYPAL_ID_PATTERN
 
 
 class _Strict(BaseModel):
@@ -12,21 +12,21 @@ class _Strict(BaseModel):
 
 
 class CreatePaymentIn(_Strict):
-    showtime_id: str = Field(pattern=_ID)
+    showtime_id: str = Field(pattern=ID_PATTERN)
 
 
 class RefundIn(_Strict):
-    order_id: str = Field(pattern=_ID)
+    order_id: str = Field(pattern=ID_PATTERN)
     ticket_ids: list[str] | None = Field(default=None, min_length=1, max_length=50)
 
 
 class CartQuery(_Strict):
-    showtime_id: str = Field(pattern=_ID)
+    showtime_id: str = Field(pattern=ID_PATTERN)
 
 
 class TokenQuery(BaseModel):
     # PayPal appends its own parameters (PayerID, ba_token...): accept and ignore extras.
-    token: str = Field(min_length=1, max_length=64, pattern=_ID)
+    token: str = Field(min_length=1, pattern=PAYPAL_ID_PATTERN)
     PayerID: str | None = Field(default=None, max_length=64)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import threading
+import time
+from collections.abc import Callable
 from functools import cached_property
 
 import boto3
@@ -21,17 +23,21 @@ from chalicelib.services.health import HealthCheck
 from chalicelib.services.payments import PaymentService
 from chalicelib.services.refunds import RefundService
 from chalicelib.services.seats import SeatService
+from chalicelib.storage import bind_models
 from chalicelib.storage.accounts import AccountRepository
 from chalicelib.storage.catalog import CatalogRepository
 from chalicelib.storage.connections import ConnectionRepository
-from chalicelib.storage.models import bind_models
 from chalicelib.storage.orders import OrderRepository
 from chalicelib.storage.seats import SeatRepository
 
 
 class Container:
-    def __init__(self, settings: Settings) -> None:
+    """Every client and service of one Lambda container. `clock` (epoch seconds) is the time every service reads:
+    tests pass their own instead of rebuilding the services by hand."""
+
+    def __init__(self, settings: Settings, clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
+        self.clock = clock
         bind_models(settings)
         self._lock = threading.Lock()
         self._token_config: auth.TokenConfig | None = None
@@ -111,7 +117,7 @@ class Container:
     # --- repositories and services --------------------------------------------------------
     @cached_property
     def catalog(self) -> CatalogService:
-        return CatalogService(CatalogRepository())
+        return CatalogService(CatalogRepository(), clock=self.clock)
 
     @cached_property
     def health(self) -> HealthCheck:
@@ -120,7 +126,9 @@ class Container:
 
     @cached_property
     def accounts(self) -> AccountService:
-        return AccountService(AccountRepository(), self.token_config, scrypt_n=self.settings.password_scrypt_n)
+        return AccountService(
+            AccountRepository(), self.token_config, scrypt_n=self.settings.password_scrypt_n, clock=self.clock
+        )
 
     @cached_property
     def connections(self) -> ConnectionRepository:
@@ -128,7 +136,7 @@ class Container:
 
     @cached_property
     def broadcaster(self) -> Broadcaster:
-        return Broadcaster(self.management_client, self.connections)
+        return Broadcaster(self.management_client, self.connections, clock=self.clock)
 
     @cached_property
     def seats(self) -> SeatService:
@@ -143,6 +151,7 @@ class Container:
             accounts=self.accounts,
             connections=self.connections,
             broadcaster=self.broadcaster,
+            clock=self.clock,
         )
 
     @cached_property
@@ -156,6 +165,7 @@ class Container:
             payment_window_seconds=self.settings.payment_window_seconds,
             return_url=self.settings.payment_return_url,
             cancel_url=self.settings.payment_cancel_url,
+            clock=self.clock,
         )
 
     @cached_property
@@ -168,6 +178,7 @@ class Container:
             refunds=QueuePublisher(self.sqs_client, self.settings.refunds_queue_url, "refunds"),
             cutoff_seconds=self.settings.refund_cutoff_seconds,
             webhook_id=self.settings.paypal_webhook_id,
+            clock=self.clock,
         )
 
 

@@ -86,7 +86,7 @@ def _child_main(sweep_interval: float, log_level: str, positions: dict | None, p
     logging.basicConfig(level=log_level, format="%(levelname)s %(name)s: %(message)s")
     sys.path.insert(0, str(ROOT))
     app_module = importlib.import_module("app")
-    from chalicelib.storage.models import warm_clients
+    from chalicelib.storage import warm_clients
     from chalicelib.wiring import container
 
     warm_clients()

@@ -122,7 +122,7 @@ class LocalStack:
         prepare_environment(self.host, self.port, endpoint, jwt_secret)
         self.create_resources()
         app_module = importlib.import_module("app")
-        from chalicelib.storage.models import warm_clients
+        from chalicelib.storage import warm_clients
         from chalicelib.wiring import container
         from local.seed import seed
 

@@ -133,7 +133,7 @@ class CatalogService:
             if (date is None or s.date == date) and (wanted is None or theater_key(s.theater) == wanted)
         ]
         now = self._clock()
-        results = []
+        results: list[dict] = []
         for showtime in sorted(showtimes, key=lambda s: (s.starts_at, s.theater)):
             results.extend(ticket_view(t, viewer, now) for t in self._sorted_tickets(showtime.id))
         return {"results": results}

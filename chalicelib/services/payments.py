@@ -13,9 +13,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from chalicelib import holds
-from chalicelib.domain import plausible_id
+from chalicelib.domain import OrderRecord, OrderTicket, RefundEntry, plausible_id
 from chalicelib.errors import (
-    BadRequest,
     Busy,
     Forbidden,
     NoHolds,
@@ -28,18 +27,11 @@ from chalicelib.errors import (
     PaymentProviderUnavailable,
 )
 from chalicelib.observability import logger, metrics
+from chalicelib.order_status import OrderStatus
 from chalicelib.paypal import PayPalClient, PayPalError, PayPalUnavailable, approval_url, first_capture
 from chalicelib.queues import QueuePublisher
 from chalicelib.services.catalog import CatalogService, ticket_view
-from chalicelib.storage.catalog import decode_cursor, encode_cursor, ticket_record
-from chalicelib.storage.orders import (
-    OrderRecord,
-    OrderRepository,
-    OrderTicket,
-    RefundEntry,
-    StaleState,
-    money,
-)
+from chalicelib.storage.orders import OrderRepository, StaleState, money
 from chalicelib.storage.seats import SeatRepository
 
 _DECLINED = {
@@ -49,7 +41,8 @@ _DECLINED = {
     "MAX_NUMBER_OF_PAYMENT_ATTEMPTS_EXCEEDED",
 }
 _NOT_APPROVED = {"ORDER_NOT_APPROVED", "PAYER_ACTION_REQUIRED"}
-_SETTLED = ("processing", "paid", "refund_pending", "partially_refunded", "refunded", "failed")
+# Captured or finished: a repeated execute answers the current status.
+_SETTLED = frozenset(OrderStatus) - {OrderStatus.CREATED, OrderStatus.CANCELLED, OrderStatus.EXPIRED}
 _ATTEMPTS = 5
 # How long after its window a `processing` order with no capture may still have a capture call in flight:
 # far above a Lambda's API timeout plus the PayPal client's retries.
@@ -74,7 +67,7 @@ def order_view(order: OrderRecord) -> dict:
         "expires_at": holds.iso(order.expires_at),
         "paypal_order_id": order.paypal_order_id,
     }
-    if order.status == "created" and order.approval_url:
+    if order.status == OrderStatus.CREATED and order.approval_url:
         view["approval_url"] = order.approval_url
     if order.failure_reason:
         view["failure_reason"] = order.failure_reason
@@ -131,7 +124,7 @@ class PaymentService:
         total = sum((money(t.price) for t in mine), Decimal("0.00"))
         return {
             "showtime_id": showtime.id,
-            "tickets": [ticket_view(ticket_record(t), user_id, now) for t in mine],
+            "tickets": [ticket_view(t, user_id, now) for t in mine],
             "total": f"{total:.2f}",
             "currency": showtime.currency,
             "expires_at": holds.iso(min(live[t.ticket_id] for t in mine)) if mine else None,
@@ -152,7 +145,7 @@ class PaymentService:
     def _reuse_open_order(self, user_id: str, showtime_id: str) -> dict | None:
         open_id = self.orders.open_order_of(user_id, showtime_id)
         existing = self.orders.get(open_id) if open_id else None
-        if existing is None or existing.status != "created":
+        if existing is None or existing.status != OrderStatus.CREATED:
             return None
         now = self._clock()
         live = holds.live_holds(self._seats.read_cart(user_id, showtime_id).holds, now)
@@ -160,7 +153,7 @@ class PaymentService:
             if existing.paypal_order_id:
                 return self._created_view(existing)
             return self._attach_paypal(existing)
-        self._end_checkout(existing, "cancelled", restore=True)
+        self._end_checkout(existing, OrderStatus.CANCELLED, restore=True)
         return None
 
     def _start_checkout(self, user_id: str, showtime_id: str, event_id: str, currency: str) -> OrderRecord | None:
@@ -186,7 +179,7 @@ class PaymentService:
             user_id=user_id,
             showtime_id=showtime_id,
             event_id=event_id,
-            status="created",
+            status=OrderStatus.CREATED,
             amount=f"{amount:.2f}",
             currency=currency,
             tickets=tickets,
@@ -194,7 +187,7 @@ class PaymentService:
             expires_at=int(now) + self._window,
         )
         new_holds = {**live, **{tid: order.expires_at for tid in held}}
-        expiries = {tid: int(item.hold_expires_at) for tid, item in held.items()}
+        expiries = {tid: int(item.hold_expires_at or 0) for tid, item in held.items()}  # held: never None
         try:
             self.orders.start_checkout(order, cart.version, cart.exists, new_holds, expiries, now)
         except StaleState:
@@ -217,7 +210,7 @@ class PaymentService:
             )
         except PayPalError as exc:
             logger.warning("PayPal create failed", extra={"order_id": order.order_id, "issue": exc.issue})
-            self._end_checkout(order, "cancelled", restore=True)
+            self._end_checkout(order, OrderStatus.CANCELLED, restore=True)
             raise PaymentProviderUnavailable("PayPal could not create the payment; your seats are still held.") from exc
         url = approval_url(created)
         self.orders.attach_paypal(order.order_id, created["id"], url)
@@ -226,7 +219,7 @@ class PaymentService:
 
     def _created_view(self, order: OrderRecord) -> dict:
         view = order_view(order)
-        view["status"] = "created"
+        view["status"] = OrderStatus.CREATED
         view["approval_url"] = order.approval_url
         return view
 
@@ -248,9 +241,9 @@ class PaymentService:
         for _ in range(3):
             if order.status in _SETTLED:
                 return {"order_id": order.order_id, "status": order.status}
-            if order.status == "cancelled":
+            if order.status == OrderStatus.CANCELLED:
                 raise OrderCancelled()
-            if order.status == "expired" or order.expires_at <= self._clock():
+            if order.status == OrderStatus.EXPIRED or order.expires_at <= self._clock():
                 raise OrderExpired()
             try:
                 attempt = self.orders.begin_capture(order, self._clock())
@@ -311,17 +304,17 @@ class PaymentService:
         status = capture.get("status")
         if status in ("COMPLETED", "PENDING"):
             self.settle_capture(order, capture["id"], completed=status == "COMPLETED")
-            return {"order_id": order.order_id, "status": "processing"}
+            return {"order_id": order.order_id, "status": OrderStatus.PROCESSING}
         self.fail(order.order_id, "The payment was declined by PayPal.")
         raise PaymentDeclined()
 
     def settle_capture(self, order: OrderRecord, capture_id: str, *, completed: bool) -> None:
         """Record a capture; once it is COMPLETED, hand the order to the purchase worker."""
         try:
-            self.orders.record_capture(order.order_id, capture_id, from_statuses=("created", "processing"))
+            self.orders.record_capture(order.order_id, capture_id)
         except StaleState:
             current = self.orders.get(order.order_id)
-            if current is None or current.status != "processing" or current.capture_id != capture_id:
+            if current is None or current.status != OrderStatus.PROCESSING or current.capture_id != capture_id:
                 logger.warning("capture for an order that moved on", extra={"order_id": order.order_id})
                 return
         if completed:
@@ -330,7 +323,7 @@ class PaymentService:
 
     def fail(self, order_id: str, reason: str, refund: RefundEntry | None = None) -> None:
         order = self.orders.get(order_id)
-        if order is None or order.status != "processing":
+        if order is None or order.status != OrderStatus.PROCESSING:
             return
         states = self.orders.tickets(order.showtime_id, order.ticket_ids)
         try:
@@ -342,12 +335,12 @@ class PaymentService:
     def cancel(self, user_id: str, paypal_order_id: str) -> dict:
         order = self._owned_by_token(user_id, paypal_order_id)
         for _ in range(3):
-            if order.status == "cancelled":
-                return {"order_id": order.order_id, "status": "cancelled"}
-            if order.status != "created":
+            if order.status == OrderStatus.CANCELLED:
+                return {"order_id": order.order_id, "status": OrderStatus.CANCELLED}
+            if order.status != OrderStatus.CREATED:
                 raise NotCancellable()
-            if self._end_checkout(order, "cancelled", restore=True):
-                return {"order_id": order.order_id, "status": "cancelled"}
+            if self._end_checkout(order, OrderStatus.CANCELLED, restore=True):
+                return {"order_id": order.order_id, "status": OrderStatus.CANCELLED}
             order = self.orders.get(order.order_id) or order
         raise Busy("The order is changing; please retry.")
 
@@ -361,11 +354,8 @@ class PaymentService:
 
     # --- orders -------------------------------------------------------------------------
     def list_orders(self, user_id: str, *, limit: int, cursor: str | None) -> dict:
-        start = decode_cursor(cursor, {"order_id", "user_id", "created_at"})
-        if start is not None and start.get("user_id", {}).get("S") != user_id:
-            raise BadRequest("cursor: malformed cursor")
-        items, last = self.orders.list_for_user(user_id, limit=limit, cursor=start)
-        return {"results": [order_view(o) for o in items], "next": encode_cursor(last)}
+        page = self.orders.list_for_user(user_id, limit=limit, cursor=cursor)
+        return {"results": [order_view(o) for o in page.items], "next": page.cursor}
 
     def order(self, user_id: str, order_id: str) -> dict:
         order = self.orders.get(order_id) if plausible_id(order_id) else None
@@ -380,7 +370,7 @@ class PaymentService:
         if order is None:
             logger.warning("purchase for an unknown order", extra={"order_id": order_id})
             return "unknown"
-        if order.status != "processing":
+        if order.status != OrderStatus.PROCESSING:
             return order.status  # already finished by an earlier delivery
         try:
             self.orders.complete_purchase(order)
@@ -388,11 +378,11 @@ class PaymentService:
             return self._seats_lost(order, refund_lost)
         metrics.add_metric(name="TicketsSold", unit="Count", value=len(order.tickets))
         logger.info("order paid", extra={"order_id": order_id})
-        return "paid"
+        return OrderStatus.PAID
 
     def _seats_lost(self, order: OrderRecord, refund_lost: Callable[[OrderRecord], RefundEntry]) -> str:
         current = self.orders.get(order.order_id)
-        if current is None or current.status != "processing":
+        if current is None or current.status != OrderStatus.PROCESSING:
             return current.status if current else "unknown"
         states = self.orders.tickets(order.showtime_id, order.ticket_ids)
         ours = [
@@ -406,7 +396,7 @@ class PaymentService:
         self.orders.fail_order(current, refund.reason or "seats lost", states, refund)
         metrics.add_metric(name="OrdersFailedSeatsLost", unit="Count", value=1)
         logger.warning("seats lost after capture; refunded", extra={"order_id": order.order_id})
-        return "failed"
+        return OrderStatus.FAILED
 
     # --- sweeper ------------------------------------------------------------------------
     def expire_orders(self) -> int:
@@ -416,16 +406,16 @@ class PaymentService:
         expired = 0
         for order_id in self.orders.expiring_orders(now):
             order = self.orders.get(order_id)
-            if order is not None and order.status == "processing" and order.capture_id:
+            if order is not None and order.status == OrderStatus.PROCESSING and order.capture_id:
                 self._settle_unfinished_purchase(order, now)
                 continue
-            if order is not None and order.status == "processing":
+            if order is not None and order.status == OrderStatus.PROCESSING:
                 order = self._reconcile_stalled_capture(order, now)
-            if order is None or order.status != "created" or order.expires_at > now:
+            if order is None or order.status != OrderStatus.CREATED or order.expires_at > now:
                 continue
             if order.capture_attempt and self._captured_meanwhile(order):
                 continue
-            if self._end_checkout(order, "expired", restore=False):
+            if self._end_checkout(order, OrderStatus.EXPIRED, restore=False):
                 expired += 1
         return expired
 

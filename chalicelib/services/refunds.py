@@ -4,20 +4,21 @@ convergence with what happened in PayPal (approvals whose buyer never returned, 
 from __future__ import annotations
 
 import json
-import re
 import time
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from decimal import Decimal
 
+from chalicelib.domain import PAYPAL_EVENT_FIELD_MAX, OrderRecord, RefundEntry, plausible_paypal_id
 from chalicelib.errors import BadRequest, DomainError, NotFound, NotRefundable, PaymentProviderUnavailable
 from chalicelib.observability import logger, metrics
+from chalicelib.order_status import OPEN, REQUEST_REFUND, OrderStatus
 from chalicelib.paypal import PayPalClient, PayPalError, PayPalUnavailable
 from chalicelib.queues import QueuePublisher
 from chalicelib.services.catalog import CatalogService
 from chalicelib.services.payments import PaymentService, now_iso
-from chalicelib.storage.orders import OrderRecord, OrderRepository, RefundEntry, StaleState, money
+from chalicelib.storage.orders import OrderRepository, StaleState, money
 
 REFUND_REASONS = {
     "REFUND_TIME_LIMIT_EXCEEDED": "The refund window for this payment has passed.",
@@ -29,9 +30,6 @@ REFUND_REASONS = {
     "REFUND_FAILED_INSUFFICIENT_FUNDS": "The refund could not be paid out right now; please try again later.",
 }
 _EVENT_TTL_SECONDS = 45 * 24 * 3600
-_MAX_EVENT_ID = 128
-_OPEN = ("created", "processing")
-_RESOURCE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 class RefundService:
@@ -63,7 +61,7 @@ class RefundService:
         order = self._orders.get(order_id) if order_id else None
         if order is None or order.user_id != user_id:
             raise NotFound("No such order.")
-        if order.status not in ("paid", "partially_refunded"):
+        if order.status not in REQUEST_REFUND.sources:
             raise NotRefundable(f"An order in status {order.status} cannot be refunded.")
         self._check_cutoff(order)
         chosen = refundable_tickets(order, ticket_ids)
@@ -160,7 +158,7 @@ class RefundService:
         sent = 0
         for order_id in self._orders.expiring_orders(now):
             order = self._orders.get(order_id)
-            if order is None or order.status != "refund_pending":
+            if order is None or order.status != OrderStatus.REFUND_PENDING:
                 continue
             for refund in order.refunds:
                 if refund.status == "pending" and (refund.created_at or "") < cutoff:
@@ -189,7 +187,7 @@ class RefundService:
             status="completed",
             amount=order.amount,
             ticket_ids=tuple(order.ticket_ids),
-            previous_status="processing",
+            previous_status=OrderStatus.PROCESSING,
             reason="Your seats could not be secured after payment, so the payment was refunded in full.",
             paypal_refund_id=paypal_refund_id,
             source="system",
@@ -216,7 +214,7 @@ class RefundService:
     def _dispatch(self, event: dict) -> str:
         kind = event["event_type"]
         resource_id = event["resource"].get("id")
-        if not isinstance(resource_id, str) or not _RESOURCE_ID.match(resource_id):
+        if not plausible_paypal_id(resource_id):
             return "ignored"  # not an id PayPal would issue: nothing to look up
         try:
             if kind == "CHECKOUT.ORDER.APPROVED":
@@ -236,7 +234,7 @@ class RefundService:
     def _approved(self, paypal_order_id: str) -> str:
         remote = self._paypal().get_order(paypal_order_id)
         order = self._orders.by_paypal_id(remote.get("id", ""))
-        if order is None or remote.get("status") != "APPROVED" or order.status != "created":
+        if order is None or remote.get("status") != "APPROVED" or order.status != OrderStatus.CREATED:
             return "ignored"
         try:
             self._payments.capture(order)
@@ -256,15 +254,19 @@ class RefundService:
         if order is None:
             return "ignored"
         status = capture.get("status")
-        if status == "COMPLETED" and order.status in ("created", "processing"):
+        if status == "COMPLETED" and order.status in (OrderStatus.CREATED, OrderStatus.PROCESSING):
             self._payments.settle_capture(order, capture["id"], completed=True)
             order = self._orders.get(order.order_id) or order
             if order.capture_id == capture["id"]:
                 return "settled"
             # The sweeper expired it between our read and the settle: the money buys nothing now.
-        if status == "COMPLETED" and order.capture_id != capture["id"] and order.status not in _OPEN:
+        if status == "COMPLETED" and order.capture_id != capture["id"] and order.status not in OPEN:
             return self._refund_orphan_capture(order, capture)
-        if status in ("DECLINED", "FAILED") and order.status == "processing" and order.capture_id == capture["id"]:
+        if (
+            status in ("DECLINED", "FAILED")
+            and order.status == OrderStatus.PROCESSING
+            and order.capture_id == capture["id"]
+        ):
             self._payments.fail(order.order_id, "The payment was declined by PayPal.")
             return "failed"
         return "ignored"
@@ -378,8 +380,8 @@ def parse_event(raw_body: bytes) -> dict:
     if not isinstance(event.get("id"), str) or not isinstance(event.get("event_type"), str):
         raise BadRequest("id, event_type: required")
     # The id becomes a key of the de-duplication table; PayPal's are ~40 characters.
-    if not 0 < len(event["id"]) <= _MAX_EVENT_ID or len(event["event_type"]) > _MAX_EVENT_ID:
-        raise BadRequest(f"id, event_type: at most {_MAX_EVENT_ID} characters")
+    if not 0 < len(event["id"]) <= PAYPAL_EVENT_FIELD_MAX or len(event["event_type"]) > PAYPAL_EVENT_FIELD_MAX:
+        raise BadRequest(f"id, event_type: at most {PAYPAL_EVENT_FIELD_MAX} characters")
     if not isinstance(event.get("resource"), dict):
         raise BadRequest("resource: required")
     return event

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from chalicelib import holds
 from chalicelib.broadcast import Broadcaster
-from chalicelib.domain import ConnectionRecord
+from chalicelib.domain import ConnectionRecord, plausible_id
 from chalicelib.errors import BadRequest, Busy, DomainError, NotFound, Unauthorized
 from chalicelib.observability import logger, metrics
 from chalicelib.services.accounts import AccountService
@@ -21,7 +21,6 @@ from chalicelib.storage.connections import ConnectionRepository
 from chalicelib.storage.seats import SeatRepository
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 ACTIONS = ("select", "unselect", "snapshot")
 
 
@@ -118,13 +117,13 @@ class SeatService:
     def _resolve_room(self, query: dict[str, str]) -> str:
         showtime_id = query.get("showtime_id")
         if showtime_id:
-            if not _ID.match(showtime_id):
+            if not plausible_id(showtime_id):
                 raise BadRequest("showtime_id: malformed")
             return self._catalog.showtime(showtime_id).id
         event_id, date, theater = query.get("event_id"), query.get("date"), query.get("theater")
         if not event_id or not date or not theater:
             raise BadRequest("event_id, date and theater (or showtime_id) are required")
-        if not _ID.match(event_id) or not _valid_date(date) or len(theater) > 100:
+        if not plausible_id(event_id) or not _valid_date(date) or len(theater) > 100:
             raise BadRequest("event_id, date or theater: malformed")
         showtime = self._catalog.find_showtime(event_id, date, theater)
         if showtime is None:
@@ -245,6 +244,6 @@ def _ticket_id(message: dict) -> str:
     ticket_id = message.get("ticket_id")
     if not isinstance(ticket_id, str) or not ticket_id:
         raise BadRequest("ticket_id: required")
-    if not _ID.match(ticket_id):
+    if not plausible_id(ticket_id):
         raise NotFound("No such ticket in this showtime.", ticket_id=ticket_id)
     return ticket_id

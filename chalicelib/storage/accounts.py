@@ -6,6 +6,7 @@ from pynamodb.exceptions import TransactWriteError
 
 from chalicelib.domain import UserRecord
 from chalicelib.errors import EmailTaken
+from chalicelib.storage.conditions import cancellation_reasons, item_failed
 from chalicelib.storage.models import User, transact_write
 
 
@@ -39,8 +40,7 @@ class AccountRepository:
                     condition=User.pk.does_not_exist(),
                 )
         except TransactWriteError as exc:
-            reasons = exc.cancellation_reasons or []
-            if reasons and reasons[0] is not None and reasons[0].code == "ConditionalCheckFailed":
+            if item_failed(cancellation_reasons(exc), 0):
                 raise EmailTaken() from exc
             raise
 

@@ -11,6 +11,7 @@ from pynamodb.exceptions import PutError, TransactWriteError
 
 from chalicelib.domain import CategoryRecord, EventRecord, Page, ShowtimeRecord, TicketRecord
 from chalicelib.errors import AlreadyExists, BadRequest
+from chalicelib.storage.conditions import condition_failed, transaction_cancelled
 from chalicelib.storage.models import Category, Event, Showtime, Ticket, transact_write
 
 _BATCH = 25  # BatchWriteItem's limit
@@ -47,7 +48,7 @@ def decode_cursor(cursor: str | None, fields: tuple[str, ...]) -> dict[str, str]
     return value
 
 
-def _start_key(position: dict[str, str] | None, extra: dict[str, str] | None = None) -> dict | None:
+def start_key(position: dict[str, str] | None, extra: dict[str, str] | None = None) -> dict | None:
     if position is None:
         return None
     return {name: {"S": value} for name, value in {**position, **(extra or {})}.items()}
@@ -96,6 +97,9 @@ def ticket_record(item: Ticket) -> TicketRecord:
         holder=item.holder,
         hold_expires_at=int(item.hold_expires_at) if item.hold_expires_at is not None else None,
         order_id=item.order_id,
+        hold_expiry_before_checkout=(
+            int(item.hold_expiry_before_checkout) if item.hold_expiry_before_checkout is not None else None
+        ),
     )
 
 
@@ -136,12 +140,12 @@ class CatalogRepository:
             result = Event.by_category.query(
                 category,
                 limit=limit + 1,
-                last_evaluated_key=_start_key(position, {"category": category}),
+                last_evaluated_key=start_key(position, {"category": category}),
                 scan_index_forward=False,
             )
         else:
             position = decode_cursor(cursor, ("id",))
-            result = Event.scan(limit=limit + 1, last_evaluated_key=_start_key(position))
+            result = Event.scan(limit=limit + 1, last_evaluated_key=start_key(position))
         items = [_event(e) for e in result]
         if len(items) <= limit:
             return Page(items=items, cursor=None)
@@ -167,7 +171,7 @@ class CatalogRepository:
                 created_at=record.created_at,
             ).save(condition=Event.id.does_not_exist())
         except PutError as exc:
-            if exc.cause_response_code == "ConditionalCheckFailedException":
+            if condition_failed(exc):
                 raise AlreadyExists("An event with this id already exists.") from exc
             raise
 
@@ -210,7 +214,7 @@ class CatalogRepository:
                 tickets_count=record.tickets_count,
             ).save(condition=Showtime.id.does_not_exist())
         except PutError as exc:
-            if exc.cause_response_code == "ConditionalCheckFailedException":
+            if condition_failed(exc):
                 raise AlreadyExists("A showtime for this event, date and theater already exists.") from exc
             raise
 
@@ -223,14 +227,14 @@ class CatalogRepository:
                 for t in batch:
                     tx.save(_new_ticket(t), condition=Ticket.ticket_id.does_not_exist())
         except TransactWriteError as exc:
-            if exc.cause_response_code != "TransactionCanceledException":
+            if not transaction_cancelled(exc):
                 raise
             # Some seats exist already (a retried creation): write the missing ones one by one.
             for t in batch:
                 try:
                     _new_ticket(t).save(condition=Ticket.ticket_id.does_not_exist())
                 except PutError as put_exc:
-                    if put_exc.cause_response_code != "ConditionalCheckFailedException":
+                    if not condition_failed(put_exc):
                         raise
 
     # --- tickets ------------------------------------------------------------------------

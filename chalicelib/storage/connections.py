@@ -7,6 +7,7 @@ import threading
 from pynamodb.exceptions import DeleteError
 
 from chalicelib.domain import ConnectionRecord
+from chalicelib.storage.conditions import condition_failed
 from chalicelib.storage.models import Connection
 
 # API Gateway closes a WebSocket after 2 hours; the TTL removes rows whose $disconnect never ran.
@@ -56,7 +57,7 @@ class ConnectionRepository:
         try:
             Connection(connection_id=connection_id).delete(condition=Connection.connected_at < cutoff)
         except DeleteError as exc:
-            if exc.cause_response_code == "ConditionalCheckFailedException":
+            if condition_failed(exc):
                 return False
             raise
         return True

@@ -138,7 +138,7 @@ class Cart(Model):
 
     user_id = UnicodeAttribute(hash_key=True)
     showtime_id = UnicodeAttribute(range_key=True)
-    holds = MapAttribute(default=dict)  # ticket_id -> expires_at (epoch seconds)
+    holds: MapAttribute = MapAttribute(default=dict)  # ticket_id -> expires_at (epoch seconds)
     version = NumberAttribute(default=0)
     open_order = UnicodeAttribute(null=True)  # the buyer's order in `created` for this showtime
 
@@ -193,8 +193,8 @@ class Order(Model):
     status = UnicodeAttribute()
     amount = UnicodeAttribute()
     currency = UnicodeAttribute()
-    tickets = ListAttribute(default=list)  # [{ticket_id, seat, price}]
-    refunded_ticket_ids = ListAttribute(default=list)
+    tickets: ListAttribute = ListAttribute(default=list)  # [{ticket_id, seat, price}]
+    refunded_ticket_ids: ListAttribute = ListAttribute(default=list)
     paypal_order_id = UnicodeAttribute(null=True)
     approval_url = UnicodeAttribute(null=True)
     capture_id = UnicodeAttribute(null=True)
@@ -202,7 +202,7 @@ class Order(Model):
     created_at = UnicodeAttribute()
     expires_at = NumberAttribute()
     open_shard = UnicodeAttribute(null=True)
-    refunds = MapAttribute(default=dict)  # refund_id -> {status, amount, ticket_ids, reason, ...}
+    refunds: MapAttribute = MapAttribute(default=dict)  # refund_id -> {status, amount, ticket_ids, reason, ...}
     failure_reason = UnicodeAttribute(null=True)
     by_user = OrdersByUser()
     by_open_expiry = OrdersByOpenExpiry()

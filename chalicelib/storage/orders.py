@@ -5,66 +5,36 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
 from pynamodb.expressions.condition import size
+from pynamodb.expressions.update import Action
 
 from chalicelib import holds, tables
+from chalicelib.domain import OrderRecord, OrderTicket, Page, RefundEntry, TicketRecord
+from chalicelib.order_status import (
+    ABORT_CAPTURE,
+    BEGIN_CAPTURE,
+    CANCEL,
+    EXPIRE,
+    EXTERNAL_REFUND,
+    FAIL,
+    PURCHASE,
+    RECORD_CAPTURE,
+    REQUEST_REFUND,
+    Move,
+    OrderStatus,
+    refunded_status,
+)
+from chalicelib.storage.catalog import decode_cursor, encode_cursor, start_key, ticket_record
+from chalicelib.storage.conditions import condition_failed, refused
 from chalicelib.storage.models import Cart, Order, PaymentRef, Ticket, transact_write
-
-_CANCELLED = "TransactionCanceledException"
-_CONDITION_FAILED = "ConditionalCheckFailedException"
 
 
 class StaleState(Exception):
     """A condition failed: the order or its tickets moved since they were read."""
-
-
-@dataclass(frozen=True)
-class OrderTicket:
-    ticket_id: str
-    seat: str
-    price: str
-
-
-@dataclass(frozen=True)
-class RefundEntry:
-    refund_id: str
-    status: str
-    amount: str
-    ticket_ids: tuple[str, ...]
-    previous_status: str
-    reason: str | None = None
-    paypal_refund_id: str | None = None
-    source: str = "buyer"
-    created_at: str | None = None
-
-
-@dataclass(frozen=True)
-class OrderRecord:
-    order_id: str
-    user_id: str
-    showtime_id: str
-    event_id: str | None
-    status: str
-    amount: str
-    currency: str
-    tickets: tuple[OrderTicket, ...]
-    created_at: str
-    expires_at: int
-    paypal_order_id: str | None = None
-    approval_url: str | None = None
-    capture_id: str | None = None
-    capture_attempt: int = 0
-    refunded_ticket_ids: tuple[str, ...] = ()
-    refunds: tuple[RefundEntry, ...] = field(default_factory=tuple)
-    failure_reason: str | None = None
-
-    @property
-    def ticket_ids(self) -> list[str]:
-        return [t.ticket_id for t in self.tickets]
 
 
 def _refund_entries(raw: dict) -> tuple[RefundEntry, ...]:
@@ -76,7 +46,7 @@ def _refund_entries(raw: dict) -> tuple[RefundEntry, ...]:
                 status=value["status"],
                 amount=value["amount"],
                 ticket_ids=tuple(value.get("ticket_ids", [])),
-                previous_status=value.get("previous_status", "paid"),
+                previous_status=value.get("previous_status", OrderStatus.PAID),
                 reason=value.get("reason"),
                 paypal_refund_id=value.get("paypal_refund_id"),
                 source=value.get("source", "buyer"),
@@ -110,10 +80,14 @@ def _record(item: Order) -> OrderRecord:
 
 
 def _raise_stale(exc: TransactWriteError | UpdateError) -> None:
-    code = exc.cause_response_code
-    if code in (_CANCELLED, _CONDITION_FAILED):
-        raise StaleState(str(code)) from exc
+    if refused(exc):
+        raise StaleState(str(exc.cause_response_code)) from exc
     raise exc
+
+
+def _status_in(move: Move) -> Any:
+    """The condition that the order is in one of the move's source statuses."""
+    return Order.status.is_in(*sorted(move.sources))
 
 
 def _open_shard(order_id: str) -> str:
@@ -137,14 +111,27 @@ class OrderRepository:
             return None
         return self.get(ref.order_id) if ref.order_id else None
 
-    def list_for_user(self, user_id: str, *, limit: int, cursor: dict | None) -> tuple[list[OrderRecord], dict | None]:
-        result = Order.by_user.query(user_id, scan_index_forward=False, limit=limit, last_evaluated_key=cursor)
+    def list_for_user(self, user_id: str, *, limit: int, cursor: str | None) -> Page:
+        """One page of a buyer's orders, newest first; the cursor names the last order of the previous page, and
+        only ever pages through the caller's own orders. Raises BadRequest for a malformed cursor."""
+        position = decode_cursor(cursor, ("order_id", "created_at"))
+        result = Order.by_user.query(
+            user_id,
+            scan_index_forward=False,
+            limit=limit + 1,  # one more than asked tells whether a next page exists
+            last_evaluated_key=start_key(position, {"user_id": user_id}),
+        )
         items = [_record(o) for o in result]
-        return items, result.last_evaluated_key
+        if len(items) <= limit:
+            return Page(items=items, cursor=None)
+        last = items[limit - 1]
+        return Page(
+            items=items[:limit], cursor=encode_cursor({"order_id": last.order_id, "created_at": last.created_at})
+        )
 
-    def tickets(self, showtime_id: str, ticket_ids: Iterable[str]) -> dict[str, Ticket]:
+    def tickets(self, showtime_id: str, ticket_ids: Iterable[str]) -> dict[str, TicketRecord]:
         keys = [(showtime_id, t) for t in ticket_ids]
-        return {t.ticket_id: t for t in Ticket.batch_get(keys, consistent_read=True)}
+        return {t.ticket_id: ticket_record(t) for t in Ticket.batch_get(keys, consistent_read=True)}
 
     def open_order_of(self, user_id: str, showtime_id: str) -> str | None:
         try:
@@ -209,7 +196,7 @@ class OrderRepository:
             user_id=order.user_id,
             showtime_id=order.showtime_id,
             event_id=order.event_id,
-            status="created",
+            status=OrderStatus.CREATED,
             amount=order.amount,
             currency=order.currency,
             tickets=[{"ticket_id": t.ticket_id, "seat": t.seat, "price": t.price} for t in order.tickets],
@@ -227,33 +214,37 @@ class OrderRepository:
                 condition=PaymentRef.ref.does_not_exist() | (PaymentRef.order_id == order_id)
             )
         except PutError as exc:
-            if exc.cause_response_code == _CONDITION_FAILED:
+            if condition_failed(exc):
                 raise StaleState("paypal order mapped to another order") from exc
             raise
         Order(order_id=order_id).update(
-            actions=[Order.paypal_order_id.set(paypal_order_id), Order.approval_url.set(approval_url)],
+            # approval_url may be None: PayPal gave no link (a set of None is what was always written here).
+            actions=[Order.paypal_order_id.set(paypal_order_id), Order.approval_url.set(approval_url)],  # type: ignore[arg-type]
             condition=Order.order_id.exists(),
         )
 
     # --- checkout ends without payment: checkout -> held / available -------------------------
     def end_checkout(
-        self, order: OrderRecord, new_status: str, ticket_states: dict[str, Ticket], *, restore: bool
+        self, order: OrderRecord, new_status: str, ticket_states: dict[str, TicketRecord], *, restore: bool
     ) -> None:
         """created -> cancelled (tickets back to the buyer's holds) or expired (tickets released)."""
+        move = CANCEL if restore else EXPIRE
+        if new_status not in move.targets:
+            raise ValueError(f"a checkout ends cancelled (restore) or expired, not {new_status}")
         try:
             with transact_write() as tx:
                 tx.update(
                     Order(order.order_id),
                     actions=[Order.status.set(new_status), Order.open_shard.remove()],
-                    condition=(Order.status == "created") & (Order.capture_attempt == order.capture_attempt),
+                    condition=_status_in(move) & (Order.capture_attempt == order.capture_attempt),
                 )
-                cart_actions = [Cart.open_order.remove(), Cart.version.add(1)]
+                cart_actions: list[Action] = [Cart.open_order.remove(), Cart.version.add(1)]
                 for ticket_id, item in ticket_states.items():
                     if item.status != holds.CHECKOUT or item.order_id != order.order_id:
                         continue
                     original = int(item.hold_expiry_before_checkout or 0)
                     if restore:
-                        actions = [
+                        actions: list[Action] = [
                             Ticket.status.set(holds.HELD),
                             Ticket.hold_expires_at.set(original),
                             Ticket.sweep_shard.set(holds.sweep_shard(ticket_id)),
@@ -281,10 +272,10 @@ class OrderRepository:
         try:
             Order(order.order_id).update(
                 actions=[
-                    Order.status.set("processing"),
+                    Order.status.set(OrderStatus.PROCESSING),
                     Order.capture_attempt.set(attempt),
                 ],
-                condition=(Order.status == "created")
+                condition=_status_in(BEGIN_CAPTURE)
                 & (Order.capture_attempt == order.capture_attempt)
                 & (Order.expires_at > int(now)),
             )
@@ -296,23 +287,23 @@ class OrderRepository:
         """processing -> created after a declined or unknown capture (the buyer may try again)."""
         try:
             Order(order_id).update(
-                actions=[Order.status.set("created"), Order.open_shard.set(_open_shard(order_id))],
+                actions=[Order.status.set(OrderStatus.CREATED), Order.open_shard.set(_open_shard(order_id))],
                 # Never undo a capture someone recorded meanwhile (a webhook may settle it first).
-                condition=(Order.status == "processing")
+                condition=_status_in(ABORT_CAPTURE)
                 & (Order.capture_attempt == attempt)
                 & Order.capture_id.does_not_exist(),
             )
         except UpdateError as exc:
             _raise_stale(exc)
 
-    def record_capture(self, order_id: str, capture_id: str, *, from_statuses: tuple[str, ...]) -> None:
+    def record_capture(self, order_id: str, capture_id: str) -> None:
         """Note the capture id and make sure the order is processing (a webhook may capture first)."""
-        condition = Order.status.is_in(*from_statuses)
+        condition = _status_in(RECORD_CAPTURE)
         try:
             Order(order_id).update(
                 # The order stays in the sweeper's index until it is paid or failed: a purchase message
                 # lost between here and SQS, or a PENDING capture, is then settled from PayPal's truth.
-                actions=[Order.capture_id.set(capture_id), Order.status.set("processing")],
+                actions=[Order.capture_id.set(capture_id), Order.status.set(OrderStatus.PROCESSING)],
                 condition=condition & (Order.capture_id.does_not_exist() | (Order.capture_id == capture_id)),
             )
         except UpdateError as exc:
@@ -325,12 +316,12 @@ class OrderRepository:
             with transact_write() as tx:
                 tx.update(
                     Order(order.order_id),
-                    actions=[Order.status.set("paid"), Order.open_shard.remove()],
-                    condition=Order.status == "processing",
+                    actions=[Order.status.set(OrderStatus.PAID), Order.open_shard.remove()],
+                    condition=_status_in(PURCHASE),
                 )
                 # open_order is left alone: by now it may name a newer order of this buyer, and a pointer
                 # to an order that is no longer `created` is ignored anyway.
-                cart_actions = [Cart.version.add(1)]
+                cart_actions: list[Action] = [Cart.version.add(1)]
                 for ticket_id in order.ticket_ids:
                     tx.update(
                         Ticket(order.showtime_id, ticket_id),
@@ -348,16 +339,20 @@ class OrderRepository:
             _raise_stale(exc)
 
     def fail_order(
-        self, order: OrderRecord, reason: str, ticket_states: dict[str, Ticket], refund: RefundEntry | None
+        self, order: OrderRecord, reason: str, ticket_states: dict[str, TicketRecord], refund: RefundEntry | None
     ) -> None:
         """processing -> failed; whatever tickets are still ours go back on sale."""
-        actions = [Order.status.set("failed"), Order.failure_reason.set(reason), Order.open_shard.remove()]
+        actions: list[Action] = [
+            Order.status.set(OrderStatus.FAILED),
+            Order.failure_reason.set(reason),
+            Order.open_shard.remove(),
+        ]
         if refund is not None:
             actions.append(Order.refunds[refund.refund_id].set(_refund_value(refund)))
         try:
             with transact_write() as tx:
-                tx.update(Order(order.order_id), actions=actions, condition=Order.status == "processing")
-                cart_actions = [Cart.version.add(1)]  # open_order: see complete_purchase
+                tx.update(Order(order.order_id), actions=actions, condition=_status_in(FAIL))
+                cart_actions: list[Action] = [Cart.version.add(1)]  # open_order: see complete_purchase
                 for ticket_id, item in ticket_states.items():
                     cart_actions.append(Cart.holds[ticket_id].remove())
                     if item.status in (holds.CHECKOUT, holds.SOLD) and item.order_id == order.order_id:
@@ -378,11 +373,12 @@ class OrderRepository:
             Order(order.order_id).update(
                 # In the sweeper's index while pending: a refund message lost on its way to SQS is re-sent.
                 actions=[
-                    Order.status.set("refund_pending"),
+                    Order.status.set(OrderStatus.REFUND_PENDING),
                     Order.refunds[refund.refund_id].set(value),
                     Order.open_shard.set(_open_shard(order.order_id)),
                 ],
                 condition=(Order.status == order.status)
+                & _status_in(REQUEST_REFUND)
                 & _refunded_unchanged(order)
                 & Order.refunds[refund.refund_id].does_not_exist(),
             )
@@ -426,7 +422,7 @@ class OrderRepository:
                 tx.update(
                     Order(order.order_id),
                     actions=[*_refunded_actions(order, refund), Order.refunds[refund.refund_id].set(value)],
-                    condition=Order.status.is_in("paid", "partially_refunded", "refund_pending")
+                    condition=_status_in(EXTERNAL_REFUND)
                     & _refunded_unchanged(order)
                     & Order.refunds[refund.refund_id].does_not_exist(),
                 )
@@ -465,10 +461,10 @@ def _refunded_unchanged(order: OrderRecord):
     return unchanged | Order.refunded_ticket_ids.does_not_exist() if count == 0 else unchanged
 
 
-def _refunded_actions(order: OrderRecord, refund: RefundEntry) -> list:
+def _refunded_actions(order: OrderRecord, refund: RefundEntry) -> list[Action]:
     """The order's status and refunded tickets once this refund is done."""
     refunded = sorted(set(order.refunded_ticket_ids) | set(refund.ticket_ids))
-    status = "refunded" if set(refunded) >= set(order.ticket_ids) else "partially_refunded"
+    status = refunded_status(set(refunded), set(order.ticket_ids))
     return [Order.status.set(status), Order.refunded_ticket_ids.set(refunded)]
 
 
@@ -482,7 +478,7 @@ def _release_sold(tx, order: OrderRecord, ticket_ids: Iterable[str]) -> None:
         )
 
 
-def _release_actions() -> list:
+def _release_actions() -> list[Action]:
     return [
         Ticket.status.set(holds.AVAILABLE),
         Ticket.holder.remove(),
@@ -498,7 +494,7 @@ def _refund_value(refund: RefundEntry) -> dict:
         "status": refund.status,
         "amount": refund.amount,
         "ticket_ids": list(refund.ticket_ids),
-        "previous_status": refund.previous_status,
+        "previous_status": str(refund.previous_status),  # a plain str: map attributes serialize by exact type
         "source": refund.source,
     }
     if refund.reason:

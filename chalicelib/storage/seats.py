@@ -27,10 +27,14 @@ from chalicelib.errors import (
     NotHolder,
     TicketUnavailable,
 )
+from chalicelib.storage.conditions import (
+    cancellation_reasons,
+    condition_failed,
+    item_failed,
+    old_ticket,
+    transaction_cancelled,
+)
 from chalicelib.storage.models import Cart, Ticket, transact_write
-
-_CANCELLED = "TransactionCanceledException"
-_CONDITION_FAILED = "ConditionalCheckFailed"
 
 
 @dataclass(frozen=True)
@@ -39,31 +43,6 @@ class ExpiredHold:
     ticket_id: str
     holder: str
     expires_at: int
-
-
-@dataclass(frozen=True)
-class _OldTicket:
-    exists: bool
-    status: str | None = None
-    holder: str | None = None
-    hold_expires_at: int | None = None
-
-
-def _old_ticket(reason) -> _OldTicket:
-    raw = getattr(reason, "raw_item", None) if reason is not None else None
-    if not raw:
-        return _OldTicket(exists=False)
-    expires = raw.get("hold_expires_at", {}).get("N")
-    return _OldTicket(
-        exists=True,
-        status=raw.get("status", {}).get("S"),
-        holder=raw.get("holder", {}).get("S"),
-        hold_expires_at=int(float(expires)) if expires is not None else None,
-    )
-
-
-def _failed(reasons: list, index: int) -> bool:
-    return len(reasons) > index and reasons[index] is not None and reasons[index].code == _CONDITION_FAILED
 
 
 class _CartCache:
@@ -198,20 +177,20 @@ class SeatRepository:
                 )
                 self._cart_update(cart, new_holds, tx)
         except TransactWriteError as exc:
-            if exc.cause_response_code != _CANCELLED:
+            if not transaction_cancelled(exc):
                 raise
-            return self._explain_select_failure(exc.cancellation_reasons or [], cart, ticket_id, now)
+            return self._explain_select_failure(cancellation_reasons(exc), cart, ticket_id, now)
         self._carts.put(CartRecord(cart.user_id, cart.showtime_id, new_holds, cart.version + 1, exists=True))
         return expires_at
 
     def _explain_select_failure(self, reasons: list, cart: CartRecord, ticket_id: str, now: float) -> int | None:
-        if _failed(reasons, 1) or not _failed(reasons, 0):
+        if item_failed(reasons, 1) or not item_failed(reasons, 0):
             # The cart moved (or the reasons do not say): the cached copy is stale. When only the
             # ticket failed, the cart was just confirmed current and stays cached: under a rush most
             # selects are refused seats, and each would otherwise cost one more read next time.
             self._carts.drop((cart.user_id, cart.showtime_id))
-        if _failed(reasons, 0):
-            old = _old_ticket(reasons[0])
+        if item_failed(reasons, 0):
+            old = old_ticket(reasons[0])
             if not old.exists:
                 raise NotFound("No such ticket in this showtime.", ticket_id=ticket_id)
             live_own = old.holder == cart.user_id and not holds.is_expired(old.hold_expires_at, now)
@@ -243,9 +222,9 @@ class SeatRepository:
                     )
                     self._cart_update(cart, new_holds, tx)
             except TransactWriteError as exc:
-                if exc.cause_response_code != _CANCELLED:
+                if not transaction_cancelled(exc):
                     raise
-                self._explain_unselect_failure(exc.cancellation_reasons or [], user_id, ticket_id)
+                self._explain_unselect_failure(cancellation_reasons(exc), user_id, ticket_id)
                 fresh = True
                 self._backoff(attempt)
                 continue
@@ -254,9 +233,9 @@ class SeatRepository:
         raise Busy(ticket_id=ticket_id)
 
     def _explain_unselect_failure(self, reasons: list, user_id: str, ticket_id: str) -> None:
-        if not _failed(reasons, 0):
+        if not item_failed(reasons, 0):
             return
-        old = _old_ticket(reasons[0])
+        old = old_ticket(reasons[0])
         if not old.exists:
             raise NotFound("No such ticket in this showtime.", ticket_id=ticket_id)
         if old.status == holds.CHECKOUT and old.holder == user_id:
@@ -290,7 +269,7 @@ class SeatRepository:
                 & (Ticket.hold_expires_at <= int(now)),
             )
         except UpdateError as exc:
-            if exc.cause_response_code == "ConditionalCheckFailedException":
+            if condition_failed(exc):
                 return False
             raise
         return True
@@ -303,6 +282,6 @@ class SeatRepository:
                 condition=Cart.holds[ticket_id] == expiry,
             )
         except UpdateError as exc:
-            if exc.cause_response_code != "ConditionalCheckFailedException":
+            if not condition_failed(exc):
                 raise
         self._carts.drop((user_id, showtime_id))

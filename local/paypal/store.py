@@ -41,9 +41,7 @@ def dump(emulator: PayPalEmulator) -> dict[str, Any]:
         "idempotency": [[op, key, status, body] for (op, key), (status, body) in emulator.idempotency.items()],
         # Only the latest: verify-webhook-signature runs within seconds of a delivery, and each event carries a
         # whole order (they were most of the file and of the time to save it).
-        "transmissions": {
-            tid: dict(vars(t)) for tid, t in list(emulator.transmissions.items())[-TRANSMISSIONS_KEPT:]
-        },
+        "transmissions": {tid: dict(vars(t)) for tid, t in list(emulator.transmissions.items())[-TRANSMISSIONS_KEPT:]},
     }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import uuid
 
 import pytest
 
@@ -26,8 +27,9 @@ from chalicelib.errors import (
     PaymentDeclined,
     PaymentProviderUnavailable,
 )
-from chalicelib.queues import QueuePublisher
 from chalicelib.services.payments import CAPTURE_GRACE_SECONDS, PaymentService
+from chalicelib.storage.catalog import encode_cursor
+from chalicelib.wiring import Container
 from tests.e2e.payflow import PaymentLab, Shop, approve_on_page, standalone_emulator, wait_until, webhook_event
 
 BUYER, OTHER = "buyer-1", "buyer-2"
@@ -62,19 +64,8 @@ def sweep_until_expired(shop: Shop, order_id: str) -> None:
 
 
 def sweeper_at(shop: Shop, moment: float) -> PaymentService:
-    """The payment service of the shop's container with its clock at `moment` (the sweeper's `now`)."""
-    container = shop.container
-    return PaymentService(
-        orders=container.payments.orders,
-        seats=container.seats.repo,
-        catalog=container.catalog,
-        paypal=container.paypal,
-        purchases=QueuePublisher(container.sqs_client, container.settings.purchases_queue_url, "purchases"),
-        payment_window_seconds=container.settings.payment_window_seconds,
-        return_url=container.settings.payment_return_url,
-        cancel_url=container.settings.payment_cancel_url,
-        clock=lambda: moment,
-    )
+    """The payment service of the shop's settings with its clock at `moment` (the sweeper's `now`)."""
+    return Container(shop.container.settings, clock=lambda: moment).payments
 
 
 def deliver(shop: Shop, event_type: str, resource: dict, event_id: str | None = None) -> dict:
@@ -491,3 +482,34 @@ def test_with_a_webhook_id_configured_an_unsigned_webhook_is_refused_before_anyt
 
     assert shop.order(created["order_id"]).status == "created"
     assert shop.emulator.captures_of(created["paypal_order_id"]) == []
+
+
+# ---- a buyer's orders, page by page ---------------------------------------------------------------------------
+
+
+def test_orders_page_through_the_buyers_own_orders_newest_first(shop):
+    buyer = f"pager-{uuid.uuid4().hex[:6]}"
+    made = [shop.paid(buyer, [seat])["order_id"] for seat in shop.seats[:3]]
+    shop.paid(OTHER, [shop.seats[3]])
+
+    first = shop.payments.list_orders(buyer, limit=2, cursor=None)
+    second = shop.payments.list_orders(buyer, limit=2, cursor=first["next"])
+
+    assert [o["order_id"] for o in first["results"] + second["results"]] == list(reversed(made))
+    assert first["next"] and second["next"] is None
+    # Another buyer's cursor pages through that buyer's own orders only.
+    assert shop.payments.list_orders(OTHER, limit=2, cursor=first["next"])["results"] == []
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "not-base64!",
+        encode_cursor({"order_id": "x", "user_id": "y", "created_at": "z"}),
+        encode_cursor({"order_id": "x"}),
+        "eyJvcmRlcl9pZCI6IHsiUyI6ICJ4In19",  # {"order_id": {"S": "x"}}: a raw DynamoDB key
+    ],
+)
+def test_a_crafted_orders_cursor_is_a_bad_request(shop, cursor):
+    with pytest.raises(BadRequest, match="cursor"):
+        shop.payments.list_orders(BUYER, limit=2, cursor=cursor)
