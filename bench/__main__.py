@@ -48,7 +48,7 @@ from bench.memory import (  # noqa: E402
 )
 from bench.phases import log  # noqa: E402
 from bench.world import Rooms, Tables, aws_endpoint, register_users  # noqa: E402
-from tests.stack import running_stack  # noqa: E402
+from tests.support.stack import running_stack  # noqa: E402
 
 RSS_TARGET_MIB = 1024
 MAX_HOLDS = 4  # the stack's default MAX_TICKETS_PER_USER
@@ -188,7 +188,7 @@ def start_stack(exits: ExitStack, attempts: int = 3):
     The endpoint is read at once: the stack's output is kept in a bounded buffer that later log lines
     push the ready line out of.
 
-    tests.stack treats any output line containing "ready" as the ready line, so an early failure such
+    tests.support.stack treats any output line containing "ready" as the ready line, so an early failure such
     as "address already in use" (a free port taken by someone else in between) looks like a start.
     """
     for attempt in range(1, attempts + 1):

@@ -6,9 +6,9 @@ import random
 
 import pytest
 
-from tests.e2e import payflow
-from tests.e2e.payflow import Emulator
-from tests.stack import running_stack
+from tests.support import payflow
+from tests.support.payflow import Emulator
+from tests.support.stack import running_stack
 
 
 def pytest_collection_modifyitems(items):

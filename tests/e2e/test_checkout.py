@@ -14,9 +14,9 @@ from decimal import Decimal
 
 import pytest
 
-from tests.e2e import payflow
-from tests.e2e.payflow import Buyer, Emulator, approve_on_page, cancel_on_page, free_seats
-from tests.stack import running_stack
+from tests.support import payflow
+from tests.support.payflow import Buyer, Emulator, approve_on_page, cancel_on_page, free_seats
+from tests.support.stack import running_stack
 
 
 def test_buyer_pays_through_the_approval_page_and_the_room_sees_the_seats_sold(stack, showtime, emulator):

@@ -9,7 +9,7 @@ import pytest
 import requests
 import websockets
 
-from tests.e2e.test_websocket import TIMEOUT, Client, clients, connection_ids_of, new_room, url_for, wait_until
+from tests.support.rooms import TIMEOUT, Client, clients, connection_ids_of, new_room, url_for, wait_until
 
 FRAME_LIMIT = 32 * 1024
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.stack import running_stack
+from tests.support.stack import running_stack
 
 STOP_TIMEOUT = 30.0
 

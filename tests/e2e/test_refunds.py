@@ -9,8 +9,8 @@ from decimal import Decimal
 
 import requests
 
-from tests.e2e import payflow
-from tests.e2e.payflow import TIMEOUT, Buyer, free_seats
+from tests.support import payflow
+from tests.support.payflow import TIMEOUT, Buyer, free_seats
 
 
 def test_refunding_one_ticket_then_the_rest_frees_the_seats_for_everyone(stack, showtime, emulator):

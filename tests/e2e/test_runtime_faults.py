@@ -12,9 +12,9 @@ import time
 import pytest
 import requests
 
-from tests.e2e import payflow
-from tests.e2e.payflow import SLOW, TIMEOUT, Buyer, Emulator, approve_on_page, free_seats, wait_until
-from tests.stack import free_port, running_stack
+from tests.support import payflow
+from tests.support.payflow import SLOW, TIMEOUT, Buyer, Emulator, approve_on_page, free_seats, wait_until
+from tests.support.stack import free_port, running_stack
 
 pytestmark = pytest.mark.slow
 

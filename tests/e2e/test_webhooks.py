@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from tests.e2e.payflow import TIMEOUT, Buyer, Emulator, approve_on_page, free_seats, wait_until, webhook_event
+from tests.support.payflow import TIMEOUT, Buyer, Emulator, approve_on_page, free_seats, wait_until, webhook_event
 
 
 def post_webhook(stack, event: dict) -> requests.Response:

@@ -4,15 +4,12 @@ definitions, and a Container bound to them (the same composition root the Lambda
 from __future__ import annotations
 
 import os
-import uuid
 
-import boto3
 import pytest
 
-from chalicelib.config import load_settings
 from chalicelib.wiring import Container
 from local.moto import MotoProcess
-from local.resources import ensure_queues, ensure_tables
+from tests.support.tables import make_settings, provision
 
 
 @pytest.fixture(scope="session")
@@ -22,60 +19,6 @@ def moto_endpoint():
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     with MotoProcess() as server:
         yield server.endpoint
-
-
-def make_settings(endpoint: str, **overrides: str):
-    """Settings for an isolated set of tables (a unique prefix per test module or test)."""
-    prefix = overrides.pop("TABLE_PREFIX", f"it-{uuid.uuid4().hex[:8]}-")
-    env = {
-        "AWS_ENDPOINT_URL": endpoint,
-        "AWS_REGION": "us-east-1",
-        "TABLE_PREFIX": prefix,
-        "QUEUE_PREFIX": prefix,
-        "JWT_SECRET": "integration-secret-integration-secret",
-        "PASSWORD_SCRYPT_N": "1024",
-        "WS_MANAGEMENT_ENDPOINT": "http://127.0.0.1:9",
-        **overrides,
-    }
-    return load_settings(env)
-
-
-def provision(settings) -> dict[str, str]:
-    session = boto3.session.Session(region_name=settings.region)
-    streams = ensure_tables(session.client("dynamodb", endpoint_url=settings.dynamodb_endpoint), settings)
-    ensure_queues(session.client("sqs", endpoint_url=settings.sqs_endpoint), settings)
-    return streams
-
-
-def bound(container: Container) -> Container:
-    """The container with the storage models pointed at its tables again: pynamodb models are bound
-    process-wide, so another module's container may have rebound them to its own tables."""
-    from chalicelib import tables
-    from chalicelib.storage.models import User, bind_models
-
-    if User.Meta.table_name != container.settings.table_name(tables.USERS.logical):
-        bind_models(container.settings)
-    return container
-
-
-def stream_world(moto_endpoint: str, title: str, **env: str) -> dict:
-    """Fresh tables, a container on them, one event, and a DynamoDB Streams client with the tickets
-    stream's ARN: what a test of the stream-driven paths (broadcasts, sweep) starts from."""
-    from chalicelib.storage.catalog import CatalogRepository
-
-    settings = make_settings(moto_endpoint, **env)
-    streams = provision(settings)
-    container = Container(settings)
-    CatalogRepository().put_category("drama", "Drama")
-    event = container.catalog.create_event(title=title, description="", category="drama", duration_minutes=90)
-    session = boto3.session.Session(region_name=settings.region)
-    return {
-        "settings": settings,
-        "container": container,
-        "event": event["id"],
-        "streams": session.client("dynamodbstreams", endpoint_url=moto_endpoint),
-        "stream_arn": streams["tickets"],
-    }
 
 
 @pytest.fixture
@@ -98,7 +41,7 @@ def container(settings_factory) -> Container:
 
 @pytest.fixture(scope="module")
 def lab(moto_endpoint):
-    from tests.e2e.payflow import PaymentLab, standalone_emulator
+    from tests.support.payflow import PaymentLab, standalone_emulator
 
     with standalone_emulator() as emulator:
         # A 1 s visibility timeout: a failed message is redelivered within a second, as locally.

@@ -13,7 +13,7 @@ from chalice.test import Client
 
 from chalicelib.errors import EmailTaken, Forbidden, Unauthorized
 from chalicelib.wiring import Container, reset_container
-from tests.integration.conftest import bound, make_settings, provision
+from tests.support.tables import bound, make_settings, provision
 
 
 @pytest.fixture(scope="module")

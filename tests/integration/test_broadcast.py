@@ -28,7 +28,7 @@ from chalicelib.storage.catalog import CatalogRepository
 from chalicelib.storage.connections import ConnectionRepository
 from chalicelib.storage.models import Connection
 from local.pollers import RecordsReader, StreamPoller
-from tests.integration.conftest import stream_world
+from tests.support.tables import stream_world
 
 
 class ManagementApi:

@@ -12,7 +12,7 @@ import pytest
 from chalicelib.errors import AlreadyExists, BadRequest, NotFound
 from chalicelib.storage.catalog import CatalogRepository, encode_cursor
 from chalicelib.wiring import Container
-from tests.integration.conftest import bound, make_settings, provision
+from tests.support.tables import bound, make_settings, provision
 
 DAY = dt.date(2031, 3, 14)
 CATEGORIES = (("drama", "Drama"), ("sci-fi", "Science Fiction"), ("comedy", "Comedy"))

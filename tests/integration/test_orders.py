@@ -30,7 +30,7 @@ from chalicelib.errors import (
 from chalicelib.services.payments import CAPTURE_GRACE_SECONDS, PaymentService
 from chalicelib.storage.catalog import encode_cursor
 from chalicelib.wiring import Container
-from tests.e2e.payflow import PaymentLab, Shop, approve_on_page, standalone_emulator, wait_until, webhook_event
+from tests.support.payflow import PaymentLab, Shop, approve_on_page, standalone_emulator, wait_until, webhook_event
 
 BUYER, OTHER = "buyer-1", "buyer-2"
 

@@ -7,7 +7,6 @@ included) and every JSON request the client sends is validated against PayPal's 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import threading
 import time
@@ -26,7 +25,15 @@ from jsonschema import ValidationError
 
 from chalicelib.paypal import PayPalClient, PayPalError, PayPalUnavailable, approval_url, first_capture
 from local.paypal import start_standalone
-from tests.paypal_schema import ORDERS, PAYMENTS, WEBHOOKS, validate_component, validate_exchange, validate_response
+from tests.support.payflow import LoopThread
+from tests.support.paypal_schema import (
+    ORDERS,
+    PAYMENTS,
+    WEBHOOKS,
+    validate_component,
+    validate_exchange,
+    validate_response,
+)
 
 CLIENT_ID = "it-client"
 CLIENT_SECRET = "it-secret"
@@ -35,23 +42,6 @@ CANCEL_URL = "https://tickets.example/paypal/cancel"
 
 
 # ---- infrastructure: event loop thread, emulator, webhook receiver ------------------------------------------
-
-
-class LoopThread:
-    """An asyncio loop on a daemon thread, so blocking `requests` calls can hit servers it runs."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-
-    def run(self, coro: Any, timeout: float = 10) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-        self.loop.close()
 
 
 class WebhookReceiver:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from chalicelib.paypal import PayPalClient, PayPalError, first_capture
-from tests.e2e.payflow import standalone_emulator
+from tests.support.payflow import standalone_emulator
 
 CLIENT = {"client_id": "store-client", "client_secret": "store-secret"}
 

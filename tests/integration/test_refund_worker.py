@@ -20,7 +20,7 @@ from chalicelib.services.refunds import RefundService
 from chalicelib.storage.models import Ticket
 from chalicelib.storage.orders import RefundEntry, StaleState
 from local.gateway import lambda_context
-from tests.e2e.payflow import webhook_event
+from tests.support.payflow import webhook_event
 
 BUYER, OTHER = "refund-buyer", "refund-other"
 

@@ -28,7 +28,7 @@ from chalicelib.storage.catalog import CatalogRepository
 from chalicelib.storage.models import Ticket
 from chalicelib.storage.seats import SeatRepository
 from chalicelib.wiring import Container
-from tests.integration.conftest import make_settings, provision
+from tests.support.tables import make_settings, provision
 
 LIMIT = 4
 HOLD = 600

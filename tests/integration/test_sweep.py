@@ -13,7 +13,7 @@ from chalicelib.services.seats import SeatService, change_from_images
 from chalicelib.storage.catalog import CatalogRepository
 from chalicelib.storage.models import Ticket
 from local.pollers import StreamPoller
-from tests.integration.conftest import stream_world
+from tests.support.tables import stream_world
 
 HOLD = 600
 T0 = 1_900_000_000

@@ -24,7 +24,7 @@ from chalicelib.paypal import (
     first_capture,
     format_amount,
 )
-from tests.paypal_schema import validate_request
+from tests.support.paypal_schema import validate_request
 
 BASE = "https://api-m.example.test"
 CLIENT_ID = "client-id-123"

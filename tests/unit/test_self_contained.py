@@ -99,3 +99,15 @@ def test_the_check_catches_a_planted_outside_reference(text):
 def test_the_check_catches_a_broken_markdown_link():
     assert broken_links(ROOT / "docs" / "planted.md", "[gone](nowhere.md) [out](../../outside.md)")
     assert not broken_links(ROOT / "docs" / "planted.md", "[contract](API.md#errors) [web](https://example.com)")
+
+
+def test_test_tiers_share_support_only_through_tests_support():
+    """A tier (unit, integration, e2e, browser, infra) imports from its own package or `tests.support` only."""
+    crossing = []
+    for path in (ROOT / "tests").rglob("*.py"):
+        tier = path.relative_to(ROOT / "tests").parts[0]
+        for found in re.findall(r"^\s*from tests\.(\w+)|^\s*import tests\.(\w+)", path.read_text(), re.M):
+            imported = found[0] or found[1]
+            if imported not in ("support", tier):
+                crossing.append(f"{path.relative_to(ROOT)} imports tests.{imported}")
+    assert crossing == []

@@ -3,7 +3,7 @@
 Uses `openapi-schema-validator` (OAS 3.0 dialect on top of `jsonschema`): responses with its read validator
 (OAS30ReadValidator), request bodies with OAS30Validator, `$ref`s resolved inside the spec file through `referencing`.
 
-    from tests.paypal_schema import validate_response, validate_exchange, validate_component
+    from tests.support.paypal_schema import validate_response, validate_exchange, validate_component
     validate_response("POST", "/v2/checkout/orders", 201, body)      # by concrete path
     validate_exchange(response)                                        # a requests.Response, path found from URL
     validate_component("notifications_webhooks_v1.json", "event", webhook)
@@ -26,7 +26,7 @@ from openapi_schema_validator import OAS30ReadValidator, OAS30Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 
-SPEC_DIR = Path(__file__).resolve().parent / "support" / "paypal_specs"
+SPEC_DIR = Path(__file__).resolve().parent / "paypal_specs"
 
 ORDERS = "checkout_orders_v2.json"
 PAYMENTS = "payments_payment_v2.json"

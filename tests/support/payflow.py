@@ -325,7 +325,7 @@ class Buyer:
 
 
 class LoopThread:
-    """An asyncio loop on a daemon thread, so blocking clients can call the emulator it serves."""
+    """An asyncio loop on a daemon thread, so blocking clients can call the servers it runs."""
 
     def __init__(self) -> None:
         import asyncio
@@ -380,7 +380,7 @@ class PaymentLab:
 
         from chalicelib.storage.catalog import CatalogRepository
         from local.resources import ensure_tables
-        from tests.integration.conftest import make_settings
+        from tests.support.tables import make_settings
 
         self.endpoint = moto_endpoint
         self.emulator = emulator
@@ -402,7 +402,7 @@ class PaymentLab:
 
         from chalicelib.wiring import Container
         from local.resources import ensure_queues
-        from tests.integration.conftest import make_settings
+        from tests.support.tables import make_settings
 
         queue_prefix = f"q{uuid.uuid4().hex[:8]}-"
         bare = make_settings(self.endpoint, TABLE_PREFIX=self.table_prefix, QUEUE_PREFIX=queue_prefix)
