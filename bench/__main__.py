@@ -175,7 +175,6 @@ async def aws_requests(stack, endpoint: str, tables: Tables, room, user, other, 
     return {
         "figure": "aws_requests_per_call",
         **{name: cost for name, cost in costs.items()},
-        "complete": all(cost["unhooked_requests"] == 0 for cost in costs.values()),
         "replies_seen_by_client": stats.count_codes(replies),
         "note": "in-process SeatService.handle_message on a fresh Container; the reply post is a real "
         "Management API request to the stack's gateway",

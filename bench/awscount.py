@@ -1,17 +1,15 @@
-"""AWS requests per select / unselect, counted (not estimated) with botocore `before-send` hooks.
+"""AWS requests per select / unselect, counted (not estimated) at the transport.
 
 The seat service runs in this process, built by `chalicelib.wiring.Container` against the stack's moto
-endpoint, and answers a real connection of the stack's gateway, so the reply post is a real
-Management API request too. Every botocore client the seat path uses gets a counting handler:
-- pynamodb's client of the Connection, Cart and Ticket models (`Model._get_connection().connection.client`;
-  each model class has its own client, and creating one costs a service-model load, so only these),
-- the connection pynamodb transactions go through (`transact_write()._connection.client`),
-- the Broadcaster's Management API client (`chalicelib.management_api.ManagementApi`, which fires the same
-  `before-send` event per HTTP attempt as a botocore client).
-`before-send` fires once per HTTP attempt, so retries count. As a completeness check, every HTTP send
-of botocore's HTTP session and of the Management API client is counted as well while a measurement runs:
-a difference means the service used a client this module does not know about (the figure then reports it
-as `unhooked_requests`).
+endpoint, and answers a real connection of the stack's gateway, so the reply post is a real Management API
+request too. While a measurement runs, every HTTP request this process sends through either transport the
+product uses is counted and named from the request itself:
+- botocore's (`URLLib3Session.send`: every boto3 and pynamodb client), named by its `X-Amz-Target` header
+  (`DynamoDB_20120810.TransactWriteItems` -> `dynamodb.TransactWriteItems`) or its SQS `Action`;
+- `chalicelib.signed_http.SignedHttp.send` (the Management API client and the stream reader), named by its
+  target header or, for `/@connections/...`, `apigatewaymanagementapi.PostToConnection`.
+Each HTTP attempt is one send, so retries count. Nothing in `chalicelib/` exists for this: the bench wraps the
+two transports in its own process for the length of a measurement.
 """
 
 from __future__ import annotations
@@ -20,86 +18,86 @@ import json
 import threading
 from collections import Counter
 from contextlib import contextmanager
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from botocore.httpsession import URLLib3Session
 
-from chalicelib.management_api import ManagementApi
+from chalicelib.signed_http import SignedHttp
+
+_SERVICES = {
+    "DynamoDB_20120810": "dynamodb",
+    "DynamoDBStreams_20120810": "dynamodbstreams",
+    "AmazonSQS": "sqs",
+}
+
+
+def operation_of(url: str, headers: Any, body: Any = None) -> str:
+    """`service.Operation` of one AWS request, read from the request as it goes on the wire."""
+    target = _header(headers, "X-Amz-Target")
+    if target:
+        prefix, _, operation = target.partition(".")
+        return f"{_SERVICES.get(prefix, prefix)}.{operation}"
+    if "/@connections/" in urlsplit(url).path or "/%40connections/" in urlsplit(url).path:
+        return "apigatewaymanagementapi.PostToConnection"
+    form = body.decode("utf-8", "replace") if isinstance(body, bytes) else body if isinstance(body, str) else ""
+    action = parse_qs(form).get("Action", [""])[0]
+    return f"sqs.{action}" if action else f"unknown.{urlsplit(url).path}"
+
+
+def _header(headers: Any, name: str) -> str | None:
+    value = headers.get(name) if headers is not None else None
+    return value.decode() if isinstance(value, bytes) else value
 
 
 class RequestCounter:
+    """Counts the AWS requests this process sends while `watching()`, by operation."""
+
     def __init__(self) -> None:
         self.by_operation: Counter[str] = Counter()
-        self.http_sends = 0
         self._lock = threading.Lock()
-        self._hooked: set[int] = set()
 
-    def __call__(self, event_name: str = "", **_: object) -> None:
-        # before-send.<service>.<Operation>; returning None lets the request go out.
-        _, service, operation = (event_name.split(".") + ["?", "?"])[:3]
+    def count(self, operation: str) -> None:
         with self._lock:
-            self.by_operation[f"{service}.{operation}"] += 1
-
-    def hook(self, client) -> None:
-        if id(client) in self._hooked:
-            return
-        if isinstance(client, ManagementApi):
-            client.register_before_send(self)
-        else:
-            client.meta.events.register("before-send", self)
-        self._hooked.add(id(client))
+            self.by_operation[operation] += 1
 
     def reset(self) -> None:
         with self._lock:
             self.by_operation.clear()
-            self.http_sends = 0
 
     @property
     def total(self) -> int:
         return sum(self.by_operation.values())
 
     @contextmanager
-    def watching_http(self):
-        """Count every HTTP send botocore makes in this process (the completeness check)."""
-        originals = [(URLLib3Session, URLLib3Session.send), (ManagementApi, ManagementApi._send)]
+    def watching(self):
+        """Wrap both transports for the duration (in this process only), then put them back."""
         counter = self
+        botocore_send, signed_send = URLLib3Session.send, SignedHttp.send
 
-        def counting(original):
-            def send(owner, *args, **kwargs):
-                with counter._lock:
-                    counter.http_sends += 1
-                return original(owner, *args, **kwargs)
+        def counting_botocore(session: Any, request: Any) -> Any:
+            counter.count(operation_of(request.url, request.headers, request.body))
+            return botocore_send(session, request)
 
-            return send
+        def counting_signed(http: Any, method: str, url: str, body: bytes, headers: Any = None) -> Any:
+            counter.count(operation_of(url, headers or {}, body))
+            return signed_send(http, method, url, body, headers)
 
-        for owner, original in originals:
-            setattr(owner, original.__name__, counting(original))
+        URLLib3Session.send = counting_botocore  # type: ignore[method-assign]
+        SignedHttp.send = counting_signed  # type: ignore[method-assign]
         try:
             yield
         finally:
-            for owner, original in originals:
-                setattr(owner, original.__name__, original)
-
-
-def hook_container(container, counter: RequestCounter) -> None:
-    """Create (without any request) and hook every botocore client the seat path uses."""
-    from chalicelib.storage.models import Cart, Connection, Ticket, transact_write
-
-    for model in (Connection, Cart, Ticket):
-        counter.hook(model._get_connection().connection.client)
-    counter.hook(transact_write()._connection.client)
-    counter.hook(container.broadcaster.client)
+            URLLib3Session.send = botocore_send  # type: ignore[method-assign]
+            SignedHttp.send = signed_send  # type: ignore[method-assign]
 
 
 def measure(counter: RequestCounter, call) -> dict:
-    """Run call() and return what it cost: total requests, by operation, unhooked sends."""
+    """Run call() and return what it cost: total requests and by operation."""
     counter.reset()
-    with counter.watching_http():
+    with counter.watching():
         call()
-    return {
-        "requests": counter.total,
-        "by_operation": dict(sorted(counter.by_operation.items())),
-        "unhooked_requests": max(0, counter.http_sends - counter.total),
-    }
+    return {"requests": counter.total, "by_operation": dict(sorted(counter.by_operation.items()))}
 
 
 def _settings(endpoint: str, management_endpoint: str):
@@ -118,7 +116,7 @@ def _settings(endpoint: str, management_endpoint: str):
 
 
 class InProcessSeats:
-    """The seat service of a fresh container (cold caches), its clients hooked to one counter."""
+    """The seat service of a fresh container (cold caches), its requests counted."""
 
     def __init__(self, settings, connection_id: str) -> None:
         from chalicelib.wiring import Container
@@ -126,7 +124,6 @@ class InProcessSeats:
         self.container = Container(settings)
         self.counter = RequestCounter()
         self.connection_id = connection_id
-        hook_container(self.container, self.counter)
 
     def cost(self, action: str, ticket_id: str) -> dict:
         body = json.dumps({"action": action, "ticket_id": ticket_id})
@@ -142,6 +139,5 @@ def mean_cost(costs: list[dict]) -> dict:
     return {
         "requests": round(sum(c["requests"] for c in costs) / calls, 2),
         "by_operation": {op: round(n / calls, 2) for op, n in sorted(total.items())},
-        "unhooked_requests": sum(c["unhooked_requests"] for c in costs),
         "calls": len(costs),
     }

@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
 from typing import Any
 
 import urllib3
-from botocore.awsrequest import AWSRequest
 from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
 from botocore.utils import percent_encode
 
@@ -52,7 +50,6 @@ class ManagementApi:
     ) -> None:
         self._endpoint = endpoint.rstrip("/")
         self._sleep = sleep
-        self._before_send: list[Callable[..., object]] = []
         self._http = SignedHttp(
             self._endpoint,
             SIGNING_NAME,
@@ -62,10 +59,6 @@ class ManagementApi:
             read_timeout=read_timeout,
             max_connections=max_connections,
         )
-
-    def register_before_send(self, handler: Callable[..., object]) -> None:
-        """Called before every HTTP attempt as botocore's `before-send` handlers are (the bench counts posts)."""
-        self._before_send.append(handler)
 
     def url_for(self, connection_id: str) -> str:
         return f"{self._endpoint}/@connections/{percent_encode(connection_id)}"
@@ -87,8 +80,4 @@ class ManagementApi:
             self._sleep(random.random() * min(20.0, 2 ** (attempt - 1)))  # noqa: S311 (boto3's standard backoff)
 
     def _send(self, url: str, body: bytes) -> urllib3.BaseHTTPResponse:
-        def announce(request: AWSRequest) -> None:
-            for handler in self._before_send:
-                handler(event_name=f"before-send.apigatewaymanagementapi.{OPERATION}", request=request)
-
-        return self._http.send("POST", url, body, before_send=announce)  # boto3 sends no Content-Type here
+        return self._http.send("POST", url, body)  # boto3 sends no Content-Type here

@@ -11,7 +11,7 @@ SERVICE = "tickets"
 
 logger = Logger(service=SERVICE)
 # No Tracer object: nothing is traced yet, and creating one imports aws-xray-sdk on every cold start
-# (about 0.3 s measured by infra/coldstart.py). Add it here when a handler wants segments.
+# (about 0.3 s measured by bench/coldstart.py). Add it here when a handler wants segments.
 
 
 class _Metrics:

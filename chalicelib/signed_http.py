@@ -8,7 +8,6 @@ raised as the botocore exceptions a boto3 client raises, so callers handle both 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
 import urllib3
@@ -55,15 +54,11 @@ class SignedHttp:
         url: str,
         body: bytes,
         headers: dict[str, str] | None = None,
-        before_send: Callable[[AWSRequest], object] | None = None,
     ) -> urllib3.BaseHTTPResponse:
-        """One signed request to `url` (on the endpoint's host), its response read whole. `before_send` sees
-        the request just before signing."""
+        """One signed request to `url` (on the endpoint's host), its response read whole."""
         if self._credentials is None:
             raise NoCredentialsError()
         request = AWSRequest(method=method, url=url, data=body, headers=dict(headers or {}))
-        if before_send is not None:
-            before_send(request)
         SigV4Auth(self._credentials.get_frozen_credentials(), self._signing_name, self._region).add_auth(request)
         try:
             return self._pool.urlopen(

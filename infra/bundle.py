@@ -36,7 +36,7 @@ LAMBDA_PLATFORM = "manylinux2014_x86_64"
 # The Lambda Python runtime ships these; bundling them only adds megabytes (botocore alone is ~25 MB unzipped).
 RUNTIME_PROVIDED = frozenset({"boto3", "botocore", "s3transfer", "awscrt"})
 # Names that must never reach the package, whatever pulls them in.
-FORBIDDEN_IN_PACKAGE = ("boto3", "botocore", "s3transfer", "moto", "local", "tests", "pytest", "aws_cdk")
+FORBIDDEN_IN_PACKAGE = ("boto3", "botocore", "s3transfer", "moto", "local", "tests", "bench", "pytest", "aws_cdk")
 
 _APP_FILES = ("app.py", "chalicelib", ".chalice/config.json")
 # Bump when the layout of a built vendor folder changes, so stale caches are rebuilt.
