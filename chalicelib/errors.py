@@ -132,3 +132,7 @@ class PaymentProviderUnavailable(DomainError):
 class RateLimited(DomainError):
     code = "rate_limited"
     default_message = "Too many requests."
+
+    def __init__(self, message: str | None = None, *, retry_after: int = 1, ticket_id: str | None = None) -> None:
+        super().__init__(message, ticket_id=ticket_id)
+        self.retry_after = max(1, int(retry_after))  # whole seconds, as the Retry-After header carries them

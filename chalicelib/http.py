@@ -45,7 +45,12 @@ def error_body(code: str, message: str) -> dict[str, str]:
 
 
 def error_response(exc: errors.DomainError) -> Response:
-    return Response(body=error_body(exc.code, exc.message), status_code=status_for(exc), headers=JSON_HEADERS)
+    headers = JSON_HEADERS
+    body: dict[str, object] = {**error_body(exc.code, exc.message)}
+    if isinstance(exc, errors.RateLimited):
+        headers = {**JSON_HEADERS, "Retry-After": str(exc.retry_after)}
+        body["retry_after"] = exc.retry_after
+    return Response(body=body, status_code=status_for(exc), headers=headers)
 
 
 def json_response(body: Any, status: int = 200) -> Response:

@@ -138,6 +138,14 @@ PAYMENT_REFS = TableSpec(
     "webhook event ids for de-duplication (TTL)",
 )
 
+LIMITS = TableSpec(
+    logical="limits",
+    hash_key=Key("pk"),
+    ttl_attribute="expires_at",
+    purpose="rate-limit counters, one item per (scope, subject, window): seen by every container; TTL removes "
+    "past windows. Keys spread over users, connections and sources, so no single one is hot.",
+)
+
 TABLES: tuple[TableSpec, ...] = (
     USERS,
     CATEGORIES,
@@ -148,6 +156,7 @@ TABLES: tuple[TableSpec, ...] = (
     CONNECTIONS,
     ORDERS,
     PAYMENT_REFS,
+    LIMITS,
 )
 
 PURCHASES = QueueSpec(

@@ -217,6 +217,17 @@ class PaymentRef(Model):
     expires_at = NumberAttribute(null=True)
 
 
+class Limit(Model):
+    """A rate-limit window: `pk` = <scope>#<subject>#<window start>; its counters are attributes of their own
+    (written with raw UpdateItem ADDs, see storage/limits.py), so one write counts several limits at once."""
+
+    class Meta(_Meta):
+        pass
+
+    pk = UnicodeAttribute(hash_key=True)
+    expires_at = NumberAttribute(null=True)
+
+
 MODELS: dict[str, type[Model]] = {
     tables.USERS.logical: User,
     tables.CATEGORIES.logical: Category,
@@ -227,6 +238,7 @@ MODELS: dict[str, type[Model]] = {
     tables.CONNECTIONS.logical: Connection,
     tables.ORDERS.logical: Order,
     tables.PAYMENT_REFS.logical: PaymentRef,
+    tables.LIMITS.logical: Limit,
 }
 
 

@@ -1,0 +1,83 @@
+"""Rate limits that every Lambda container sees: fixed windows counted in DynamoDB (storage/limits.py).
+
+A check counts one hit on each of its limits in one write and refuses (RateLimited, with the seconds until the
+window ends) when any went over. A refusal is also remembered in this container until its window ends, so a
+client flooding past a limit costs no more writes, only a dictionary lookup. Limits are configuration
+(chalicelib/config.py names every one); `count` 0 turns a limit off.
+
+The counters' item keys spread over users, connections and sources (`<scope>#<subject>#<window>`), so none is a
+hot key: a DynamoDB partition takes 1,000 writes per second, and one subject's limits are far below that.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from chalicelib.errors import RateLimited
+from chalicelib.observability import logger, metrics
+from chalicelib.storage.limits import LimitRepository
+
+_REMEMBERED_MAX = 10_000
+
+
+@dataclass(frozen=True)
+class Limit:
+    """At most `count` hits per `window` seconds (0: no limit)."""
+
+    count: int
+    window: int
+
+
+class RateLimiter:
+    """Raises RateLimited (retry_after = seconds until the window ends). Fails open, with a warning, when the
+    counters cannot be written: limits protect capacity, and an outage of the table stops the request anyway."""
+
+    def __init__(self, repo: LimitRepository, clock: Callable[[], float] = time.time) -> None:
+        self._repo = repo
+        self._clock = clock
+        self._refused: dict[str, float] = {}  # item key -> window end, for refusals this container has seen
+        self._lock = threading.Lock()
+
+    def check(self, scope: str, subject: str, limits: dict[str, Limit], message: str = "Too many requests.") -> None:
+        """Count one hit of `subject` against each of `limits` (counter name -> limit; one window for all)."""
+        active = {name: limit for name, limit in limits.items() if limit.count > 0}
+        if not active:
+            return
+        window = next(iter(active.values())).window
+        now = self._clock()
+        start = int(now // window) * window
+        key = f"{scope}#{subject}#{start}"
+        end = start + window
+        if self._remembered(key, now):
+            raise RateLimited(message, retry_after=math.ceil(end - now))
+        try:
+            counts = self._repo.add(key, tuple(active), expires_at=end + 60)
+        except Exception:  # noqa: BLE001 - see the class docstring: fail open, loudly
+            logger.warning("rate limit not counted", extra={"scope": scope})
+            return
+        if any(counts.get(name, 0) > limit.count for name, limit in active.items()):
+            self._remember(key, end)
+            metrics.add_metric(name="RateLimited", unit="Count", value=1)
+            logger.info("rate limited", extra={"scope": scope})
+            raise RateLimited(message, retry_after=max(1, math.ceil(end - now)))
+
+    def _remembered(self, key: str, now: float) -> bool:
+        with self._lock:
+            until = self._refused.get(key)
+            if until is None:
+                return False
+            if until <= now:
+                del self._refused[key]
+                return False
+            return True
+
+    def _remember(self, key: str, until: float) -> None:
+        with self._lock:
+            if len(self._refused) >= _REMEMBERED_MAX:
+                now = self._clock()
+                self._refused = {k: v for k, v in self._refused.items() if v > now}
+            self._refused[key] = until
