@@ -46,6 +46,12 @@ def _request():
     return app.current_request
 
 
+def _source() -> str | None:
+    """The client's address as API Gateway saw it (identity.sourceIp), for per-source limits."""
+    context = _request().context or {}
+    return (context.get("identity") or {}).get("sourceIp")
+
+
 def _body(model):
     request = _request()
     return parse_body(request.raw_body, request.headers.get("content-type"), model)
@@ -103,7 +109,7 @@ def schema():
 @endpoint(status=201)
 def register():
     body = _body(schemas.Credentials)
-    user = container().accounts.register(body.email, body.password)
+    user = container().accounts.register(body.email, body.password, source=_source())
     return {"id": user.id, "email": user.email}
 
 
@@ -111,7 +117,7 @@ def register():
 @endpoint()
 def token():
     body = _body(schemas.LoginIn)
-    return container().accounts.login(body.email, body.password)
+    return container().accounts.login(body.email, body.password, source=_source())
 
 
 @app.route("/api/token/refresh", methods=["POST"], content_types=["application/json"])
@@ -284,9 +290,11 @@ def refund_worker(event):
 
 @app.on_ws_connect()
 def ws_connect(event):
-    query = event.to_dict().get("queryStringParameters") or {}
+    raw = event.to_dict()
+    query = raw.get("queryStringParameters") or {}
+    source_ip = ((raw.get("requestContext") or {}).get("identity") or {}).get("sourceIp")
     try:
-        container().seats.connect(event.connection_id, query)
+        container().seats.connect(event.connection_id, query, source_ip=source_ip)
     except DomainError as exc:
         return {"statusCode": status_for(exc)}
     except Exception:  # noqa: BLE001 - refuse the handshake, never leak the cause

@@ -29,6 +29,55 @@ def _opt(env: dict[str, str], name: str) -> str | None:
     return value or None
 
 
+def _rate(env: dict[str, str], name: str, default: str) -> tuple[int, int]:
+    """A limit written COUNT/SECONDS (e.g. 20/3600); a COUNT of 0 turns it off."""
+    raw = env.get(name) or default
+    count, _, window = raw.partition("/")
+    try:
+        parsed = (int(count), int(window))
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be COUNT/SECONDS (e.g. {default}), got {raw!r}") from exc
+    if parsed[0] < 0 or parsed[1] < 1:
+        raise ConfigError(f"{name} needs a count >= 0 and a window >= 1 second, got {raw!r}")
+    return parsed
+
+
+@dataclass(frozen=True)
+class AbuseLimits:
+    """What a client may spend (docs/API.md, "Limits"). Each (count, seconds) is a fixed window; count 0: off."""
+
+    register_per_source: tuple[int, int]
+    login_per_source: tuple[int, int]
+    login_failures_per_account: tuple[int, int]
+    holds_per_source: tuple[int, int]
+    ws_window_seconds: int
+    ws_messages_per_user: int
+    ws_messages_per_connection: int
+    ws_snapshots_per_connection: int
+    sockets_per_user_per_room: int
+    hold_cooldown_seconds: int
+    hold_budget_seconds: int
+    hold_budget_renew_seconds: int
+
+
+def _abuse_limits(env: dict[str, str], hold_seconds: int) -> AbuseLimits:
+    budget = _int(env, "HOLD_BUDGET_SECONDS", max(hold_seconds, 600), minimum=1)
+    return AbuseLimits(
+        register_per_source=_rate(env, "LIMIT_REGISTER_PER_SOURCE", "20/3600"),
+        login_per_source=_rate(env, "LIMIT_LOGIN_PER_SOURCE", "60/600"),
+        login_failures_per_account=_rate(env, "LIMIT_LOGIN_FAILURES_PER_ACCOUNT", "5/900"),
+        holds_per_source=_rate(env, "LIMIT_HOLDS_PER_SOURCE", "40/600"),
+        ws_window_seconds=_int(env, "LIMIT_WS_WINDOW_SECONDS", 10, minimum=1),
+        ws_messages_per_user=_int(env, "LIMIT_WS_MESSAGES_PER_USER", 60),
+        ws_messages_per_connection=_int(env, "LIMIT_WS_MESSAGES_PER_CONNECTION", 40),
+        ws_snapshots_per_connection=_int(env, "LIMIT_WS_SNAPSHOTS_PER_CONNECTION", 5),
+        sockets_per_user_per_room=_int(env, "MAX_SOCKETS_PER_USER_PER_ROOM", 4),
+        hold_cooldown_seconds=_int(env, "HOLD_COOLDOWN_SECONDS", 1800),
+        hold_budget_seconds=budget,
+        hold_budget_renew_seconds=_int(env, "HOLD_BUDGET_RENEW_SECONDS", 3600, minimum=budget),
+    )
+
+
 @dataclass(frozen=True)
 class Settings:
     stage: str
@@ -67,6 +116,8 @@ class Settings:
     paypal_webhook_id: str | None
     payment_return_url: str
     payment_cancel_url: str
+    # What a client may spend
+    limits: AbuseLimits
 
     def table_name(self, logical: str) -> str:
         return f"{self.table_prefix}{logical}"
@@ -82,6 +133,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     generic_endpoint = _opt(env, "AWS_ENDPOINT_URL")
     max_tickets = _int(env, "MAX_TICKETS_PER_USER", 4, minimum=1)
     paypal_mode = env.get("PAYPAL_MODE", "local")
+    hold_seconds = _int(env, "HOLD_SECONDS", 600, minimum=1)
     if paypal_mode not in ("local", "sandbox", "live"):
         raise ConfigError(f"PAYPAL_MODE must be local, sandbox or live, got {paypal_mode!r}")
     return Settings(
@@ -111,7 +163,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         access_token_seconds=_int(env, "ACCESS_TOKEN_SECONDS", 900, minimum=1),
         refresh_token_seconds=_int(env, "REFRESH_TOKEN_SECONDS", 7 * 24 * 3600, minimum=1),
         password_scrypt_n=_int(env, "PASSWORD_SCRYPT_N", 2**14, minimum=2),
-        hold_seconds=_int(env, "HOLD_SECONDS", 600, minimum=1),
+        hold_seconds=hold_seconds,
         max_tickets_per_user=max_tickets,
         payment_window_seconds=_int(env, "PAYMENT_WINDOW_SECONDS", 900, minimum=1),
         refund_cutoff_seconds=_int(env, "REFUND_CUTOFF_SECONDS", 3600),
@@ -124,6 +176,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         paypal_webhook_id=_opt(env, "PAYPAL_WEBHOOK_ID"),
         payment_return_url=env.get("PAYMENT_RETURN_URL", "http://127.0.0.1:8000/paypal/return"),
         payment_cancel_url=env.get("PAYMENT_CANCEL_URL", "http://127.0.0.1:8000/paypal/cancel"),
+        limits=_abuse_limits(env, hold_seconds),
     )
 
 

@@ -95,6 +95,8 @@ class CartRecord:
     holds: dict[str, int] = field(default_factory=dict)
     version: int = 0
     exists: bool = False
+    # When the user's current hold-time budget in this showtime began (epoch seconds), None before any hold.
+    budget_from: int | None = None
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,7 @@ class ConnectionRecord:
     room: str
     user_id: str
     connected_at: int
+    source_ip: str | None = None  # the client's address at $connect, for per-source limits
 
 
 @dataclass(frozen=True)

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import math
+
 
 class DomainError(Exception):
     code = "error"
     default_message = "The request could not be completed."
 
-    def __init__(self, message: str | None = None, *, ticket_id: str | None = None) -> None:
+    def __init__(
+        self, message: str | None = None, *, ticket_id: str | None = None, retry_after: float | None = None
+    ) -> None:
         super().__init__(message or self.default_message)
         self.message = message or self.default_message
         self.ticket_id = ticket_id
+        # Whole seconds until trying again makes sense (a Retry-After header, a WebSocket error's retry_after).
+        self.retry_after = max(1, math.ceil(retry_after)) if retry_after is not None else None
 
 
 class BadRequest(DomainError):
@@ -81,6 +87,16 @@ class CheckoutInProgress(Conflict):
     default_message = "This seat is in a checkout; cancel the payment to release it."
 
 
+class HoldBudgetSpent(Conflict):
+    code = "hold_budget_spent"
+    default_message = "You have held seats in this showtime for as long as one buyer may without paying."
+
+
+class SeatCooldown(Conflict):
+    code = "seat_cooldown"
+    default_message = "Your hold on this seat ran out unpaid; it stays open to others for a while."
+
+
 class Busy(Conflict):
     code = "busy"
     default_message = "The server is busy; please retry."
@@ -132,7 +148,3 @@ class PaymentProviderUnavailable(DomainError):
 class RateLimited(DomainError):
     code = "rate_limited"
     default_message = "Too many requests."
-
-    def __init__(self, message: str | None = None, *, retry_after: int = 1, ticket_id: str | None = None) -> None:
-        super().__init__(message, ticket_id=ticket_id)
-        self.retry_after = max(1, int(retry_after))  # whole seconds, as the Retry-After header carries them

@@ -47,7 +47,7 @@ def error_body(code: str, message: str) -> dict[str, str]:
 def error_response(exc: errors.DomainError) -> Response:
     headers = JSON_HEADERS
     body: dict[str, object] = {**error_body(exc.code, exc.message)}
-    if isinstance(exc, errors.RateLimited):
+    if exc.retry_after is not None:
         headers = {**JSON_HEADERS, "Retry-After": str(exc.retry_after)}
         body["retry_after"] = exc.retry_after
     return Response(body=body, status_code=status_for(exc), headers=headers)

@@ -65,6 +65,26 @@ class RateLimiter:
             logger.info("rate limited", extra={"scope": scope})
             raise RateLimited(message, retry_after=max(1, math.ceil(end - now)))
 
+    def blocked(self, scope: str, subject: str, limit: Limit, counter: str) -> int | None:
+        """Seconds until `subject` may try again when its `counter` already reached `limit` in this window (a read,
+        nothing counted), else None."""
+        if limit.count <= 0:
+            return None
+        now = self._clock()
+        start = int(now // limit.window) * limit.window
+        key, end = f"{scope}#{subject}#{start}", start + limit.window
+        if self._remembered(key, now):
+            return max(1, math.ceil(end - now))
+        try:
+            count = self._repo.read(key, counter)
+        except Exception:  # noqa: BLE001 - fail open, as check() does
+            logger.warning("rate limit not read", extra={"scope": scope})
+            return None
+        if count >= limit.count:
+            self._remember(key, end)
+            return max(1, math.ceil(end - now))
+        return None
+
     def _remembered(self, key: str, now: float) -> bool:
         with self._lock:
             until = self._refused.get(key)
@@ -81,3 +101,28 @@ class RateLimiter:
                 now = self._clock()
                 self._refused = {k: v for k, v in self._refused.items() if v > now}
             self._refused[key] = until
+
+    # --- caps on things open at once (sockets per user per room) ---------------------------------------
+    def claim(self, key: str, member: str, cap: int, expires_at: int) -> bool:
+        """Add `member` to the set at `key` unless it holds `cap` already. Fails open (True) with a warning."""
+        try:
+            return self._repo.claim(key, member, cap, expires_at)
+        except Exception:  # noqa: BLE001
+            logger.warning("cap not counted", extra={"key": key.partition("#")[0]})
+            return True
+
+    def release(self, key: str, member: str) -> None:
+        try:
+            self._repo.release(key, member)
+        except Exception:  # noqa: BLE001 - a claim left behind expires with its item, or is pruned
+            logger.warning("cap not released", extra={"key": key.partition("#")[0]})
+
+    def prune(self, key: str, alive: Callable[[str], bool]) -> None:
+        """Release the members of `key` that `alive` says are gone."""
+        try:
+            members = self._repo.members(key)
+        except Exception:  # noqa: BLE001
+            return
+        for member in members:
+            if not alive(member):
+                self.release(key, member)

@@ -14,6 +14,7 @@ from botocore.config import Config as BotoConfig
 from chalicelib import auth
 from chalicelib.broadcast import Broadcaster
 from chalicelib.config import ConfigError, Settings, get_settings
+from chalicelib.limits import RateLimiter
 from chalicelib.management_api import ManagementApi
 from chalicelib.paypal import PayPalClient, base_url_for
 from chalicelib.queues import QueuePublisher
@@ -27,6 +28,7 @@ from chalicelib.storage import bind_models
 from chalicelib.storage.accounts import AccountRepository
 from chalicelib.storage.catalog import CatalogRepository
 from chalicelib.storage.connections import ConnectionRepository
+from chalicelib.storage.limits import LimitRepository
 from chalicelib.storage.orders import OrderRepository
 from chalicelib.storage.seats import SeatRepository
 
@@ -127,8 +129,17 @@ class Container:
     @cached_property
     def accounts(self) -> AccountService:
         return AccountService(
-            AccountRepository(), self.token_config, scrypt_n=self.settings.password_scrypt_n, clock=self.clock
+            AccountRepository(),
+            self.token_config,
+            scrypt_n=self.settings.password_scrypt_n,
+            limiter=self.limiter,
+            limits=self.settings.limits,
+            clock=self.clock,
         )
+
+    @cached_property
+    def limiter(self) -> RateLimiter:
+        return RateLimiter(LimitRepository(), clock=self.clock)
 
     @cached_property
     def connections(self) -> ConnectionRepository:
@@ -140,10 +151,14 @@ class Container:
 
     @cached_property
     def seats(self) -> SeatService:
+        limits = self.settings.limits
         repo = SeatRepository(
             hold_seconds=self.settings.hold_seconds,
             limit=self.settings.max_tickets_per_user,
             attempts=self.settings.select_attempts,
+            cooldown_seconds=limits.hold_cooldown_seconds,
+            budget_seconds=limits.hold_budget_seconds,
+            budget_renew_seconds=limits.hold_budget_renew_seconds,
         )
         return SeatService(
             repo=repo,
@@ -151,6 +166,8 @@ class Container:
             accounts=self.accounts,
             connections=self.connections,
             broadcaster=self.broadcaster,
+            limiter=self.limiter,
+            limits=limits,
             clock=self.clock,
         )
 

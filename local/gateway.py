@@ -22,7 +22,7 @@ from pathlib import Path
 from urllib.parse import quote, unquote
 
 from aiohttp import WSMsgType, web
-from chalice.local import LambdaContext, LocalGateway, LocalGatewayException
+from chalice.local import LambdaContext, LambdaEventConverter, LocalGateway, LocalGatewayException
 
 log = logging.getLogger("local.gateway")
 
@@ -57,6 +57,20 @@ class _PerThread:
 
     def __set__(self, instance: object, value: object) -> None:
         self._values.value = value
+
+
+class _SourceAwareConverter(LambdaEventConverter):
+    """chalice's converter puts 127.0.0.1 in every event's `identity.sourceIp`; API Gateway puts the client's
+    address there. The gateway appends the client's address to X-Forwarded-For (as API Gateway does), and the
+    last entry, which no client can forge, becomes the event's source."""
+
+    def create_lambda_event(self, method: str, path: str, headers: dict, body: bytes | None = None) -> dict:
+        event = super().create_lambda_event(method, path, headers, body)
+        forwarded = {k.lower(): v for k, v in headers.items()}.get("x-forwarded-for", "")
+        source = forwarded.rsplit(",", 1)[-1].strip()
+        if source:
+            event["requestContext"]["identity"]["sourceIp"] = source
+        return event
 
 
 def concurrent_rest(app: object) -> None:
@@ -108,6 +122,9 @@ class Gateway:
         self._module = app_module
         concurrent_rest(app_module.app)
         self._rest = LocalGateway(app_module.app, chalice_config)
+        self._rest.event_converter = _SourceAwareConverter(
+            self._rest.event_converter._route_matcher, app_module.app.api.binary_types
+        )
         self._rest_pool = ThreadPoolExecutor(max_workers=REST_CONCURRENCY, thread_name_prefix="rest")
         self._parts_health = parts_health
         self._disconnect_handlers = True
@@ -166,6 +183,9 @@ class Gateway:
         path = quote(path, safe="/:@!$&'()*+,=-._~")
         target = path + (f"?{request.rel_url.query_string}" if request.rel_url.query_string else "")
         headers = {k.lower(): v for k, v in request.headers.items()}
+        forwarded = headers.get("x-forwarded-for")
+        remote = request.remote or "127.0.0.1"
+        headers["x-forwarded-for"] = f"{forwarded}, {remote}" if forwarded else remote
         loop = asyncio.get_running_loop()
         response = await loop.run_in_executor(self._rest_pool, self._call_rest, request.method, target, headers, body)
         if path == _HEALTH_PATH and request.method == "GET" and self._parts_health is not None:

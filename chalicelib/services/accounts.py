@@ -5,11 +5,14 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
+from typing import NoReturn
 
 from chalicelib import auth
+from chalicelib.config import AbuseLimits
 from chalicelib.domain import UserRecord
-from chalicelib.errors import Forbidden, Unauthorized
+from chalicelib.errors import Forbidden, RateLimited, Unauthorized
 from chalicelib.holds import iso
+from chalicelib.limits import Limit, RateLimiter
 from chalicelib.observability import logger, metrics
 from chalicelib.storage.accounts import AccountRepository
 
@@ -23,15 +26,25 @@ class AccountService:
         token_config: Callable[[], auth.TokenConfig],
         *,
         scrypt_n: int,
+        limiter: RateLimiter | None = None,
+        limits: AbuseLimits | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._repo = repo
+        self._limiter = limiter
+        self._limits = limits
         self._token_config = token_config
         self._scrypt_n = scrypt_n
         self._clock = clock
         self._dummy: str | None = None
 
-    def register(self, email: str, password: str, *, is_staff: bool = False) -> UserRecord:
+    def register(self, email: str, password: str, *, is_staff: bool = False, source: str | None = None) -> UserRecord:
+        """Raises EmailTaken, RateLimited (too many registrations from `source`)."""
+        if source and self._limiter and self._limits:
+            count, window = self._limits.register_per_source
+            self._limiter.check(
+                "register", source, {"hits": Limit(count, window)}, "Too many accounts from this address."
+            )
         record = UserRecord(
             id=uuid.uuid4().hex,
             email=email.lower(),
@@ -43,21 +56,45 @@ class AccountService:
         logger.info("user registered", extra={"user_id": record.id})
         return record
 
-    def login(self, email: str, password: str) -> dict[str, str]:
+    def login(self, email: str, password: str, *, source: str | None = None) -> dict[str, str]:
+        """Raises Unauthorized, RateLimited (too many attempts from `source`, or failures on this account)."""
+        email = email.lower()
+        self._check_login_limits(email, source)
         user = self._repo.find_by_email(email)
         if user is None:
             # Same cost as a real check, so response time does not reveal which emails exist.
             if self._dummy is None:
                 self._dummy = auth.dummy_hash(self._scrypt_n)
             auth.verify_password(password, self._dummy)
-            metrics.add_metric(name="LoginsFailed", unit="Count", value=1)
-            raise Unauthorized("Wrong email or password.")
-        if not auth.verify_password(password, user.password_hash):
-            metrics.add_metric(name="LoginsFailed", unit="Count", value=1)
-            raise Unauthorized("Wrong email or password.")
+            self._failed_login(email)
+        elif not auth.verify_password(password, user.password_hash):
+            self._failed_login(email)
         metrics.add_metric(name="Logins", unit="Count", value=1)
         logger.info("user logged in", extra={"user_id": user.id})
         return self._tokens(user.id)
+
+    def _check_login_limits(self, email: str, source: str | None) -> None:
+        if not (self._limiter and self._limits):
+            return
+        if source:
+            count, window = self._limits.login_per_source
+            self._limiter.check("login", source, {"hits": Limit(count, window)}, "Too many sign-in attempts.")
+        count, window = self._limits.login_failures_per_account
+        # A locked account refuses every password, the right one too: else guessing would go on, one 429 apart.
+        wait = self._limiter.blocked("login-failures", email, Limit(count, window), "failures")
+        if wait is not None:
+            metrics.add_metric(name="LoginsLocked", unit="Count", value=1)
+            raise RateLimited("Too many failed sign-ins for this account; try again later.", retry_after=wait)
+
+    def _failed_login(self, email: str) -> NoReturn:
+        metrics.add_metric(name="LoginsFailed", unit="Count", value=1)
+        if self._limiter and self._limits:
+            count, window = self._limits.login_failures_per_account
+            try:
+                self._limiter.check("login-failures", email, {"failures": Limit(count, window)})
+            except RateLimited:
+                pass  # this attempt is answered 401 like any failure; the next one meets the lock
+        raise Unauthorized("Wrong email or password.")
 
     def refresh(self, refresh_token: str) -> dict[str, str]:
         claims = auth.verify_token(self._token_config(), refresh_token, "refresh")

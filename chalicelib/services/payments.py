@@ -346,8 +346,11 @@ class PaymentService:
 
     def _end_checkout(self, order: OrderRecord, status: str, *, restore: bool) -> bool:
         states = self.orders.tickets(order.showtime_id, order.ticket_ids)
+        # An unpaid checkout that ran out counts as an unpaid hold: the buyer cools down on those seats.
+        cooldown = self._seats.cooldown_seconds
+        cooldown_until = int(self._clock()) + cooldown if not restore and cooldown > 0 else None
         try:
-            self.orders.end_checkout(order, status, states, restore=restore)
+            self.orders.end_checkout(order, status, states, restore=restore, cooldown_until=cooldown_until)
         except StaleState:
             return False
         return True

@@ -12,8 +12,10 @@ from dataclasses import dataclass
 
 from chalicelib import holds
 from chalicelib.broadcast import Broadcaster
+from chalicelib.config import AbuseLimits
 from chalicelib.domain import ConnectionRecord, plausible_id
-from chalicelib.errors import BadRequest, Busy, DomainError, NotFound, Unauthorized
+from chalicelib.errors import BadRequest, Busy, DomainError, NotFound, RateLimited, Unauthorized
+from chalicelib.limits import Limit, RateLimiter
 from chalicelib.observability import logger, metrics
 from chalicelib.services.accounts import AccountService
 from chalicelib.services.catalog import CatalogService
@@ -21,6 +23,8 @@ from chalicelib.storage.connections import ConnectionRepository
 from chalicelib.storage.seats import SeatRepository
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# How long a socket's claim on its user's per-room cap lives without a $disconnect: API Gateway's 2 h limit.
+SOCKET_CLAIM_SECONDS = 2 * 3600 + 900
 ACTIONS = ("select", "unselect", "snapshot")
 
 
@@ -76,7 +80,10 @@ def update_message(changes: list[TicketChange]) -> dict:
 
 
 def error_message(exc: DomainError, ticket_id: str | None) -> dict:
-    return {"type": "error", "code": exc.code, "ticket_id": ticket_id, "message": exc.message}
+    message: dict[str, object] = {"type": "error", "code": exc.code, "ticket_id": ticket_id, "message": exc.message}
+    if exc.retry_after is not None:
+        message["retry_after"] = exc.retry_after
+    return message
 
 
 class SeatService:
@@ -90,6 +97,8 @@ class SeatService:
         accounts: AccountService,
         connections: ConnectionRepository,
         broadcaster: Broadcaster,
+        limiter: RateLimiter | None = None,
+        limits: AbuseLimits | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.repo = repo
@@ -97,19 +106,26 @@ class SeatService:
         self._accounts = accounts
         self._connections = connections
         self._broadcaster = broadcaster
+        self._limiter = limiter
+        self._limits = limits
         self._clock = clock
 
     # --- connection lifecycle -------------------------------------------------------------
-    def connect(self, connection_id: str, query: dict[str, str] | None) -> ConnectionRecord:
+    def connect(
+        self, connection_id: str, query: dict[str, str] | None, source_ip: str | None = None
+    ) -> ConnectionRecord:
+        """Raises Unauthorized, BadRequest, NotFound, RateLimited (too many sockets of this user in the room)."""
         query = query or {}
         token = query.get("token")
         if not token:
             raise Unauthorized("A token query parameter is required.")
         user_id = self._accounts.authenticate(token)
         room = self._resolve_room(query)
+        now = int(self._clock())
         record = ConnectionRecord(
-            connection_id=connection_id, room=room, user_id=user_id, connected_at=int(self._clock())
+            connection_id=connection_id, room=room, user_id=user_id, connected_at=now, source_ip=source_ip
         )
+        self._claim_socket(record)
         self._connections.add(record)
         logger.info("connected", extra={"connection_id": connection_id, "user_id": user_id, "room": room})
         return record
@@ -130,8 +146,24 @@ class SeatService:
             raise NotFound("No such showtime.")
         return showtime.id
 
+    def _claim_socket(self, record: ConnectionRecord) -> None:
+        cap = self._limits.sockets_per_user_per_room if self._limits else 0
+        if cap <= 0 or self._limiter is None:
+            return
+        key = _sockets_key(record.user_id, record.room)
+        if self._limiter.claim(key, record.connection_id, cap, record.connected_at + SOCKET_CLAIM_SECONDS):
+            return
+        # Full: drop claims of connections that are gone (a $disconnect that never ran), then try once more.
+        self._limiter.prune(key, lambda connection_id: self._connections.get(connection_id) is not None)
+        if not self._limiter.claim(key, record.connection_id, cap, record.connected_at + SOCKET_CLAIM_SECONDS):
+            metrics.add_metric(name="SocketsRefused", unit="Count", value=1)
+            raise RateLimited(f"At most {cap} open connections per showtime.", retry_after=60)
+
     def disconnect(self, connection_id: str) -> None:
+        record = self._connections.get(connection_id)
         self._connections.remove(connection_id)
+        if record is not None and self._limiter is not None and self._limits and self._limits.sockets_per_user_per_room:
+            self._limiter.release(_sockets_key(record.user_id, record.room), connection_id)
 
     # --- messages -----------------------------------------------------------------------
     def handle_message(self, connection_id: str, body: str | None) -> None:
@@ -143,7 +175,10 @@ class SeatService:
     def _dispatch(self, connection: ConnectionRecord, body: str | None) -> dict:
         ticket_id: str | None = None
         try:
-            message = _parse(body)
+            message, problem = _parse(body)
+            self._check_message_limits(connection, snapshot=message.get("action") == "snapshot")
+            if problem is not None:
+                raise problem
             action = message.get("action")
             if action is not None and action not in ACTIONS:
                 raise BadRequest(f"action: unknown action, use one of {', '.join(ACTIONS)}")
@@ -175,8 +210,34 @@ class SeatService:
         cart = self.repo.read_cart(connection.user_id, connection.room)
         return ticket_id in holds.live_holds(cart.holds, self._clock())
 
+    def _check_message_limits(self, connection: ConnectionRecord, *, snapshot: bool) -> None:
+        """Per user and per connection (and snapshots per connection), in one write (docs/API.md, "Limits")."""
+        if self._limiter is None or self._limits is None:
+            return
+        limits, window = self._limits, self._limits.ws_window_seconds
+        counters = {
+            "messages": Limit(limits.ws_messages_per_user, window),
+            f"c_{connection.connection_id}": Limit(limits.ws_messages_per_connection, window),
+        }
+        if snapshot:
+            counters[f"s_{connection.connection_id}"] = Limit(limits.ws_snapshots_per_connection, window)
+        self._limiter.check("ws", connection.user_id, counters, "Too many messages; slow down.")
+
+    def _check_hold_source(self, connection: ConnectionRecord, ticket_id: str) -> None:
+        if self._limiter is None or self._limits is None or not connection.source_ip:
+            return
+        count, window = self._limits.holds_per_source
+        try:
+            self._limiter.check(
+                "holds", connection.source_ip, {"holds": Limit(count, window)}, "Too many seat holds from this address."
+            )
+        except RateLimited as exc:
+            exc.ticket_id = ticket_id
+            raise
+
     def select(self, connection: ConnectionRecord, ticket_id: str) -> dict:
         log = {"connection_id": connection.connection_id, "user_id": connection.user_id, "ticket_id": ticket_id}
+        self._check_hold_source(connection, ticket_id)
         try:
             expires_at = self.repo.select(connection.user_id, connection.room, ticket_id, self._clock())
         except DomainError as exc:
@@ -220,14 +281,21 @@ class SeatService:
         return posts
 
 
-def _parse(body: str | None) -> dict:
+def _parse(body: str | None) -> tuple[dict, BadRequest | None]:
+    """The message, or an empty one and why it is refused (the refusal is raised after the message counted)."""
     try:
         message = json.loads(body or "")
-    except ValueError as exc:
-        raise BadRequest("body: malformed JSON") from exc
+    except RecursionError:
+        return {}, BadRequest("body: JSON nested too deeply")
+    except ValueError:
+        return {}, BadRequest("body: malformed JSON")
     if not isinstance(message, dict):
-        raise BadRequest("body: a JSON object is required")
-    return message
+        return {}, BadRequest("body: a JSON object is required")
+    return message, None
+
+
+def _sockets_key(user_id: str, room: str) -> str:
+    return f"sockets#{user_id}#{room}"
 
 
 def _valid_date(value: str) -> bool:

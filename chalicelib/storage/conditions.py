@@ -50,16 +50,24 @@ class OldTicket:
     status: str | None = None
     holder: str | None = None
     hold_expires_at: int | None = None
+    last_holder: str | None = None
+    cooldown_until: int | None = None
 
 
 def old_ticket(reason: Any) -> OldTicket:
     raw = getattr(reason, "raw_item", None) if reason is not None else None
     if not raw:
         return OldTicket(exists=False)
-    expires = raw.get("hold_expires_at", {}).get("N")
     return OldTicket(
         exists=True,
         status=raw.get("status", {}).get("S"),
         holder=raw.get("holder", {}).get("S"),
-        hold_expires_at=int(float(expires)) if expires is not None else None,
+        hold_expires_at=_number(raw, "hold_expires_at"),
+        last_holder=raw.get("last_holder", {}).get("S"),
+        cooldown_until=_number(raw, "cooldown_until"),
     )
+
+
+def _number(raw: dict[str, Any], name: str) -> int | None:
+    value = raw.get(name, {}).get("N")
+    return int(float(value)) if value is not None else None

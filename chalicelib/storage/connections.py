@@ -26,6 +26,7 @@ class ConnectionRepository:
             room=record.room,
             user_id=record.user_id,
             connected_at=record.connected_at,
+            source_ip=record.source_ip,
             expires_at=record.connected_at + _ROW_LIFETIME,
         ).save()
         self._remember(record)
@@ -43,6 +44,7 @@ class ConnectionRepository:
             room=item.room,
             user_id=item.user_id,
             connected_at=int(item.connected_at),
+            source_ip=item.source_ip,
         )
         self._remember(record)
         return record

@@ -27,3 +27,50 @@ class LimitRepository:
         )
         attributes = answer.get("Attributes", {})
         return {name: int(attributes.get(name, {}).get("N", "0")) for name in counters}
+
+    def read(self, key: str, counter: str) -> int:
+        """A counter's value (0 when the window has no item yet)."""
+        client = Limit._get_connection().connection.client
+        item = client.get_item(
+            TableName=Limit.Meta.table_name,
+            Key={"pk": {"S": key}},
+            ProjectionExpression="#c",
+            ExpressionAttributeNames={"#c": counter},
+        ).get("Item", {})
+        return int(item.get(counter, {}).get("N", "0"))
+
+    def claim(self, key: str, member: str, cap: int, expires_at: int) -> bool:
+        """Add `member` to the set at `key` unless it already holds `cap` members; False when full."""
+        client = Limit._get_connection().connection.client
+        try:
+            client.update_item(
+                TableName=Limit.Meta.table_name,
+                Key={"pk": {"S": key}},
+                UpdateExpression="ADD #m :member SET #expires = :expires",
+                ConditionExpression="attribute_not_exists(#m) OR size(#m) < :cap OR contains(#m, :id)",
+                ExpressionAttributeNames={"#m": "members", "#expires": "expires_at"},
+                ExpressionAttributeValues={
+                    ":member": {"SS": [member]},
+                    ":id": {"S": member},
+                    ":cap": {"N": str(cap)},
+                    ":expires": {"N": str(expires_at)},
+                },
+            )
+        except client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def release(self, key: str, member: str) -> None:
+        client = Limit._get_connection().connection.client
+        client.update_item(
+            TableName=Limit.Meta.table_name,
+            Key={"pk": {"S": key}},
+            UpdateExpression="DELETE #m :member",
+            ExpressionAttributeNames={"#m": "members"},
+            ExpressionAttributeValues={":member": {"SS": [member]}},
+        )
+
+    def members(self, key: str) -> set[str]:
+        client = Limit._get_connection().connection.client
+        item = client.get_item(TableName=Limit.Meta.table_name, Key={"pk": {"S": key}}, ConsistentRead=True)
+        return set(item.get("Item", {}).get("members", {}).get("SS", []))

@@ -129,6 +129,9 @@ class Ticket(Model):
     hold_expiry_before_checkout = NumberAttribute(null=True)
     order_id = UnicodeAttribute(null=True)
     sweep_shard = UnicodeAttribute(null=True)
+    # After a hold (or a checkout) ran out unpaid: whose it was, and until when that user may not take it again.
+    last_holder = UnicodeAttribute(null=True)
+    cooldown_until = NumberAttribute(null=True)
     by_expiry = TicketsByExpiry()
 
 
@@ -141,6 +144,7 @@ class Cart(Model):
     holds: MapAttribute = MapAttribute(default=dict)  # ticket_id -> expires_at (epoch seconds)
     version = NumberAttribute(default=0)
     open_order = UnicodeAttribute(null=True)  # the buyer's order in `created` for this showtime
+    budget_from = NumberAttribute(null=True)  # when the buyer's hold-time budget here began (epoch seconds)
 
 
 class ConnectionsByRoom(GlobalSecondaryIndex["Connection"]):
@@ -160,6 +164,7 @@ class Connection(Model):
     room = UnicodeAttribute()
     user_id = UnicodeAttribute()
     connected_at = NumberAttribute()
+    source_ip = UnicodeAttribute(null=True)
     expires_at = NumberAttribute()
     by_room = ConnectionsByRoom()
 

@@ -225,9 +225,16 @@ class OrderRepository:
 
     # --- checkout ends without payment: checkout -> held / available -------------------------
     def end_checkout(
-        self, order: OrderRecord, new_status: str, ticket_states: dict[str, TicketRecord], *, restore: bool
+        self,
+        order: OrderRecord,
+        new_status: str,
+        ticket_states: dict[str, TicketRecord],
+        *,
+        restore: bool,
+        cooldown_until: int | None = None,
     ) -> None:
-        """created -> cancelled (tickets back to the buyer's holds) or expired (tickets released)."""
+        """created -> cancelled (tickets back to the buyer's holds) or expired (tickets released; with
+        `cooldown_until`, the buyer may not hold them again before then)."""
         move = CANCEL if restore else EXPIRE
         if new_status not in move.targets:
             raise ValueError(f"a checkout ends cancelled (restore) or expired, not {new_status}")
@@ -254,6 +261,11 @@ class OrderRepository:
                         cart_actions.append(Cart.holds[ticket_id].set(original))
                     else:
                         actions = _release_actions()
+                        if cooldown_until is not None:
+                            actions += [
+                                Ticket.last_holder.set(order.user_id),
+                                Ticket.cooldown_until.set(cooldown_until),
+                            ]
                         cart_actions.append(Cart.holds[ticket_id].remove())
                     tx.update(
                         Ticket(order.showtime_id, ticket_id),

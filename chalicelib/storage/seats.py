@@ -13,8 +13,10 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from pynamodb.exceptions import TransactWriteError, UpdateError
+from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
 
 from chalicelib import holds, tables
@@ -22,12 +24,15 @@ from chalicelib.domain import CartRecord
 from chalicelib.errors import (
     Busy,
     CheckoutInProgress,
+    HoldBudgetSpent,
     LimitReached,
     NotFound,
     NotHolder,
+    SeatCooldown,
     TicketUnavailable,
 )
 from chalicelib.storage.conditions import (
+    OldTicket,
     cancellation_reasons,
     condition_failed,
     item_failed,
@@ -82,11 +87,20 @@ class SeatRepository:
         hold_seconds: int,
         limit: int,
         attempts: int,
+        cooldown_seconds: int = 0,
+        budget_seconds: int = 0,
+        budget_renew_seconds: int = 0,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.hold_seconds = hold_seconds
         self.limit = limit
         self.attempts = attempts
+        # Hoarding rules (docs/seat-holds.md): after a hold runs out unpaid its holder may not take that seat
+        # again for `cooldown_seconds`; a user's holds in a showtime all end within `budget_seconds` of their
+        # first, and a new budget starts `budget_renew_seconds` after that first hold. 0 turns a rule off.
+        self.cooldown_seconds = cooldown_seconds
+        self.budget_seconds = budget_seconds
+        self.budget_renew_seconds = max(budget_renew_seconds, budget_seconds)
         self._sleep = sleep
         self._carts = _CartCache()
 
@@ -104,6 +118,7 @@ class SeatRepository:
                 holds={k: int(v) for k, v in item.holds.as_dict().items()},
                 version=int(item.version or 0),
                 exists=True,
+                budget_from=int(item.budget_from) if item.budget_from is not None else None,
             )
         self._carts.put(record)
         return record
@@ -116,13 +131,23 @@ class SeatRepository:
         return self.read_cart(user_id, showtime_id)
 
     @staticmethod
-    def _cart_update(cart: CartRecord, new_holds: dict[str, int], tx: TransactWrite) -> None:
+    def _cart_update(
+        cart: CartRecord, new_holds: dict[str, int], tx: TransactWrite, budget_from: int | None = None
+    ) -> None:
         condition = Cart.version == cart.version if cart.exists else Cart.version.does_not_exist()
-        tx.update(
-            Cart(cart.user_id, cart.showtime_id),
-            actions=[Cart.holds.set(new_holds), Cart.version.set(cart.version + 1)],
-            condition=condition,
-        )
+        actions: list[Action] = [Cart.holds.set(new_holds), Cart.version.set(cart.version + 1)]
+        if budget_from is not None and budget_from != cart.budget_from:
+            actions.append(Cart.budget_from.set(budget_from))
+        tx.update(Cart(cart.user_id, cart.showtime_id), actions=actions, condition=condition)
+
+    def _budget(self, cart: CartRecord, now: float) -> tuple[int, int] | None:
+        """(start, end) of the user's hold-time budget in this showtime as of `now`; None when off."""
+        if self.budget_seconds <= 0:
+            return None
+        start = cart.budget_from
+        if start is None or now >= start + self.budget_renew_seconds:
+            start = int(now)
+        return start, start + self.budget_seconds
 
     def _backoff(self, attempt: int) -> None:
         self._sleep(random.uniform(0, 0.004 * (attempt + 1)))
@@ -146,22 +171,49 @@ class SeatRepository:
                     raise LimitReached(ticket_id=ticket_id)
                 fresh = True  # a cached cart may be stale: confirm before refusing
                 continue
+            budget = self._budget(cart, now)
+            if budget is not None and now >= budget[1]:
+                if fresh:
+                    raise HoldBudgetSpent(ticket_id=ticket_id, retry_after=budget[0] + self.budget_renew_seconds - now)
+                fresh = True  # confirm on a fresh read, as for the limit
+                continue
             expires_at = int(now) + self.hold_seconds
-            outcome = self._try_select(cart, live, ticket_id, now, expires_at)
+            if budget is not None:
+                expires_at = min(expires_at, budget[1])
+            outcome = self._try_select(cart, live, ticket_id, now, expires_at, budget[0] if budget else None)
             if outcome is not None:
                 return outcome
             fresh = True
             self._backoff(attempt)
         raise Busy(ticket_id=ticket_id)
 
+    def _selectable(self, user_id: str, now: float) -> Any:
+        """The condition a ticket must meet to be held by `user_id` now: free (or a lapsed hold), and not a seat
+        whose unpaid hold by this same user ran out less than `cooldown_seconds` ago."""
+        moment = int(now)
+        free = Ticket.status == holds.AVAILABLE
+        lapsed = (Ticket.status == holds.HELD) & (Ticket.hold_expires_at <= moment)
+        if self.cooldown_seconds > 0:
+            free = free & (
+                Ticket.last_holder.does_not_exist()
+                | (Ticket.last_holder != user_id)
+                | (Ticket.cooldown_until <= moment)
+            )
+            lapsed = lapsed & ((Ticket.holder != user_id) | (Ticket.hold_expires_at <= moment - self.cooldown_seconds))
+        return Ticket.ticket_id.exists() & (free | lapsed)
+
     def _try_select(
-        self, cart: CartRecord, live: dict[str, int], ticket_id: str, now: float, expires_at: int
+        self,
+        cart: CartRecord,
+        live: dict[str, int],
+        ticket_id: str,
+        now: float,
+        expires_at: int,
+        budget_from: int | None = None,
     ) -> int | None:
         """One transaction; the expiry on success or idempotent ack, None when the cart moved."""
         new_holds = {**live, ticket_id: expires_at}
-        condition = Ticket.ticket_id.exists() & (
-            (Ticket.status == holds.AVAILABLE) | ((Ticket.status == holds.HELD) & (Ticket.hold_expires_at <= int(now)))
-        )
+        condition = self._selectable(cart.user_id, now)
         try:
             with transact_write() as tx:
                 tx.update(
@@ -175,12 +227,21 @@ class SeatRepository:
                     condition=condition,
                     return_values="ALL_OLD",
                 )
-                self._cart_update(cart, new_holds, tx)
+                self._cart_update(cart, new_holds, tx, budget_from)
         except TransactWriteError as exc:
             if not transaction_cancelled(exc):
                 raise
             return self._explain_select_failure(cancellation_reasons(exc), cart, ticket_id, now)
-        self._carts.put(CartRecord(cart.user_id, cart.showtime_id, new_holds, cart.version + 1, exists=True))
+        self._carts.put(
+            CartRecord(
+                cart.user_id,
+                cart.showtime_id,
+                new_holds,
+                cart.version + 1,
+                exists=True,
+                budget_from=budget_from if budget_from is not None else cart.budget_from,
+            )
+        )
         return expires_at
 
     def _explain_select_failure(self, reasons: list, cart: CartRecord, ticket_id: str, now: float) -> int | None:
@@ -197,8 +258,22 @@ class SeatRepository:
             if old.status == holds.HELD and live_own:
                 # Our own concurrent select (another connection) won: acknowledge it.
                 return int(old.hold_expires_at or 0)
+            wait = self._cooldown_left(old, cart.user_id, now)
+            if wait is not None:
+                raise SeatCooldown(ticket_id=ticket_id, retry_after=wait)
             raise TicketUnavailable(ticket_id=ticket_id)
         return None  # only the cart version moved: another select of this user raced us
+
+    def _cooldown_left(self, old: OldTicket, user_id: str, now: float) -> float | None:
+        """Seconds until `user_id` may hold this seat again, when a cooldown is what refused the select."""
+        if self.cooldown_seconds <= 0:
+            return None
+        if old.status == holds.AVAILABLE and old.last_holder == user_id and (old.cooldown_until or 0) > now:
+            return (old.cooldown_until or 0) - now
+        lapsed_at = old.hold_expires_at or 0
+        if old.status == holds.HELD and old.holder == user_id and lapsed_at <= now < lapsed_at + self.cooldown_seconds:
+            return lapsed_at + self.cooldown_seconds - now
+        return None
 
     # --- unselect -----------------------------------------------------------------------
     def unselect(self, user_id: str, showtime_id: str, ticket_id: str, now: float) -> None:
@@ -254,15 +329,22 @@ class SeatRepository:
         return found
 
     def release_expired(self, hold: ExpiredHold, now: float) -> bool:
-        """Free one expired hold if it is still exactly what the sweeper saw."""
+        """Free one expired hold if it is still exactly what the sweeper saw; its holder's cooldown on the seat
+        is kept on the ticket."""
+        actions: list[Action] = [
+            Ticket.status.set(holds.AVAILABLE),
+            Ticket.holder.remove(),
+            Ticket.hold_expires_at.remove(),
+            Ticket.sweep_shard.remove(),
+        ]
+        if self.cooldown_seconds > 0 and hold.holder:
+            actions += [
+                Ticket.last_holder.set(hold.holder),
+                Ticket.cooldown_until.set(hold.expires_at + self.cooldown_seconds),
+            ]
         try:
             Ticket(hold.showtime_id, hold.ticket_id).update(
-                actions=[
-                    Ticket.status.set(holds.AVAILABLE),
-                    Ticket.holder.remove(),
-                    Ticket.hold_expires_at.remove(),
-                    Ticket.sweep_shard.remove(),
-                ],
+                actions=actions,
                 condition=(Ticket.status == holds.HELD)
                 & (Ticket.holder == hold.holder)
                 & (Ticket.hold_expires_at == hold.expires_at)

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.browser import helpers
+from tests.support.stack import LIMITS_OFF
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
@@ -113,7 +114,9 @@ def base_url(playwright_api, artifacts_dir: Path):
     port = _free_port()
     state_dir = artifacts_dir / "stack-state"  # never the developer's own .local-state
     shutil.rmtree(state_dir, ignore_errors=True)
-    env = dict(os.environ, HOST="127.0.0.1", PORT=str(port), PYTHONUNBUFFERED="1", LOCAL_STATE_DIR=str(state_dir))
+    env = dict(
+        os.environ, HOST="127.0.0.1", PORT=str(port), PYTHONUNBUFFERED="1", LOCAL_STATE_DIR=str(state_dir), **LIMITS_OFF
+    )
     log_path = artifacts_dir / "stack.log"
     proc = subprocess.Popen(
         [_python(), "-m", "local"],

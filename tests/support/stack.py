@@ -29,6 +29,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+LIMITS_OFF = {
+    "LIMIT_REGISTER_PER_SOURCE": "0/1",
+    "LIMIT_LOGIN_PER_SOURCE": "0/1",
+    "LIMIT_LOGIN_FAILURES_PER_ACCOUNT": "0/1",
+    "LIMIT_HOLDS_PER_SOURCE": "0/1",
+    "LIMIT_WS_MESSAGES_PER_USER": "0",
+    "LIMIT_WS_MESSAGES_PER_CONNECTION": "0",
+    "LIMIT_WS_SNAPSHOTS_PER_CONNECTION": "0",
+    "MAX_SOCKETS_PER_USER_PER_ROOM": "0",
+}
+
+
 @dataclass
 class Stack:
     base_url: str
@@ -95,6 +107,9 @@ def _running_stack(env: dict[str, str], timeout: float):
         "DEMO_STAFF_PASSWORD": staff_password,
         "PASSWORD_SCRYPT_N": "1024",  # fast hashing for tests; the cost is stored per hash
         "DEMO_SEED_DAYS": "1",  # a smaller seed starts faster; tests make their own showtimes as needed
+        # Every test client comes from 127.0.0.1: per-source and per-client limits off, except where a test
+        # of the limits turns them on (tests/e2e/test_abuse.py).
+        **LIMITS_OFF,
         **env,
     }
     for inherited in ("AWS_ENDPOINT_URL", "TICKETS_STREAM_ARN", "JWT_SECRET"):
