@@ -45,23 +45,23 @@ def error_body(code: str, message: str) -> dict[str, str]:
 
 
 def error_response(exc: errors.DomainError) -> Response:
-    headers = JSON_HEADERS
+    headers = dict(JSON_HEADERS)  # a dict of its own: Chalice writes CORS headers into a response's headers
     body: dict[str, object] = {**error_body(exc.code, exc.message)}
     if exc.retry_after is not None:
-        headers = {**JSON_HEADERS, "Retry-After": str(exc.retry_after)}
+        headers["Retry-After"] = str(exc.retry_after)
         body["retry_after"] = exc.retry_after
     return Response(body=body, status_code=status_for(exc), headers=headers)
 
 
 def json_response(body: Any, status: int = 200) -> Response:
-    return Response(body=body, status_code=status, headers=JSON_HEADERS)
+    return Response(body=body, status_code=status, headers=dict(JSON_HEADERS))
 
 
 def internal_error() -> Response:
     return Response(
         body=error_body("internal_error", "Something went wrong on our side; please retry."),
         status_code=500,
-        headers=JSON_HEADERS,
+        headers=dict(JSON_HEADERS),
     )
 
 

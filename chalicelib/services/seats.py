@@ -176,6 +176,9 @@ class SeatService:
         ticket_id: str | None = None
         try:
             message, problem = _parse(body)
+            named = message.get("ticket_id")
+            if isinstance(named, str) and plausible_id(named):
+                ticket_id = named  # a refusal below still tells the client which seat it was about
             self._check_message_limits(connection, snapshot=message.get("action") == "snapshot")
             if problem is not None:
                 raise problem

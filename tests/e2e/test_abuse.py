@@ -1,0 +1,194 @@
+"""On-sale day under attack, against the running stack with its limits on: a hoarding bot farm, password
+guessing, a WebSocket flood beside a normal buyer, and bad frames.
+
+Clients come from distinct loopback addresses (Linux routes all of 127.0.0.0/8 to the loopback interface), so
+per-source limits see a bot farm and real buyers apart, as API Gateway's `sourceIp` would."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+import urllib.parse
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+from requests.adapters import HTTPAdapter
+from websockets.sync.client import connect as ws_connect
+
+from tests.support import payflow
+from tests.support.stack import running_stack
+
+pytestmark = pytest.mark.slow
+
+TIMEOUT = 10.0
+BOTS_SOURCE = "127.0.0.2"
+HOLD, BUDGET = 5, 8
+
+
+class _SourceAdapter(HTTPAdapter):
+    def __init__(self, source: str) -> None:
+        self._source = source
+        super().__init__()
+
+    def init_poolmanager(self, *args, **kwargs):  # noqa: ANN002, ANN003 - requests' signature
+        kwargs["source_address"] = (self._source, 0)
+        return super().init_poolmanager(*args, **kwargs)
+
+
+def session_from(source: str) -> requests.Session:
+    """HTTP from one loopback address."""
+    session = requests.Session()
+    session.mount("http://", _SourceAdapter(source))
+    return session
+
+
+class Visitor:
+    """A user of the stack coming from `source`: registers, logs in, opens the room's WebSocket from there."""
+
+    def __init__(self, stack, source: str) -> None:
+        self.stack, self.source = stack, source
+        self.http = session_from(source)
+        self.email = f"v-{uuid.uuid4().hex[:10]}@example.com"
+        created = self.http.post(stack.api("auth/register/"), json={"email": self.email, "password": "correct-horse-1"})
+        assert created.status_code == 201, created.text
+        self.token = self.http.post(
+            stack.api("token/"), json={"email": self.email, "password": "correct-horse-1"}
+        ).json()["access"]
+
+    def room(self, showtime_id: str):
+        host, port = self.stack.base_url.removeprefix("http://").split(":")
+        sock = socket.create_connection((host, int(port)), timeout=TIMEOUT, source_address=(self.source, 0))
+        query = urllib.parse.urlencode({"showtime_id": showtime_id, "token": self.token})
+        return ws_connect(f"{self.stack.ws_url}?{query}", sock=sock, open_timeout=TIMEOUT, close_timeout=2)
+
+
+def answer(ws, ticket_id: str | None = None, kind: str | None = None) -> dict:
+    """The next reply (not a broadcast) to this connection."""
+    deadline = time.monotonic() + TIMEOUT
+    while True:
+        message = json.loads(ws.recv(timeout=max(0.1, deadline - time.monotonic())))
+        if message.get("type") == "ticket_status":
+            continue
+        if ticket_id is None or message.get("ticket_id") == ticket_id:
+            if kind is None or message.get("type") == kind:
+                return message
+
+
+def try_hold(ws, ticket_id: str) -> dict:
+    ws.send(json.dumps({"action": "select", "ticket_id": ticket_id}))
+    return answer(ws, ticket_id)
+
+
+@pytest.fixture(scope="module")
+def guarded():
+    env = {
+        "LIMIT_REGISTER_PER_SOURCE": "25/3600",
+        "LIMIT_LOGIN_PER_SOURCE": "200/600",
+        "LIMIT_LOGIN_FAILURES_PER_ACCOUNT": "5/900",
+        "LIMIT_HOLDS_PER_SOURCE": "40/600",
+        "LIMIT_WS_MESSAGES_PER_USER": "60",
+        "LIMIT_WS_MESSAGES_PER_CONNECTION": "40",
+        "LIMIT_WS_SNAPSHOTS_PER_CONNECTION": "5",
+        "MAX_SOCKETS_PER_USER_PER_ROOM": "4",
+        "HOLD_SECONDS": str(HOLD),
+        "HOLD_BUDGET_SECONDS": str(BUDGET),
+        "SWEEP_INTERVAL_SECONDS": "1",
+    }
+    with running_stack(env=env) as stack:
+        yield stack
+
+
+def full_room(stack) -> tuple[str, list[str]]:
+    """A seeded 80-seat showtime nobody has touched."""
+    from local.seed import THEATERS
+
+    for showtime in payflow.showtimes(stack):
+        tickets = payflow.tickets(stack, showtime)
+        if showtime.theater in THEATERS and all(t["status"] == "available" for t in tickets.values()):
+            return showtime.showtime_id, sorted(tickets)
+    raise AssertionError("no untouched 80-seat showtime left")
+
+
+def test_a_bot_farm_of_20_accounts_leaves_most_of_an_80_seat_hall_to_real_buyers(guarded):
+    showtime_id, seats = full_room(guarded)
+    assert len(seats) == 80
+    with ThreadPoolExecutor(10) as pool:
+        bots = list(pool.map(lambda _: Visitor(guarded, BOTS_SOURCE), range(20)))
+
+    def hoard(bot: Visitor, rounds: int) -> int:
+        """Try every seat, round after round, keeping up to the per-user limit; returns the holds won."""
+        won = 0
+        with bot.room(showtime_id) as ws:
+            for _ in range(rounds):
+                for seat in seats:
+                    if try_hold(ws, seat).get("type") == "selected":
+                        won += 1
+                time.sleep(1)
+        return won
+
+    with ThreadPoolExecutor(20) as pool:
+        first = list(pool.map(lambda bot: hoard(bot, 1), bots))
+    # One address gets at most its per-source share of holds, whatever the number of accounts.
+    assert sum(first) <= 40
+
+    time.sleep(BUDGET + 1)  # every bot hold has ended: none outlives its holder's budget
+    with ThreadPoolExecutor(20) as pool:
+        again = list(pool.map(lambda bot: hoard(bot, 2), bots))
+    assert sum(again) == 0  # budgets spent, the address's share used: the farm holds nothing more
+
+    buyers = [Visitor(guarded, f"127.0.0.{10 + i}") for i in range(20)]
+    taken: list[str] = []
+    for buyer in buyers:
+        with buyer.room(showtime_id) as ws:
+            mine = 0
+            for seat in seats:
+                if seat in taken or mine == 4:
+                    continue
+                if try_hold(ws, seat).get("type") == "selected":
+                    taken.append(seat)
+                    mine += 1
+    assert len(taken) >= 76, f"real buyers got {len(taken)} of 80 seats"
+
+
+def test_password_guessing_is_locked_out_with_retry_after_and_the_right_password_waits_too(guarded):
+    victim = Visitor(guarded, "127.0.0.40")
+    attacker = session_from("127.0.0.41")
+    answers = [
+        attacker.post(guarded.api("token/"), json={"email": victim.email, "password": f"guess-{n:04d}"})
+        for n in range(6)
+    ]
+    assert [a.status_code for a in answers] == [401] * 5 + [429]
+    assert answers[-1].json()["code"] == "rate_limited"
+    assert 0 < int(answers[-1].headers["Retry-After"]) <= 900
+    right = attacker.post(guarded.api("token/"), json={"email": victim.email, "password": "correct-horse-1"})
+    assert right.status_code == 429
+
+
+def test_a_flooding_socket_is_rate_limited_and_another_buyers_select_is_still_answered(guarded):
+    showtime_id, seats = full_room(guarded)
+    flooder, buyer = Visitor(guarded, "127.0.0.50"), Visitor(guarded, "127.0.0.51")
+    with flooder.room(showtime_id) as flood, buyer.room(showtime_id) as ws:
+        for _ in range(300):
+            flood.send(json.dumps({"action": "snapshot"}))
+        started = time.monotonic()
+        reply = try_hold(ws, seats[0])
+        assert reply["type"] == "selected", reply
+        assert time.monotonic() - started < TIMEOUT
+        codes = set()
+        deadline = time.monotonic() + TIMEOUT
+        while "rate_limited" not in codes and time.monotonic() < deadline:
+            message = json.loads(flood.recv(timeout=TIMEOUT))
+            codes.add(message.get("code") or message.get("type"))
+        assert "rate_limited" in codes
+
+
+def test_a_json_frame_nested_thousands_deep_is_a_bad_request_and_the_socket_stays_usable(guarded):
+    showtime_id, seats = full_room(guarded)
+    visitor = Visitor(guarded, "127.0.0.60")
+    with visitor.room(showtime_id) as ws:
+        ws.send("[" * 5000 + "]" * 5000)
+        assert answer(ws)["code"] == "bad_request"
+        assert try_hold(ws, seats[-1])["type"] == "selected"
