@@ -127,6 +127,29 @@ def token_refresh():
     return container().accounts.refresh(body.refresh)
 
 
+@app.route("/api/auth/logout", methods=["POST"])
+@endpoint()
+def logout():
+    container().accounts.logout(bearer_token(_request().headers.get("authorization")))
+    return {"status": "signed_out"}
+
+
+@app.route("/api/auth/password", methods=["POST"], content_types=["application/json"])
+@endpoint()
+def change_password():
+    body = _body(schemas.PasswordChangeIn)
+    token = bearer_token(_request().headers.get("authorization"))
+    return container().accounts.change_password(token, body.current_password, body.new_password)
+
+
+@app.route("/api/auth/ws-ticket", methods=["POST"])
+@endpoint(status=201)
+def ws_ticket():
+    accounts = container().accounts
+    claims = accounts.sessions.authenticate(bearer_token(_request().headers.get("authorization")))
+    return accounts.sessions.ws_ticket(claims)
+
+
 @app.route("/api/auth/me", methods=["GET"])
 @endpoint()
 def me():

@@ -74,9 +74,25 @@ class Claims:
     user_id: str
     token_type: str
     expires_at: int
+    session_id: str | None = None  # `sid`: the sign-in the token belongs to (tokens from before sessions lack it)
+    jti: str | None = None
+    issued_at: int = 0
 
 
-def issue_token(config: TokenConfig, user_id: str, token_type: str, *, now: float | None = None) -> str:
+def new_token_id() -> str:
+    return secrets.token_hex(8)
+
+
+def issue_token(
+    config: TokenConfig,
+    user_id: str,
+    token_type: str,
+    *,
+    now: float | None = None,
+    session_id: str | None = None,
+    jti: str | None = None,
+) -> str:
+    """A signed token. The same arguments (jti and now included) always give the same token."""
     now = int(time.time() if now is None else now)
     lifetime = config.access_seconds if token_type == "access" else config.refresh_seconds
     payload = {
@@ -86,8 +102,10 @@ def issue_token(config: TokenConfig, user_id: str, token_type: str, *, now: floa
         "iss": config.issuer,
         "aud": config.audience,
         "typ": token_type,
-        "jti": secrets.token_hex(8),
+        "jti": jti or new_token_id(),
     }
+    if session_id:
+        payload["sid"] = session_id
     return jwt.encode(payload, config.secret, algorithm=ALGORITHM)
 
 
@@ -112,7 +130,15 @@ def verify_token(config: TokenConfig, token: str, expected_type: str) -> Claims:
     sub = payload.get("sub")
     if not isinstance(sub, str) or not sub:
         raise Unauthorized("The token is invalid.")
-    return Claims(user_id=sub, token_type=expected_type, expires_at=int(payload["exp"]))
+    sid, jti = payload.get("sid"), payload.get("jti")
+    return Claims(
+        user_id=sub,
+        token_type=expected_type,
+        expires_at=int(payload["exp"]),
+        session_id=sid if isinstance(sid, str) and sid else None,
+        jti=jti if isinstance(jti, str) and jti else None,
+        issued_at=int(payload["iat"]),
+    )
 
 
 def bearer_token(authorization: str | None) -> str:

@@ -81,3 +81,27 @@ class Broadcaster:
             # Unreachable endpoint, timeout...: one viewer's failure must not fail (and replay) the batch.
             logger.warning("post failed", extra={"connection_id": connection_id, "error": type(exc).__name__})
             return False
+
+    # --- closing sockets ------------------------------------------------------------------------------------
+    def close(self, connection_id: str) -> None:
+        """Close one socket through the Management API and forget its row (a gone one is simply forgotten)."""
+        try:
+            self.client.delete_connection(ConnectionId=connection_id)  # type: ignore[attr-defined]
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code != "GoneException":
+                logger.warning("close failed", extra={"connection_id": connection_id, "error_code": code})
+        except BotoCoreError as exc:
+            logger.warning("close failed", extra={"connection_id": connection_id, "error": type(exc).__name__})
+        self._connections.remove(connection_id)
+
+    def close_sockets(self, user_id: str, sessions: frozenset[str] | None, keep: str | None = None) -> int:
+        """Close the user's sockets of these sessions (None: of every session) but those of `keep`."""
+        closing = [
+            connection_id
+            for connection_id, session_id in self._connections.of_user(user_id)
+            if (sessions is None or session_id in sessions) and (keep is None or session_id != keep)
+        ]
+        for connection_id in closing:
+            self.close(connection_id)
+        return len(closing)

@@ -100,6 +100,7 @@ class Settings:
     jwt_audience: str
     access_token_seconds: int
     refresh_token_seconds: int
+    refresh_reuse_grace_seconds: int
     password_scrypt_n: int
     # Seat rules
     hold_seconds: int
@@ -160,8 +161,9 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         jwt_secret_parameter=_opt(env, "JWT_SECRET_PARAMETER"),
         jwt_issuer=env.get("JWT_ISSUER", "tickets"),
         jwt_audience=env.get("JWT_AUDIENCE", "tickets-api"),
-        access_token_seconds=_int(env, "ACCESS_TOKEN_SECONDS", 900, minimum=1),
+        access_token_seconds=_int(env, "ACCESS_TOKEN_SECONDS", 300, minimum=1),
         refresh_token_seconds=_int(env, "REFRESH_TOKEN_SECONDS", 7 * 24 * 3600, minimum=1),
+        refresh_reuse_grace_seconds=_int(env, "REFRESH_REUSE_GRACE_SECONDS", 10),
         password_scrypt_n=_int(env, "PASSWORD_SCRYPT_N", 2**14, minimum=2),
         hold_seconds=hold_seconds,
         max_tickets_per_user=max_tickets,

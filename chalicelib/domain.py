@@ -35,6 +35,22 @@ class UserRecord:
     email: str
     password_hash: str
     is_staff: bool
+    session_epoch: int = 0  # sessions that began under an older epoch are over (a password change moves it)
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    """One sign-in: a family of refresh tokens of which exactly one (`refresh_jti`) may be used next."""
+
+    session_id: str
+    user_id: str
+    epoch: int
+    refresh_jti: str
+    refresh_iat: int
+    expires_at: int
+    previous_jti: str | None = None
+    rotated_at: int | None = None
+    revoked_at: int | None = None
 
 
 @dataclass(frozen=True)
@@ -106,6 +122,7 @@ class ConnectionRecord:
     user_id: str
     connected_at: int
     source_ip: str | None = None  # the client's address at $connect, for per-source limits
+    session_id: str | None = None  # the sign-in it was opened with: the socket closes when that ends
 
 
 @dataclass(frozen=True)

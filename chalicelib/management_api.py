@@ -1,4 +1,4 @@
-"""A lean client for the one API Gateway Management API call on the hot path: PostToConnection.
+"""A lean client for the API Gateway Management API: PostToConnection (the hot path) and DeleteConnection.
 
 Every select posts a reply and every batch of ticket changes posts to each viewer, so this call dominates a
 rush. boto3's `apigatewaymanagementapi` client spent about 1.2 ms of CPU per post (event hooks, endpoint
@@ -78,6 +78,15 @@ class ManagementApi:
                 if response.status not in _RETRY_STATUSES or attempt == _MAX_ATTEMPTS:
                     raise client_error(response, OPERATION, _ERROR_CODES.get(response.status, f"Http{response.status}"))
             self._sleep(random.random() * min(20.0, 2 ** (attempt - 1)))  # noqa: S311 (boto3's standard backoff)
+
+    def delete_connection(self, *, ConnectionId: str) -> None:  # noqa: N803 (boto3's names)
+        """Close a connection (API Gateway's DeleteConnection). Raises ClientError (410 when already gone)."""
+        url = self.url_for(ConnectionId)
+        response = self._http.send("DELETE", url, b"")
+        if response.status >= 300:
+            raise client_error(
+                response, "DeleteConnection", _ERROR_CODES.get(response.status, f"Http{response.status}")
+            )
 
     def _send(self, url: str, body: bytes) -> urllib3.BaseHTTPResponse:
         return self._http.send("POST", url, body)  # boto3 sends no Content-Type here

@@ -67,6 +67,20 @@ class RefreshIn(Strict):
     refresh: str = Field(max_length=4096)
 
 
+class PasswordChangeIn(Strict):
+    current_password: str = Field(max_length=1024)
+    new_password: str = Field(min_length=8, max_length=1024)
+
+
+class SignedOutOut(BaseModel):
+    status: str = Field(description="signed_out")
+
+
+class WsTicketOut(BaseModel):
+    ticket: str = Field(description="single use: connect with ws://.../ws?ticket=...&showtime_id=...")
+    expires_in: int = Field(description="seconds")
+
+
 class UserOut(BaseModel):
     id: str
     email: str
@@ -79,10 +93,6 @@ class MeOut(UserOut):
 class TokensOut(BaseModel):
     access: str
     refresh: str
-
-
-class AccessOut(BaseModel):
-    access: str
 
 
 # --- catalog ----------------------------------------------------------------------------------

@@ -115,7 +115,13 @@ CARTS = TableSpec(
 CONNECTIONS = TableSpec(
     logical="connections",
     hash_key=Key("connection_id"),
-    indexes=(Index("by_room", Key("room"), Key("connection_id"), projection="KEYS_ONLY"),),
+    indexes=(
+        Index("by_room", Key("room"), Key("connection_id"), projection="KEYS_ONLY"),
+        # A user's sockets, to close those of a session that ended (logout, password change, stolen token).
+        Index(
+            "by_user", Key("user_id"), Key("connection_id"), projection="INCLUDE", non_key_attributes=("session_id",)
+        ),
+    ),
     ttl_attribute="expires_at",
     purpose="WebSocket connections; by_room lists a showtime's viewers for broadcasts (keys only: a broadcast "
     "needs the ids alone, and each query reads and pays for less); TTL removes abandoned rows",
@@ -138,6 +144,13 @@ PAYMENT_REFS = TableSpec(
     "webhook event ids for de-duplication (TTL)",
 )
 
+SESSIONS = TableSpec(
+    logical="sessions",
+    hash_key=Key("pk"),
+    ttl_attribute="expires_at",
+    purpose="SESSION#<id>: a sign-in (refresh token family: the current token's id, revocation); "
+    "WSTICKET#<id>: single-use WebSocket connect tickets; TTL removes ended ones",
+)
 LIMITS = TableSpec(
     logical="limits",
     hash_key=Key("pk"),
@@ -156,6 +169,7 @@ TABLES: tuple[TableSpec, ...] = (
     CONNECTIONS,
     ORDERS,
     PAYMENT_REFS,
+    SESSIONS,
     LIMITS,
 )
 

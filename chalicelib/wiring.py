@@ -24,6 +24,7 @@ from chalicelib.services.health import HealthCheck
 from chalicelib.services.payments import PaymentService
 from chalicelib.services.refunds import RefundService
 from chalicelib.services.seats import SeatService
+from chalicelib.services.sessions import SessionService
 from chalicelib.storage import bind_models
 from chalicelib.storage.accounts import AccountRepository
 from chalicelib.storage.catalog import CatalogRepository
@@ -31,6 +32,7 @@ from chalicelib.storage.connections import ConnectionRepository
 from chalicelib.storage.limits import LimitRepository
 from chalicelib.storage.orders import OrderRepository
 from chalicelib.storage.seats import SeatRepository
+from chalicelib.storage.sessions import SessionRepository
 
 
 class Container:
@@ -131,9 +133,21 @@ class Container:
         return AccountService(
             AccountRepository(),
             self.token_config,
+            sessions=self.sessions,
             scrypt_n=self.settings.password_scrypt_n,
             limiter=self.limiter,
             limits=self.settings.limits,
+            clock=self.clock,
+        )
+
+    @cached_property
+    def sessions(self) -> SessionService:
+        return SessionService(
+            SessionRepository(),
+            AccountRepository(),
+            self.token_config,
+            reuse_grace_seconds=self.settings.refresh_reuse_grace_seconds,
+            close_sockets=self.broadcaster.close_sockets,
             clock=self.clock,
         )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from typing import NoReturn
 
 from chalicelib import auth
@@ -14,6 +15,7 @@ from chalicelib.errors import Forbidden, RateLimited, Unauthorized
 from chalicelib.holds import iso
 from chalicelib.limits import Limit, RateLimiter
 from chalicelib.observability import logger, metrics
+from chalicelib.services.sessions import SessionService
 from chalicelib.storage.accounts import AccountRepository
 
 
@@ -26,11 +28,13 @@ class AccountService:
         token_config: Callable[[], auth.TokenConfig],
         *,
         scrypt_n: int,
+        sessions: SessionService,
         limiter: RateLimiter | None = None,
         limits: AbuseLimits | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._repo = repo
+        self.sessions = sessions
         self._limiter = limiter
         self._limits = limits
         self._token_config = token_config
@@ -71,7 +75,7 @@ class AccountService:
             self._failed_login(email)
         metrics.add_metric(name="Logins", unit="Count", value=1)
         logger.info("user logged in", extra={"user_id": user.id})
-        return self._tokens(user.id)
+        return self.sessions.start(user)
 
     def _check_login_limits(self, email: str, source: str | None) -> None:
         if not (self._limiter and self._limits):
@@ -97,14 +101,33 @@ class AccountService:
         raise Unauthorized("Wrong email or password.")
 
     def refresh(self, refresh_token: str) -> dict[str, str]:
-        claims = auth.verify_token(self._token_config(), refresh_token, "refresh")
-        if self._repo.get(claims.user_id) is None:
-            raise Unauthorized("The account no longer exists.")
-        return {"access": auth.issue_token(self._token_config(), claims.user_id, "access", now=self._clock())}
+        """Rotate: {"access", "refresh"}; the refresh token presented is spent. Raises Unauthorized."""
+        return self.sessions.refresh(refresh_token)
 
     def authenticate(self, access_token: str) -> str:
-        """The user id of a valid access token. Raises Unauthorized."""
-        return auth.verify_token(self._token_config(), access_token, "access").user_id
+        """The user id of a valid access token of a live session. Raises Unauthorized."""
+        return self.sessions.authenticate(access_token).user_id
+
+    def logout(self, access_token: str) -> None:
+        """End the token's session everywhere: its refresh token, its access tokens, its sockets."""
+        claims = self.sessions.authenticate(access_token)
+        if claims.session_id:
+            self.sessions.end(claims.session_id, claims.user_id, reason="signed out")
+
+    def change_password(self, access_token: str, current: str, new: str) -> dict[str, str]:
+        """Ends every session of the account and starts a new one for the caller: {"access", "refresh"}.
+        Raises Unauthorized (wrong current password), RateLimited (too many wrong ones)."""
+        claims = self.sessions.authenticate(access_token)
+        user = self.user(claims.user_id)
+        self._check_login_limits(user.email, None)
+        if not auth.verify_password(current, user.password_hash):
+            self._failed_login(user.email)
+        epoch = self._repo.set_password(user.id, auth.hash_password(new, n=self._scrypt_n), user.session_epoch)
+        tokens = self.sessions.start(replace(user, session_epoch=epoch))
+        self.sessions.close_other_sockets(user.id, keep_session=None)
+        metrics.add_metric(name="PasswordsChanged", unit="Count", value=1)
+        logger.info("password changed; other sessions ended", extra={"user_id": user.id})
+        return tokens
 
     def user(self, user_id: str) -> UserRecord:
         user = self._repo.get(user_id)
@@ -129,11 +152,3 @@ class AccountService:
                 self._repo.set_staff(existing.id, True)
             return self.user(existing.id)
         return self.register(email, password, is_staff=True)
-
-    def _tokens(self, user_id: str) -> dict[str, str]:
-        config = self._token_config()
-        now = self._clock()
-        return {
-            "access": auth.issue_token(config, user_id, "access", now=now),
-            "refresh": auth.issue_token(config, user_id, "refresh", now=now),
-        }

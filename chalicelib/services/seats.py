@@ -116,14 +116,16 @@ class SeatService:
     ) -> ConnectionRecord:
         """Raises Unauthorized, BadRequest, NotFound, RateLimited (too many sockets of this user in the room)."""
         query = query or {}
-        token = query.get("token")
-        if not token:
-            raise Unauthorized("A token query parameter is required.")
-        user_id = self._accounts.authenticate(token)
+        user_id, session_id = self._caller(query)
         room = self._resolve_room(query)
         now = int(self._clock())
         record = ConnectionRecord(
-            connection_id=connection_id, room=room, user_id=user_id, connected_at=now, source_ip=source_ip
+            connection_id=connection_id,
+            room=room,
+            user_id=user_id,
+            connected_at=now,
+            source_ip=source_ip,
+            session_id=session_id,
         )
         self._claim_socket(record)
         self._connections.add(record)
@@ -145,6 +147,19 @@ class SeatService:
         if showtime is None:
             raise NotFound("No such showtime.")
         return showtime.id
+
+    def _caller(self, query: dict[str, str]) -> tuple[str, str | None]:
+        """(user, session) from a single-use `ticket` (POST /api/auth/ws-ticket/), or from an access `token` in
+        the URL (older clients; a URL ends up in logs and histories, a spent ticket is worth nothing there)."""
+        sessions = self._accounts.sessions
+        ticket = query.get("ticket")
+        if ticket:
+            return sessions.take_ws_ticket(ticket)
+        token = query.get("token")
+        if not token:
+            raise Unauthorized("A ticket (or token) query parameter is required.")
+        claims = sessions.authenticate(token)
+        return claims.user_id, claims.session_id
 
     def _claim_socket(self, record: ConnectionRecord) -> None:
         cap = self._limits.sockets_per_user_per_room if self._limits else 0
@@ -170,16 +185,18 @@ class SeatService:
         connection = self._connections.get(connection_id)
         if connection is None:
             return  # the row is gone (TTL or disconnect): nobody to answer
+        if connection.session_id and not self._accounts.sessions.live(connection.user_id, connection.session_id):
+            # The sign-in ended (signed out, password changed, a stolen token caught): so does the socket.
+            self._broadcaster.send(connection_id, error_message(Unauthorized("This sign-in has ended."), None))
+            self._broadcaster.close(connection_id)
+            return
         self._broadcaster.send(connection_id, self._dispatch(connection, body))
 
     def _dispatch(self, connection: ConnectionRecord, body: str | None) -> dict:
         ticket_id: str | None = None
         try:
             message, problem = _parse(body)
-            named = message.get("ticket_id")
-            if isinstance(named, str) and plausible_id(named):
-                ticket_id = named  # a refusal below still tells the client which seat it was about
-            self._check_message_limits(connection, snapshot=message.get("action") == "snapshot")
+            self._check_message_limits(connection, message)
             if problem is not None:
                 raise problem
             action = message.get("action")
@@ -213,18 +230,25 @@ class SeatService:
         cart = self.repo.read_cart(connection.user_id, connection.room)
         return ticket_id in holds.live_holds(cart.holds, self._clock())
 
-    def _check_message_limits(self, connection: ConnectionRecord, *, snapshot: bool) -> None:
-        """Per user and per connection (and snapshots per connection), in one write (docs/API.md, "Limits")."""
-        if self._limiter is None or self._limits is None:
+    def _check_message_limits(self, connection: ConnectionRecord, message: dict) -> None:
+        """Per user and per connection (and snapshots per connection), in one write (docs/API.md, "Limits").
+        A refusal names the seat the message was about, so a client can tell which of its requests it answers."""
+        limiter, limits = self._limiter, self._limits
+        if limiter is None or limits is None:
             return
-        limits, window = self._limits, self._limits.ws_window_seconds
+        window = limits.ws_window_seconds
         counters = {
             "messages": Limit(limits.ws_messages_per_user, window),
             f"c_{connection.connection_id}": Limit(limits.ws_messages_per_connection, window),
         }
-        if snapshot:
+        if message.get("action") == "snapshot":
             counters[f"s_{connection.connection_id}"] = Limit(limits.ws_snapshots_per_connection, window)
-        self._limiter.check("ws", connection.user_id, counters, "Too many messages; slow down.")
+        try:
+            limiter.check("ws", connection.user_id, counters, "Too many messages; slow down.")
+        except RateLimited as exc:
+            named = message.get("ticket_id")
+            exc.ticket_id = named if isinstance(named, str) and plausible_id(named) else None
+            raise
 
     def _check_hold_source(self, connection: ConnectionRecord, ticket_id: str) -> None:
         if self._limiter is None or self._limits is None or not connection.source_ip:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from pynamodb.exceptions import TransactWriteError
+from pynamodb.exceptions import TransactWriteError, UpdateError
 
 from chalicelib.domain import UserRecord
-from chalicelib.errors import EmailTaken
-from chalicelib.storage.conditions import cancellation_reasons, item_failed
+from chalicelib.errors import Busy, EmailTaken
+from chalicelib.storage.conditions import cancellation_reasons, condition_failed, item_failed
 from chalicelib.storage.models import User, transact_write
 
 
@@ -54,6 +54,7 @@ class AccountRepository:
             email=item.email or "",
             password_hash=item.password_hash or "",
             is_staff=bool(item.is_staff),
+            session_epoch=int(item.session_epoch or 0),
         )
 
     def find_by_email(self, email: str) -> UserRecord | None:
@@ -65,3 +66,22 @@ class AccountRepository:
 
     def set_staff(self, user_id: str, is_staff: bool) -> None:
         User(pk=_user_key(user_id)).update(actions=[User.is_staff.set(is_staff)], condition=User.pk.exists())
+
+    def set_password(self, user_id: str, password_hash: str, epoch: int) -> int:
+        """Store a new password hash and move the session epoch past `epoch` (ending every session begun
+        before); returns the new epoch. Raises StaleSessionEpoch when another change moved it meanwhile."""
+        try:
+            User(pk=_user_key(user_id)).update(
+                actions=[User.password_hash.set(password_hash), User.session_epoch.set(epoch + 1)],
+                condition=User.pk.exists()
+                & (
+                    User.session_epoch == epoch
+                    if epoch
+                    else User.session_epoch.does_not_exist() | (User.session_epoch == 0)
+                ),
+            )
+        except UpdateError as exc:
+            if condition_failed(exc):
+                raise Busy("Your account changed meanwhile; please retry.") from exc
+            raise
+        return epoch + 1

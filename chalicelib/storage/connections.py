@@ -27,6 +27,7 @@ class ConnectionRepository:
             user_id=record.user_id,
             connected_at=record.connected_at,
             source_ip=record.source_ip,
+            session_id=record.session_id,
             expires_at=record.connected_at + _ROW_LIFETIME,
         ).save()
         self._remember(record)
@@ -45,6 +46,7 @@ class ConnectionRepository:
             user_id=item.user_id,
             connected_at=int(item.connected_at),
             source_ip=item.source_ip,
+            session_id=item.session_id,
         )
         self._remember(record)
         return record
@@ -63,6 +65,11 @@ class ConnectionRepository:
                 return False
             raise
         return True
+
+    def of_user(self, user_id: str) -> list[tuple[str, str | None]]:
+        """(connection id, session id) of every open connection of the user (an index read: eventually
+        consistent, so a socket opened this very second may be missing)."""
+        return [(c.connection_id, c.session_id) for c in Connection.by_user.query(user_id)]
 
     def in_room(self, room: str) -> list[str]:
         return [c.connection_id for c in Connection.by_room.query(room)]

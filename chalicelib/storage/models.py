@@ -44,6 +44,8 @@ class User(Model):
     password_hash = UnicodeAttribute(null=True)
     is_staff = BooleanAttribute(default=False)
     created_at = UnicodeAttribute(null=True)
+    # Moved by a password change: sessions that began under an older epoch are over.
+    session_epoch = NumberAttribute(default=0)
 
 
 class Category(Model):
@@ -156,6 +158,15 @@ class ConnectionsByRoom(GlobalSecondaryIndex["Connection"]):
     connection_id = UnicodeAttribute(range_key=True)
 
 
+class ConnectionsByUser(GlobalSecondaryIndex["Connection"]):
+    class Meta:
+        index_name = "by_user"
+        projection = IncludeProjection(["session_id"])
+
+    user_id = UnicodeAttribute(hash_key=True)
+    connection_id = UnicodeAttribute(range_key=True)
+
+
 class Connection(Model):
     class Meta(_Meta):
         pass
@@ -165,8 +176,10 @@ class Connection(Model):
     user_id = UnicodeAttribute()
     connected_at = NumberAttribute()
     source_ip = UnicodeAttribute(null=True)
+    session_id = UnicodeAttribute(null=True)
     expires_at = NumberAttribute()
     by_room = ConnectionsByRoom()
+    by_user = ConnectionsByUser()
 
 
 class OrdersByUser(GlobalSecondaryIndex["Order"]):
@@ -222,6 +235,24 @@ class PaymentRef(Model):
     expires_at = NumberAttribute(null=True)
 
 
+class Session(Model):
+    """SESSION#<id>: one sign-in, i.e. one refresh-token family; WSTICKET#<id>: a WebSocket connect ticket."""
+
+    class Meta(_Meta):
+        pass
+
+    pk = UnicodeAttribute(hash_key=True)
+    user_id = UnicodeAttribute()
+    session_id = UnicodeAttribute(null=True)  # a ticket's session
+    epoch = NumberAttribute(default=0)  # the user's session epoch when it began (a password change moves it)
+    refresh_jti = UnicodeAttribute(null=True)  # the one refresh token of this family that may be used
+    refresh_iat = NumberAttribute(null=True)
+    previous_jti = UnicodeAttribute(null=True)  # the one before it, honoured for a moment (two tabs at once)
+    rotated_at = NumberAttribute(null=True)
+    revoked_at = NumberAttribute(null=True)
+    expires_at = NumberAttribute()
+
+
 class Limit(Model):
     """A rate-limit window: `pk` = <scope>#<subject>#<window start>; its counters are attributes of their own
     (written with raw UpdateItem ADDs, see storage/limits.py), so one write counts several limits at once."""
@@ -243,6 +274,7 @@ MODELS: dict[str, type[Model]] = {
     tables.CONNECTIONS.logical: Connection,
     tables.ORDERS.logical: Order,
     tables.PAYMENT_REFS.logical: PaymentRef,
+    tables.SESSIONS.logical: Session,
     tables.LIMITS.logical: Limit,
 }
 

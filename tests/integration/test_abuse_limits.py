@@ -282,8 +282,9 @@ def test_holds_from_one_source_are_limited_across_accounts(container, room):
 
 def test_a_user_opens_at_most_the_cap_of_sockets_in_a_room_and_a_closed_one_frees_its_place(container, clock, room):
     clock.now = time.time()  # the access token is checked against the real clock
-    seats, alice = container.seats, user()
-    query = {"showtime_id": showtime_of(room[0]), "token": container.accounts._tokens(alice)["access"]}
+    seats, email = container.seats, f"{uuid.uuid4().hex[:8]}@example.com"
+    alice = container.accounts.register(email, "correct-horse-1").id
+    query = {"showtime_id": showtime_of(room[0]), "token": container.accounts.login(email, "correct-horse-1")["access"]}
     first = seats.connect("sock-1-" + alice, query)
     seats.connect("sock-2-" + alice, query)
     with pytest.raises(RateLimited):

@@ -108,8 +108,10 @@ def test_unknown_email_is_unauthorized_with_the_same_message_as_a_wrong_password
 def test_refresh_token_gives_a_new_access_token_for_the_same_user(accounts):
     email = _email()
     user = accounts.register(email, "correct-horse-1")
-    refreshed = accounts.refresh(accounts.login(email, "correct-horse-1")["refresh"])
-    assert set(refreshed) == {"access"}
+    first = accounts.login(email, "correct-horse-1")
+    refreshed = accounts.refresh(first["refresh"])
+    assert set(refreshed) == {"access", "refresh"}  # rotated: the refresh token sent is spent
+    assert refreshed["refresh"] != first["refresh"]
     assert accounts.authenticate(refreshed["access"]) == user.id
 
 
@@ -206,10 +208,18 @@ def user(shared_container):
     return shared_container.accounts.register(email, "correct-horse-1")
 
 
+def _session_of(shared_container, user_id: str) -> str:
+    """A live session of the user (tokens carry their sign-in: a forged token needs a real one to pass)."""
+    user = shared_container.accounts.user(user_id)
+    access = shared_container.accounts.sessions.start(user)["access"]
+    return jwt.decode(access, options={"verify_signature": False})["sid"]
+
+
 def _forged(shared_container, user_id: str, *, algorithm: str = "HS256", **overrides) -> str:
     config = shared_container.token_config()
     now = int(time.time())
     claims = {
+        "sid": _session_of(shared_container, user_id),
         "sub": user_id,
         "iat": now,
         "exp": now + 300,
@@ -264,5 +274,8 @@ def test_refresh_route_refuses_an_access_token_and_accepts_a_refresh_token(api, 
         )
 
     assert refresh(_forged(shared_container, user.id)).status_code == 401
-    accepted = refresh(_forged(shared_container, user.id, typ="refresh"))
-    assert accepted.status_code == 200 and set(json.loads(accepted.body)) == {"access"}
+    # A refresh token must be its session's current one: forging one without it is not enough.
+    assert refresh(_forged(shared_container, user.id, typ="refresh")).status_code == 401
+    issued = shared_container.accounts.sessions.start(shared_container.accounts.user(user.id))
+    accepted = refresh(issued["refresh"])
+    assert accepted.status_code == 200 and set(json.loads(accepted.body)) == {"access", "refresh"}
