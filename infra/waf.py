@@ -254,6 +254,13 @@ class RestApiFirewall(Construct):
         self.association = wafv2.CfnWebACLAssociation(
             self, "Association", resource_arn=self.stage_arn, web_acl_arn=self.web_acl.attr_arn
         )
+        cdk.Validations.of(self.association).acknowledge(
+            cdk.Acknowledgment(
+                id="CloudFormation-Validate::F1020",
+                reason="Ref <Api>.Stage names the stage SAM generates from the Serverless API; it exists once "
+                "CloudFormation has applied the SAM transform, which is when the reference is resolved.",
+            )
+        )
 
 
 class EdgeStack(cdk.Stack):
