@@ -117,7 +117,7 @@ DEFAULTS: dict[str, StageSettings] = {
         sweep_concurrency=1,
         waf_token_limit=100,
         waf_register_limit=50,
-        waf_webhook_limit=2_000,
+        waf_webhook_limit=5_000,
         waf_ip_limit=2_000,
         waf_web_limit=2_000,
     ),

@@ -33,6 +33,8 @@ class Synthesis:
     edge_regions: dict[str, str]
     # Annotations per stack name (tickets-dev, tickets-dev-edge, ...).
     messages: dict[str, list[Message]]
+    # The cloud assembly's folder (cdk-nag writes its reports there).
+    outdir: Path
     # The process state around synthesis: Chalice imports app.py and writes os.environ while packaging.
     environ_before: dict[str, str]
     environ_after: dict[str, str]
@@ -73,6 +75,7 @@ def synthesis(tmp_path_factory) -> Synthesis:
         },
         edge_regions={stage: artifact.environment.region for stage, artifact in edges.items()},
         messages={artifact.stack_name: _messages(artifact) for artifact in assembly.stacks},
+        outdir=Path(outdir),
         environ_before=environ_before,
         environ_after=dict(os.environ),
         modules_before=modules_before,
