@@ -373,8 +373,8 @@ class TicketsStack(cdk.Stack):
             function.add_property_override("Timeout", spec.consumer_timeout_seconds)
             reserved = self.settings.reserved_concurrency(name)
             if reserved:
-                # Lambda's pollers then never invoke past the reservation: a throttled batch goes back to the queue
-                # after its visibility timeout and its receives count towards maxReceiveCount (the DLQ).
+                # Lambda's pollers never invoke past the reservation. Past it they would be throttled, and a
+                # throttled batch returns after its visibility timeout, its receives counted towards the DLQ.
                 function.add_property_override(
                     f"Events.{event_name}.Properties.ScalingConfig", {"MaximumConcurrency": reserved}
                 )
