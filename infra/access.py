@@ -5,6 +5,9 @@ when a handler starts using another table, queue or secret, add it here (tests/i
 app defines but this map does not list). Event sources need no entry: a function that an SQS queue or a
 DynamoDB stream triggers is granted exactly that consumption by the stack, read from the Chalice template.
 
+The limits table: chalicelib.limits.RateLimiter fails open when it cannot count, so a function that checks
+limits without WRITE on it would silently have none. It is granted to every function that counts a limit.
+
 Keys are Chalice's resource names: the handler function name in CamelCase (`tickets_changed` ->
 `TicketsChanged`), `APIHandler` for every REST route, `Websocket{Connect,Message,Disconnect}` for WebSockets.
 """
@@ -42,15 +45,17 @@ FUNCTIONS: dict[str, FunctionAccess] = {
             tables.CARTS.logical: WRITE,
             tables.ORDERS.logical: WRITE,
             tables.PAYMENT_REFS.logical: WRITE,
+            tables.LIMITS.logical: WRITE,
         },
         sends_to=(tables.PURCHASES.logical, tables.REFUNDS.logical),
         secrets=(JWT, PAYPAL),
-        purpose="every REST route: accounts, catalog (staff writes), cart, checkout, execute, refund, webhook",
+        purpose="every REST route: accounts, catalog (staff writes), cart, checkout, execute, refund, webhook; "
+        "counts sign-in and registration limits",
     ),
     "WebsocketConnect": FunctionAccess(
-        tables={tables.SHOWTIMES.logical: READ, tables.CONNECTIONS.logical: WRITE},
+        tables={tables.SHOWTIMES.logical: READ, tables.CONNECTIONS.logical: WRITE, tables.LIMITS.logical: WRITE},
         secrets=(JWT,),
-        purpose="verifies the token, resolves the room, stores the connection",
+        purpose="verifies the token, resolves the room, stores the connection; counts connection limits",
     ),
     "WebsocketDisconnect": FunctionAccess(
         tables={tables.CONNECTIONS.logical: WRITE},
@@ -61,9 +66,11 @@ FUNCTIONS: dict[str, FunctionAccess] = {
             tables.TICKETS.logical: WRITE,
             tables.CARTS.logical: WRITE,
             tables.CONNECTIONS.logical: WRITE,
+            tables.LIMITS.logical: WRITE,
         },
         posts_to_connections=True,
-        purpose="select / unselect / snapshot, the reply to the sender (a 410 deletes the row)",
+        purpose="select / unselect / snapshot, the reply to the sender (a 410 deletes the row); counts message and "
+        "hold limits",
     ),
     "TicketsChanged": FunctionAccess(
         tables={tables.CONNECTIONS.logical: WRITE},

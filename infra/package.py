@@ -4,7 +4,8 @@
 
 Writes build/cdk.out/ (the cloud assembly `cdk deploy --app build/cdk.out` can deploy), build/templates/
 (one CloudFormation template per stack, what cfn-lint reads) and build/lambda/deployment.zip (the package
-every function runs). Exits non-zero if cfn-lint reports an error or the package holds something it must not.
+every function runs). Exits non-zero if synthesis reports an error (cdk-nag's AwsSolutions findings nobody
+acknowledged, infra/nag.py), cfn-lint reports an error, or the package holds something it must not.
 No AWS account is needed; pip may download the Lambda dependencies from PyPI on the first run.
 """
 
@@ -74,8 +75,20 @@ def cfn_lint(templates: list[Path]) -> int:
     return result.returncode
 
 
-def synthesize(stages: tuple[str, ...], outdir: Path) -> tuple[list[Path], Path]:
-    """Synthesize into `outdir`; returns the stack templates copied to build/templates and the package zip."""
+def synthesis_findings(assembly) -> tuple[list[str], list[str]]:
+    """(errors, warnings) the cloud assembly's stacks were annotated with: cdk-nag's findings, aws-cdk-lib's notes."""
+    found: dict[str, list[str]] = {"error": [], "warning": []}
+    for artifact in assembly.stacks:
+        for message in artifact.messages:
+            level = str(message.level.value).lower()
+            if level in found:
+                found[level].append(f"{artifact.stack_name} {message.id}: {str(message.entry.data).splitlines()[0]}")
+    return found["error"], found["warning"]
+
+
+def synthesize(stages: tuple[str, ...], outdir: Path) -> tuple[list[Path], Path, list[str]]:
+    """Synthesize into `outdir`; returns the stack templates copied to build/templates, the package zip and the
+    synthesis errors (printed with the warnings)."""
     from infra.synth import build_app  # aws_cdk starts a Node process: import only when needed
 
     if outdir.exists():
@@ -94,7 +107,12 @@ def synthesize(stages: tuple[str, ...], outdir: Path) -> tuple[list[Path], Path]
     package = BUILD_DIR / "lambda" / "deployment.zip"
     package.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(Path(first.chalice._sam_package_dir) / "deployment.zip", package)  # noqa: SLF001
-    return templates, package
+    errors, warnings = synthesis_findings(assembly)
+    for line in sorted(set(warnings)):
+        print(f"synthesis warning: {line}")
+    for line in sorted(set(errors)):
+        print(f"synthesis error: {line}", file=sys.stderr)
+    return templates, package, errors
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -105,13 +123,13 @@ def main(argv: list[str] | None = None) -> int:
     stages = tuple(name.strip() for name in args.stages.split(",") if name.strip())
 
     started = time.monotonic()
-    templates, package = synthesize(stages, BUILD_DIR / "cdk.out")
+    templates, package, errors = synthesize(stages, BUILD_DIR / "cdk.out")
     print(
         f"synthesized {', '.join(t.name for t in templates)} into {BUILD_DIR / 'templates'} "
-        f"({time.monotonic() - started:.1f} s)"
+        f"({time.monotonic() - started:.1f} s); {len(set(errors))} synthesis errors (cdk-nag AwsSolutions included)"
     )
 
-    failed = False
+    failed = bool(errors)
     if not args.skip_lint:
         code = cfn_lint(templates)
         if code & _LINT_FAILURE_BITS:

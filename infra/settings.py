@@ -9,6 +9,7 @@ environment variables of each Chalice stage.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -16,6 +17,23 @@ APP = "tickets"
 STAGES = ("dev", "prod")
 # The retention periods CloudWatch Logs offers that infra/stack.py maps (a subset of RetentionDays).
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 180, 365)
+# Which setting reserves concurrency for which function (Chalice's resource names). Reserved concurrency is a
+# guarantee and a cap at once: a REST flood cannot take what the workers hold, nor more than its own share.
+RESERVED_CONCURRENCY = {
+    "APIHandler": "api_concurrency",
+    "WebsocketMessage": "ws_message_concurrency",
+    "PurchaseWorker": "purchase_concurrency",
+    "RefundWorker": "refund_concurrency",
+    "TicketsChanged": "stream_concurrency",
+    "SweepExpired": "sweep_concurrency",
+}
+# Lambda refuses a reservation that leaves less than this unreserved in the account (per region).
+MIN_UNRESERVED_CONCURRENCY = 100
+# WAF rate-based rules: the smallest and largest limit WAF accepts per evaluation window.
+WAF_LIMIT_RANGE = (10, 2_000_000_000)
+WAF_LIMITS = ("waf_token_limit", "waf_register_limit", "waf_webhook_limit", "waf_ip_limit", "waf_web_limit")
+# A CLOUDFRONT-scope web ACL lives in us-east-1, whatever the stage's region.
+_WEB_ACL_ARN = re.compile(r"^arn:aws[a-z-]*:wafv2:us-east-1:\d{12}:global/webacl/[\w-]+/[\w-]+$")
 
 
 @dataclass(frozen=True)
@@ -45,6 +63,31 @@ class StageSettings:
     # A stream batch that keeps failing is retried this often, then its metadata goes to a failure queue.
     stream_max_retries: int = 5
     stream_max_record_age_seconds: int = 300
+    # Reserved concurrency per function (RESERVED_CONCURRENCY; 0: none, the function shares the unreserved pool).
+    # The queue workers' event sources never run more than their reservation (SQS MaximumConcurrency).
+    api_concurrency: int = 0
+    ws_message_concurrency: int = 0
+    purchase_concurrency: int = 0
+    refund_concurrency: int = 0
+    stream_concurrency: int = 0
+    sweep_concurrency: int = 0
+    # The account's Lambda concurrency quota in the stage's region (1,000 unless raised): reservations must leave
+    # MIN_UNRESERVED_CONCURRENCY of it unreserved.
+    account_concurrency: int = 1000
+    # WAF rate-based rules: requests per client IP in WAF's 5-minute window (infra/waf.py; README "WAF").
+    waf_token_limit: int = 300  # /api/token and /api/token/refresh
+    waf_register_limit: int = 100  # /api/auth/register
+    waf_webhook_limit: int = 20_000  # /api/payment/webhook: far above PayPal's delivery rate
+    waf_ip_limit: int = 10_000  # every other REST path
+    waf_web_limit: int = 10_000  # the web app's distribution
+    # ARN of the stage's CLOUDFRONT web ACL (the `<stage>-edge` stack's WebAclArn output, us-east-1); empty: the
+    # distribution has no web ACL until it is deployed and set.
+    web_acl_arn: str = ""
+
+    def reserved_concurrency(self, function: str) -> int:
+        """The concurrency reserved for a function (0: none)."""
+        field = RESERVED_CONCURRENCY.get(function)
+        return getattr(self, field) if field else 0
 
     @property
     def stack_name(self) -> str:
@@ -66,6 +109,17 @@ DEFAULTS: dict[str, StageSettings] = {
         ws_rate_limit=100.0,
         ws_burst_limit=200,
         log_retention_days=14,
+        api_concurrency=20,
+        ws_message_concurrency=10,
+        purchase_concurrency=2,
+        refund_concurrency=2,
+        stream_concurrency=5,
+        sweep_concurrency=1,
+        waf_token_limit=100,
+        waf_register_limit=50,
+        waf_webhook_limit=5_000,
+        waf_ip_limit=2_000,
+        waf_web_limit=2_000,
     ),
     "prod": StageSettings(
         name="prod",
@@ -76,6 +130,12 @@ DEFAULTS: dict[str, StageSettings] = {
         ws_rate_limit=1000.0,
         ws_burst_limit=2000,
         log_retention_days=90,
+        api_concurrency=500,
+        ws_message_concurrency=200,
+        purchase_concurrency=20,
+        refund_concurrency=5,
+        stream_concurrency=20,
+        sweep_concurrency=2,
     ),
 }
 
@@ -123,4 +183,35 @@ def stage_settings(name: str, context: Callable[[str], object | None] = lambda k
     for field in ("rest_rate_limit", "rest_burst_limit", "ws_rate_limit", "ws_burst_limit"):
         if getattr(settings, field) <= 0:
             raise ValueError(f"context {name}:{field} must be positive")
+    _check_concurrency(settings)
+    _check_waf(settings)
     return settings
+
+
+def _check_concurrency(settings: StageSettings) -> None:
+    name = settings.name
+    for function, field in RESERVED_CONCURRENCY.items():
+        value = getattr(settings, field)
+        if value < 0:
+            raise ValueError(f"context {name}:{field} must be 0 (no reservation) or positive")
+        # SQS MaximumConcurrency, set to the same number, takes 2 to 1000.
+        if function in ("PurchaseWorker", "RefundWorker") and value and not 2 <= value <= 1000:
+            raise ValueError(f"context {name}:{field} must be 0 or between 2 and 1000 (SQS maximum concurrency)")
+    reserved = sum(settings.reserved_concurrency(function) for function in RESERVED_CONCURRENCY)
+    if reserved > settings.account_concurrency - MIN_UNRESERVED_CONCURRENCY:
+        raise ValueError(
+            f"context {name}: the reservations ({reserved}) must leave {MIN_UNRESERVED_CONCURRENCY} of "
+            f"{name}:account_concurrency ({settings.account_concurrency}) unreserved"
+        )
+
+
+def _check_waf(settings: StageSettings) -> None:
+    low, high = WAF_LIMIT_RANGE
+    for field in WAF_LIMITS:
+        if not low <= getattr(settings, field) <= high:
+            raise ValueError(f"context {settings.name}:{field} must be between {low} and {high}")
+    if settings.web_acl_arn and not _WEB_ACL_ARN.match(settings.web_acl_arn):
+        raise ValueError(
+            f"context {settings.name}:web_acl_arn must be a CLOUDFRONT web ACL ARN "
+            f"(arn:aws:wafv2:us-east-1:<account>:global/webacl/<name>/<id>), got {settings.web_acl_arn!r}"
+        )

@@ -1,5 +1,5 @@
 """One stage of the service: its tables, queues, secrets, the Chalice app with one role per function, alarms,
-and the web app (S3 + CloudFront, infra/web.py).
+the REST API's web ACL (infra/waf.py) and the web app (S3 + CloudFront, infra/web.py).
 
 Every table and queue is built from chalicelib.tables, the definitions the local stack and the tests use.
 Every physical name starts with `tickets-<stage>-`, so TABLE_PREFIX / QUEUE_PREFIX point the code at them and
@@ -32,6 +32,7 @@ from chalicelib import tables
 from infra import access
 from infra.gateway_responses import add_gateway_responses
 from infra.settings import StageSettings
+from infra.waf import RestApiFirewall
 from infra.web import WebSite, paypal_redirect_urls
 
 SERVERLESS_FUNCTION = "AWS::Serverless::Function"
@@ -117,7 +118,11 @@ class TicketsStack(cdk.Stack):
         self.log_groups: dict[str, logs.LogGroup] = {}
         # Before the Chalice app: its functions get the site's URL (PAYMENT_RETURN_URL); the files come later.
         self.web = WebSite(
-            self, "Web", stack_name=settings.stack_name, log_retention=_RETENTION[settings.log_retention_days]
+            self,
+            "Web",
+            stack_name=settings.stack_name,
+            log_retention=_RETENTION[settings.log_retention_days],
+            web_acl_arn=settings.web_acl_arn or None,
         )
         # Chalice needs one role ARN up front; every function then gets its own role (see _wire_function).
         default_role = self._role("APIHandler")
@@ -144,9 +149,12 @@ class TicketsStack(cdk.Stack):
         for name, resource in self.functions.items():
             self._wire_function(name, resource)
         self._throttle_apis()
+        self.firewall = self._protect_rest_api()
         # API Gateway's own errors (unknown path, throttling, ...) in the contract's shape, with CORS.
         add_gateway_responses(self.chalice.get_resource("RestAPI"))
-        self.web.publish(api_base=cdk.Fn.join("", [self._rest_url(), "api"]), ws_url=self._ws_url())
+        self.web.publish(
+            api_base=cdk.Fn.join("", [self._rest_url(), "api"]), ws_url=self._ws_url(), api_origins=self._api_origins()
+        )
         for logical, dlq in {**self.dead_letter_queues, **self.failure_queues}.items():
             self._queue_depth_alarm(logical, dlq)
         self._outputs()
@@ -316,6 +324,9 @@ class TicketsStack(cdk.Stack):
                 iam.PolicyStatement(actions=["xray:PutTraceSegments", "xray:PutTelemetryRecords"], resources=["*"])
             )
         function.add_property_override("Environment.Variables.WS_MANAGEMENT_ENDPOINT", self._management_endpoint())
+        reserved = self.settings.reserved_concurrency(name)
+        if reserved:  # 0 would stop the function: no reservation means no property
+            function.add_property_override("ReservedConcurrentExecutions", reserved)
         # The role ARN alone orders the function after the role, not after the grants in its policy: an event
         # source mapping created in between would fail its permission check.
         policy = role.node.try_find_child("DefaultPolicy")
@@ -360,6 +371,13 @@ class TicketsStack(cdk.Stack):
             )
             # The queue's visibility timeout (6x) is derived from this same number.
             function.add_property_override("Timeout", spec.consumer_timeout_seconds)
+            reserved = self.settings.reserved_concurrency(name)
+            if reserved:
+                # Lambda's pollers never invoke past the reservation. Past it they would be throttled, and a
+                # throttled batch returns after its visibility timeout, its receives counted towards the DLQ.
+                function.add_property_override(
+                    f"Events.{event_name}.Properties.ScalingConfig", {"MaximumConcurrency": reserved}
+                )
         elif kind == "DynamoDB":
             table = self._table_for_stream_arn(properties["Stream"], name)
             table.grant_stream_read(role)
@@ -439,6 +457,31 @@ class TicketsStack(cdk.Stack):
             "DefaultRouteSettings",
             {"ThrottlingRateLimit": settings.ws_rate_limit, "ThrottlingBurstLimit": settings.ws_burst_limit},
         )
+
+    def _protect_rest_api(self) -> RestApiFirewall:
+        """The REST API answers at its stage only, behind the stage's web ACL."""
+        rest_api = self.chalice.get_resource("RestAPI")
+        # Without an OpenApiVersion SAM also deploys the API to a stage named "Stage": a second URL for every route
+        # that neither this stage's throttling nor its web ACL covers. "2.0" is what Chalice's Swagger body is.
+        rest_api.add_property_override("OpenApiVersion", "2.0")
+        return RestApiFirewall(
+            self,
+            "RestApiFirewall",
+            settings=self.settings,
+            stage=self.rest_stage,
+            rest_api_id=rest_api.ref,
+            stage_ref=cdk.Fn.ref("RestAPI.Stage"),
+        )
+
+    def _api_origins(self) -> list[str]:
+        """The origins the web app connects to (its CSP connect-src): the REST API and the WebSocket API.
+
+        The REST API's own host cannot be named: the functions name the distribution (their PayPal return URL),
+        the API names the functions, so the distribution's headers naming the API would close a cycle. Any
+        execute-api host of this region is allowed instead; the WebSocket API names no function, so it is exact.
+        """
+        hosts = f".execute-api.{self.region}.{self.url_suffix}"
+        return [f"https://*{hosts}", cdk.Fn.join("", ["wss://", self._websocket_api_id(), hosts])]
 
     # --- alarms and outputs -----------------------------------------------------------------------
 
@@ -555,5 +598,6 @@ class TicketsStack(cdk.Stack):
             value=self.web.url,
             description="The web app (CloudFront); its config.json points at RestApiUrl and WebSocketUrl",
         )
+        cdk.CfnOutput(self, "RestApiWebAclArn", value=self.firewall.web_acl.attr_arn)
         cdk.CfnOutput(self, "WebBucketName", value=self.web.bucket.bucket_name)
         cdk.CfnOutput(self, "WebDistributionId", value=self.web.distribution.distribution_id)

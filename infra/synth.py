@@ -1,4 +1,5 @@
-"""Build the CDK app for the stages: stage the Lambda project, then one TicketsStack per stage.
+"""Build the CDK app for the stages: stage the Lambda project, then per stage its TicketsStack and its EdgeStack
+(the web app's web ACL, us-east-1), all checked by cdk-nag's AwsSolutions rules (infra/nag.py).
 
 Synthesis imports app.py (no AWS call may happen at import) and needs no AWS account. Chalice writes
 `chalice.out/<uuid>/` into the working folder, so construction runs from a scratch folder under build/.
@@ -13,9 +14,10 @@ from pathlib import Path
 
 import aws_cdk as cdk
 
-from infra import bundle
+from infra import bundle, nag
 from infra.settings import STAGES, stage_settings
 from infra.stack import TicketsStack
+from infra.waf import EdgeStack
 
 
 @contextlib.contextmanager
@@ -48,7 +50,8 @@ def add_stages(
     with_dependencies: bool = True,
     workdir: Path = bundle.BUILD_DIR / "synth",
 ) -> dict[str, TicketsStack]:
-    """Add one stack per stage to `app`. Without dependencies the package holds the app code only (tests)."""
+    """Add the stacks of each stage to `app`; returns the stages' TicketsStacks (their EdgeStacks are
+    `<stage>-edge`). Without dependencies the package holds the app code only (tests)."""
     workdir = workdir.resolve()
     vendor = bundle.build_vendor() if with_dependencies else None
     project = bundle.stage_project(workdir / "project", vendor)
@@ -57,15 +60,20 @@ def add_stages(
         for name in stages or selected_stages(app):
             settings = stage_settings(name, app.node.try_get_context)
             stacks[name] = TicketsStack(app, settings, project)
+            nag.acknowledge_stage(stacks[name])
+            EdgeStack(app, settings)
     return stacks
 
 
 def build_app(outdir: Path | None = None, **kwargs) -> tuple[cdk.App, dict[str, TicketsStack]]:
     """A new App (writing to `outdir`, else where the CDK CLI says) with the stages added."""
-    props: dict = {"analytics_reporting": False}
+    # Merged IAM statements: APIHandler's one statement per table and action group would outgrow a role's
+    # inline policy size, and aws-cdk-lib would spill it into a managed "overflow" policy.
+    props: dict = {"analytics_reporting": False, "context": {"@aws-cdk/aws-iam:minimizePolicies": True}}
     if outdir is not None:
         props["outdir"] = str(Path(outdir).resolve())
     elif os.environ.get("CDK_OUTDIR"):
         props["outdir"] = str(Path(os.environ["CDK_OUTDIR"]).resolve())
     app = cdk.App(**props)
+    nag.add_checks(app)
     return app, add_stages(app, **kwargs)

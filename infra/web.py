@@ -4,14 +4,23 @@ The bucket is reachable only through the distribution (Origin Access Control); C
 HTTPS, serves index.html at `/`, and rewrites the two real SPA paths PayPal sends buyers back to
 (`/paypal/return`, `/paypal/cancel`) to index.html, so every other missing file still answers 403/404.
 
-Two steps, because the functions need the site's URL (their PAYMENT_RETURN_URL) and the site's config.json
-needs the APIs' URLs: the bucket and distribution exist first (`WebSite(...)`, before the Chalice app), the
-files are published after it (`publish(api_base=..., ws_url=...)`). The references only point one way
-(functions -> distribution; deployment -> APIs, bucket, distribution), so there is no cycle.
+Every response carries a strict Content-Security-Policy and the other security headers (a CloudFront response
+headers policy): scripts, styles and everything else from the site itself, connections to the site and the
+stage's APIs only, no plugins, no framing, forms posting to the site only, no referrer.
+
+Two steps, because the functions need the site's URL (their PAYMENT_RETURN_URL) and the site's config.json and
+CSP need the APIs' URLs: the bucket and distribution exist first (`WebSite(...)`, before the Chalice app), the
+files and the headers policy come after it (`publish(api_base=..., ws_url=..., api_origins=...)`). The
+references only point one way (functions -> distribution; deployment -> APIs, bucket, distribution; distribution
+-> headers policy -> WebSocket API, which names no function), so there is no cycle.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import aws_cdk as cdk
@@ -40,6 +49,11 @@ function handler(event) {
 }
 """
 
+# A <script> element without a src attribute, and its text.
+_INLINE_SCRIPT = re.compile(r"<script\b(?![^>]*\bsrc\s*=)[^>]*>(.*?)</script\s*>", re.IGNORECASE | re.DOTALL)
+# Two years, as HSTS preload lists ask (the header is only ever sent over HTTPS).
+_HSTS_MAX_AGE = cdk.Duration.days(730)
+
 # Ids of the stack-level singletons aws-cdk-lib adds for BucketDeployment and auto_delete_objects.
 _CDK_PROVIDERS = ("Custom::CDKBucketDeployment", "Custom::S3AutoDeleteObjectsCustomResourceProvider")
 
@@ -56,6 +70,39 @@ def paypal_redirect_urls(frontend_url: str, site_url: str) -> dict[str, str]:
     """PAYMENT_RETURN_URL / PAYMENT_CANCEL_URL: under `frontend_url` when it is set, else under the stack's site."""
     base = (frontend_url or site_url).rstrip("/")
     return {"PAYMENT_RETURN_URL": f"{base}{SPA_PATHS[0]}", "PAYMENT_CANCEL_URL": f"{base}{SPA_PATHS[1]}"}
+
+
+def inline_script_hashes(html: str) -> list[str]:
+    """CSP sources allowing exactly the page's inline scripts: 'sha256-<base64>' of each one's text.
+
+    Browsers hash the script's text as parsed, with line breaks normalized to LF, encoded as UTF-8.
+    """
+    hashes = []
+    for match in _INLINE_SCRIPT.finditer(html):
+        text = match.group(1).replace("\r\n", "\n").replace("\r", "\n")
+        digest = base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("ascii")
+        hashes.append(f"'sha256-{digest}'")
+    return hashes
+
+
+def content_security_policy(connect_sources: Sequence[str], script_hashes: Sequence[str] = ()) -> str:
+    """The site's policy: only its own files, plus `connect_sources` for fetch / WebSocket and the hashed scripts.
+
+    base-uri is 'self', not 'none': index.html sets a <base> (to the site's root) on the PayPal return paths.
+    form-action stays 'self': the app reaches PayPal by navigating (a link, location.assign), never by a form.
+    """
+    directives = {
+        "default-src": ["'self'"],
+        "script-src": ["'self'", *script_hashes],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'", *connect_sources],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+    return "; ".join(f"{name} {' '.join(sources)}" for name, sources in directives.items())
 
 
 def spa_rewrite_code(paths: tuple[str, ...] = SPA_PATHS) -> str:
@@ -75,7 +122,9 @@ class WebSite(Construct):
         stack_name: str,
         log_retention: logs.RetentionDays,
         source_dir: Path = WEB_DIR,
+        web_acl_arn: str | None = None,
     ) -> None:
+        """`web_acl_arn`: a CLOUDFRONT web ACL (infra/waf.py EdgeStack) for the distribution, or None."""
         super().__init__(scope, construct_id)
         self._stack_name = stack_name
         self._log_retention = log_retention
@@ -107,12 +156,12 @@ class WebSite(Construct):
             minimum_protocol_version=cloudfront.SecurityPolicyProtocol.TLS_V1_2_2021,
             http_version=cloudfront.HttpVersion.HTTP2_AND_3,
             price_class=cloudfront.PriceClass.PRICE_CLASS_100,
+            web_acl_id=web_acl_arn,
             default_behavior=cloudfront.BehaviorOptions(
                 origin=origins.S3BucketOrigin.with_origin_access_control(self.bucket),
                 viewer_protocol_policy=cloudfront.ViewerProtocolPolicy.REDIRECT_TO_HTTPS,
                 allowed_methods=cloudfront.AllowedMethods.ALLOW_GET_HEAD,
                 cache_policy=cloudfront.CachePolicy.CACHING_OPTIMIZED,
-                response_headers_policy=cloudfront.ResponseHeadersPolicy.SECURITY_HEADERS,
                 compress=True,
                 function_associations=[
                     cloudfront.FunctionAssociation(
@@ -123,9 +172,16 @@ class WebSite(Construct):
         )
         self.url = f"https://{self.distribution.distribution_domain_name}"
         self.deployment: s3deploy.BucketDeployment | None = None
+        self.headers: cloudfront.ResponseHeadersPolicy | None = None
 
-    def publish(self, *, api_base: str, ws_url: str) -> s3deploy.BucketDeployment:
-        """Upload web/ plus a config.json holding these URLs (tokens: resolved by the deployment at deploy time)."""
+    def publish(self, *, api_base: str, ws_url: str, api_origins: Sequence[str]) -> s3deploy.BucketDeployment:
+        """Upload web/ plus a config.json holding these URLs (tokens: resolved by the deployment at deploy time),
+        and answer with the security headers, the CSP letting the page connect to `api_origins`."""
+        self.headers = self._headers_policy(api_origins)
+        # The distribution exists before the APIs do (see the module docstring): the policy joins it now.
+        self.distribution.node.default_child.add_property_override(
+            "DistributionConfig.DefaultCacheBehavior.ResponseHeadersPolicyId", self.headers.response_headers_policy_id
+        )
         self.deployment = s3deploy.BucketDeployment(
             self,
             "Deployment",
@@ -148,6 +204,32 @@ class WebSite(Construct):
         self._scope_invalidation_grant(self.deployment)
         self._quiet_provider_lint()
         return self.deployment
+
+    def _headers_policy(self, api_origins: Sequence[str]) -> cloudfront.ResponseHeadersPolicy:
+        scripts = inline_script_hashes((self._source_dir / "index.html").read_text(encoding="utf-8"))
+        return cloudfront.ResponseHeadersPolicy(
+            self,
+            "Headers",
+            response_headers_policy_name=f"{self._stack_name}-web-headers",
+            comment=f"{self._stack_name} web app: strict CSP, HSTS, no framing, no sniffing, no referrer",
+            security_headers_behavior=cloudfront.ResponseSecurityHeadersBehavior(
+                content_security_policy=cloudfront.ResponseHeadersContentSecurityPolicy(
+                    content_security_policy=content_security_policy(api_origins, scripts), override=True
+                ),
+                strict_transport_security=cloudfront.ResponseHeadersStrictTransportSecurity(
+                    access_control_max_age=_HSTS_MAX_AGE, include_subdomains=True, override=True
+                ),
+                content_type_options=cloudfront.ResponseHeadersContentTypeOptions(override=True),
+                frame_options=cloudfront.ResponseHeadersFrameOptions(
+                    frame_option=cloudfront.HeadersFrameOption.DENY, override=True
+                ),
+                referrer_policy=cloudfront.ResponseHeadersReferrerPolicy(
+                    referrer_policy=cloudfront.HeadersReferrerPolicy.NO_REFERRER, override=True
+                ),
+                # The legacy XSS auditor is gone from browsers, and where it remains it can be abused: off.
+                xss_protection=cloudfront.ResponseHeadersXSSProtection(protection=False, override=True),
+            ),
+        )
 
     def _scope_invalidation_grant(self, deployment: s3deploy.BucketDeployment) -> None:
         """Narrow BucketDeployment's cloudfront:*Invalidation grant from every distribution to this one.

@@ -16,12 +16,14 @@ LOG_GROUP = "AWS::Logs::LogGroup"
 
 
 def references(value: Any) -> set[str]:
-    """Logical ids a value refers to through Ref / Fn::GetAtt / Fn::Sub (pseudo parameters excluded)."""
+    """Logical ids a value refers to through Ref / Fn::GetAtt / Fn::Sub (pseudo parameters excluded; SAM's
+    generated-resource references count as their source resource)."""
     found: set[str] = set()
     if isinstance(value, dict):
         for key, inner in value.items():
             if key == "Ref" and isinstance(inner, str):
-                found.add(inner)
+                # SAM's `Ref <Api>.Stage` / `<Api>.Deployment`: resources the transform generates from <Api>.
+                found.add(inner.split(".")[0])
             elif key == "Fn::GetAtt":
                 target = inner[0] if isinstance(inner, list) else str(inner).split(".")[0]
                 found.add(target)

@@ -16,9 +16,25 @@ from tests.infra.cfn import Template
 CDK_MISSING = "aws-cdk-lib is not installed: pip install -r requirements-infra.txt"
 
 
+@dataclass(frozen=True)
+class Message:
+    """One annotation of the cloud assembly: cdk-nag's findings, aws-cdk-lib's warnings."""
+
+    level: str  # "error" | "warning" | "info"
+    path: str  # the construct's path, e.g. /dev/Web/Distribution/Resource
+    text: str
+
+
 @dataclass
 class Synthesis:
     templates: dict[str, Template]
+    # Each stage's EdgeStack (the web app's CLOUDFRONT web ACL) and the region its artifact targets.
+    edge_templates: dict[str, Template]
+    edge_regions: dict[str, str]
+    # Annotations per stack name (tickets-dev, tickets-dev-edge, ...).
+    messages: dict[str, list[Message]]
+    # The cloud assembly's folder (cdk-nag writes its reports there).
+    outdir: Path
     # The process state around synthesis: Chalice imports app.py and writes os.environ while packaging.
     environ_before: dict[str, str]
     environ_after: dict[str, str]
@@ -26,6 +42,10 @@ class Synthesis:
     modules_after: dict[str, object]
     cwd_before: str
     cwd_after: str
+
+
+def _messages(artifact) -> list[Message]:
+    return [Message(level=str(m.level.value).lower(), path=m.id, text=str(m.entry.data)) for m in artifact.messages]
 
 
 def _app_modules() -> dict[str, object]:
@@ -47,8 +67,15 @@ def synthesis(tmp_path_factory) -> Synthesis:
         )
         for stage, stack in stacks.items()
     }
+    edges = {stage: assembly.get_stack_by_name(f"{stack.stack_name}-edge") for stage, stack in stacks.items()}
     return Synthesis(
         templates=templates,
+        edge_templates={
+            stage: Template(stage, json.loads(Path(a.template_full_path).read_text())) for stage, a in edges.items()
+        },
+        edge_regions={stage: artifact.environment.region for stage, artifact in edges.items()},
+        messages={artifact.stack_name: _messages(artifact) for artifact in assembly.stacks},
+        outdir=Path(outdir),
         environ_before=environ_before,
         environ_after=dict(os.environ),
         modules_before=modules_before,
@@ -61,3 +88,8 @@ def synthesis(tmp_path_factory) -> Synthesis:
 @pytest.fixture(params=STAGES)
 def template(request, synthesis) -> Template:
     return synthesis.templates[request.param]
+
+
+@pytest.fixture(params=STAGES)
+def edge_template(request, synthesis) -> Template:
+    return synthesis.edge_templates[request.param]

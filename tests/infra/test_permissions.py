@@ -184,3 +184,23 @@ def test_disconnect_handler_touches_nothing_but_the_connections_table(template):
     grants = template.grants_of_role(template.role_of("WebsocketDisconnect"))
     assert {t for g in grants if g.action.startswith("dynamodb:") for t in g.targets} == {connections}
     assert not [g for g in grants if g.action.startswith(("sqs:", "secretsmanager:", "ssm:", "execute-api:"))]
+
+
+def test_every_table_is_granted_to_a_function_that_uses_it(template):
+    granted = {table for grants in access.FUNCTIONS.values() for table in grants.tables}
+    assert granted == {spec.logical for spec in tables.TABLES}
+
+
+def test_the_functions_that_count_rate_limits_may_write_the_limits_table(template):
+    # chalicelib.limits.RateLimiter fails open when it cannot write: without the grant, no limit would hold.
+    prefix = DEFAULTS[template.stage].resource_prefix
+    limits, _ = template.named(TABLE, "TableName", f"{prefix}{tables.LIMITS.logical}")
+    writers = {
+        function
+        for function in template.functions
+        if any(
+            g.action == "dynamodb:UpdateItem" and limits in g.targets
+            for g in template.grants_of_role(template.role_of(function))
+        )
+    }
+    assert writers == {"APIHandler", "WebsocketConnect", "WebsocketMessage"}

@@ -57,3 +57,17 @@ def test_invalid_context_values_are_refused_naming_the_setting(key, value):
 def test_an_unknown_stage_is_refused():
     with pytest.raises(KeyError):
         stage_settings("staging")
+
+
+def test_prod_reserves_more_concurrency_and_allows_more_traffic_than_dev():
+    dev, prod = DEFAULTS["dev"], DEFAULTS["prod"]
+    for field in ("api_concurrency", "ws_message_concurrency", "purchase_concurrency", "stream_concurrency"):
+        assert getattr(prod, field) > getattr(dev, field) > 0, field
+    for field in ("waf_token_limit", "waf_webhook_limit", "waf_ip_limit", "waf_web_limit"):
+        assert getattr(prod, field) > getattr(dev, field), field
+
+
+def test_new_context_values_take_their_field_types():
+    settings = stage_settings("dev", _context({"dev:waf_token_limit": "250", "dev:purchase_concurrency": "4"}))
+    assert settings.waf_token_limit == 250
+    assert settings.reserved_concurrency("PurchaseWorker") == 4
