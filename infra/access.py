@@ -45,21 +45,32 @@ FUNCTIONS: dict[str, FunctionAccess] = {
             tables.CARTS.logical: WRITE,
             tables.ORDERS.logical: WRITE,
             tables.PAYMENT_REFS.logical: WRITE,
+            tables.SESSIONS.logical: WRITE,
+            tables.CONNECTIONS.logical: WRITE,
             tables.LIMITS.logical: WRITE,
         },
         sends_to=(tables.PURCHASES.logical, tables.REFUNDS.logical),
         secrets=(JWT, PAYPAL),
+        posts_to_connections=True,
         purpose="every REST route: accounts, catalog (staff writes), cart, checkout, execute, refund, webhook; "
-        "counts sign-in and registration limits",
+        "counts sign-in and registration limits; sessions (refresh rotation, sign-out, password change, WebSocket "
+        "tickets); closes the sockets of a session that ended (Management API DeleteConnection)",
     ),
     "WebsocketConnect": FunctionAccess(
-        tables={tables.SHOWTIMES.logical: READ, tables.CONNECTIONS.logical: WRITE, tables.LIMITS.logical: WRITE},
+        tables={
+            tables.SHOWTIMES.logical: READ,
+            tables.USERS.logical: READ,
+            tables.SESSIONS.logical: WRITE,
+            tables.CONNECTIONS.logical: WRITE,
+            tables.LIMITS.logical: WRITE,
+        },
         secrets=(JWT,),
-        purpose="verifies the token, resolves the room, stores the connection; counts connection limits",
+        purpose="takes the single-use ticket (or verifies the token and its session), resolves the room, stores "
+        "the connection; claims a place under the user's socket cap",
     ),
     "WebsocketDisconnect": FunctionAccess(
-        tables={tables.CONNECTIONS.logical: WRITE},
-        purpose="deletes the connection row",
+        tables={tables.CONNECTIONS.logical: WRITE, tables.LIMITS.logical: WRITE},
+        purpose="deletes the connection row and gives back its place under the user's socket cap",
     ),
     "WebsocketMessage": FunctionAccess(
         tables={
@@ -67,10 +78,12 @@ FUNCTIONS: dict[str, FunctionAccess] = {
             tables.CARTS.logical: WRITE,
             tables.CONNECTIONS.logical: WRITE,
             tables.LIMITS.logical: WRITE,
+            tables.USERS.logical: READ,
+            tables.SESSIONS.logical: READ,
         },
         posts_to_connections=True,
         purpose="select / unselect / snapshot, the reply to the sender (a 410 deletes the row); counts message and "
-        "hold limits",
+        "hold limits; checks the socket's session is still live (closes it when not)",
     ),
     "TicketsChanged": FunctionAccess(
         tables={tables.CONNECTIONS.logical: WRITE},

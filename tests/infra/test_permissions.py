@@ -175,14 +175,16 @@ def test_function_permissions_are_exactly_what_its_access_entry_and_triggers_nee
 
 def test_only_functions_that_post_to_clients_may_manage_connections(template):
     posting = {f for f in template.functions if access.FUNCTIONS[f].posts_to_connections}
-    assert posting == {"WebsocketMessage", "TicketsChanged"}
+    # APIHandler closes the sockets of a session that ended (sign-out, password change, a stolen token caught).
+    assert posting == {"WebsocketMessage", "TicketsChanged", "APIHandler"}
 
 
-def test_disconnect_handler_touches_nothing_but_the_connections_table(template):
+def test_disconnect_handler_touches_nothing_but_the_connections_and_limits_tables(template):
     prefix = DEFAULTS[template.stage].resource_prefix
     connections, _ = template.named(TABLE, "TableName", f"{prefix}{tables.CONNECTIONS.logical}")
+    limits, _ = template.named(TABLE, "TableName", f"{prefix}{tables.LIMITS.logical}")
     grants = template.grants_of_role(template.role_of("WebsocketDisconnect"))
-    assert {t for g in grants if g.action.startswith("dynamodb:") for t in g.targets} == {connections}
+    assert {t for g in grants if g.action.startswith("dynamodb:") for t in g.targets} == {connections, limits}
     assert not [g for g in grants if g.action.startswith(("sqs:", "secretsmanager:", "ssm:", "execute-api:"))]
 
 
@@ -203,4 +205,5 @@ def test_the_functions_that_count_rate_limits_may_write_the_limits_table(templat
             for g in template.grants_of_role(template.role_of(function))
         )
     }
-    assert writers == {"APIHandler", "WebsocketConnect", "WebsocketMessage"}
+    # WebsocketDisconnect gives back the socket's place under its user's cap.
+    assert writers == {"APIHandler", "WebsocketConnect", "WebsocketMessage", "WebsocketDisconnect"}
