@@ -31,6 +31,8 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_deployment as s3deploy
 from constructs import Construct
 
+from infra.csp import content_security_policy
+
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 CONFIG_OBJECT = "config.json"
 # The SPA paths that must serve index.html (see web/index.html: it sets <base> for them).
@@ -83,26 +85,6 @@ def inline_script_hashes(html: str) -> list[str]:
         digest = base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("ascii")
         hashes.append(f"'sha256-{digest}'")
     return hashes
-
-
-def content_security_policy(connect_sources: Sequence[str], script_hashes: Sequence[str] = ()) -> str:
-    """The site's policy: only its own files, plus `connect_sources` for fetch / WebSocket and the hashed scripts.
-
-    base-uri is 'self', not 'none': index.html sets a <base> (to the site's root) on the PayPal return paths.
-    form-action stays 'self': the app reaches PayPal by navigating (a link, location.assign), never by a form.
-    """
-    directives = {
-        "default-src": ["'self'"],
-        "script-src": ["'self'", *script_hashes],
-        "style-src": ["'self'"],
-        "img-src": ["'self'", "data:"],
-        "connect-src": ["'self'", *connect_sources],
-        "object-src": ["'none'"],
-        "base-uri": ["'self'"],
-        "form-action": ["'self'"],
-        "frame-ancestors": ["'none'"],
-    }
-    return "; ".join(f"{name} {' '.join(sources)}" for name, sources in directives.items())
 
 
 def spa_rewrite_code(paths: tuple[str, ...] = SPA_PATHS) -> str:

@@ -24,6 +24,8 @@ from urllib.parse import quote, unquote
 from aiohttp import WSMsgType, web
 from chalice.local import LambdaContext, LambdaEventConverter, LocalGateway, LocalGatewayException
 
+from infra.csp import content_security_policy
+
 log = logging.getLogger("local.gateway")
 
 MAX_FRAME_BYTES = 32 * 1024  # API Gateway's WebSocket frame limit
@@ -37,6 +39,14 @@ _CHALICE_CODES = {
     413: "payload_too_large",
     415: "unsupported_media_type",
     429: "rate_limited",
+}
+_NOT_PAGES = ("/api", "/@connections", "/%40connections", "/ws")
+_LOCAL_ONLY = ("/paypal", "/@connections", "/%40connections")
+_PAGE_POLICY = content_security_policy(())  # same origin: 'self' covers the API and ws:// of this host
+_PAGE_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
 }
 _API_ID = "localapi"
 _STAGE = "local"
@@ -128,6 +138,10 @@ class Gateway:
         self._rest_pool = ThreadPoolExecutor(max_workers=REST_CONCURRENCY, thread_name_prefix="rest")
         self._parts_health = parts_health
         self._disconnect_handlers = True
+        port = public_origin.rsplit(":", 1)[-1].rstrip("/")
+        self._hosts = {public_origin.split("://", 1)[-1].rstrip("/").lower()} | {
+            f"{name}:{port}" for name in ("127.0.0.1", "localhost", "[::1]")
+        }
         self._ws_pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="ws")
         self._sockets: dict[str, _Socket] = {}
         self._web_root = web_root
@@ -135,7 +149,9 @@ class Gateway:
 
     # --- application --------------------------------------------------------------------
     def build(self, extra_subapps: dict[str, web.Application] | None = None) -> web.Application:
-        application = web.Application(client_max_size=1024 * 1024, middlewares=[self._errors])
+        application = web.Application(
+            client_max_size=1024 * 1024, middlewares=[self._errors, self._local_only, self._page_headers]
+        )
         application.router.add_get("/ws", self.websocket)
         application.router.add_route("*", "/@connections/{connection_id}", self.connections)
         application.router.add_route("*", "/%40connections/{connection_id}", self.connections)
@@ -159,6 +175,33 @@ class Gateway:
                 raise
             code = _CHALICE_CODES.get(exc.status, "error")
             return _json_error(exc.status, code, exc.reason or "error")
+
+    @web.middleware
+    async def _local_only(self, request: web.Request, handler):
+        """The local stack answers only itself. A Host header naming another site is refused (a DNS-rebinding page
+        would otherwise read it as its own origin), and so is a cross-site request that changes anything on the
+        emulators (a page the developer visits could inject PayPal faults, approve orders, redirect webhooks or
+        post to sockets with a plain form, no preflight needed). The REST API keeps its CORS: it takes bearer
+        tokens, never cookies."""
+        if request.host.lower() not in self._hosts:
+            return _json_error(421, "misdirected_request", "This server answers only its own address.")
+        if request.method not in ("GET", "HEAD", "OPTIONS") and request.path.startswith(_LOCAL_ONLY):
+            origin = request.headers.get("Origin")
+            cross_site = request.headers.get("Sec-Fetch-Site") in ("cross-site", "same-site")
+            if (origin is not None and origin != self.public_origin) or cross_site:
+                return _json_error(403, "forbidden", "Cross-site requests to the local emulators are refused.")
+        return await handler(request)
+
+    @web.middleware
+    async def _page_headers(self, request: web.Request, handler):
+        """The web app's pages get the headers CloudFront adds deployed (infra/web.py): the same strict CSP, so
+        `make run` refuses what the deployed site would."""
+        response = await handler(request)
+        if not request.path.startswith(_NOT_PAGES):
+            response.headers.setdefault("Content-Security-Policy", _PAGE_POLICY)
+            for name, value in _PAGE_HEADERS.items():
+                response.headers.setdefault(name, value)
+        return response
 
     async def config(self, request: web.Request) -> web.Response:
         ws_origin = self.public_origin.replace("http://", "ws://").replace("https://", "wss://")

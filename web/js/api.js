@@ -83,7 +83,18 @@ export const session = {
     listeners.add(fn);
     return () => listeners.delete(fn);
   },
-  logout() { save(null); },
+  /** Ends the sign-in on the server too (its tokens and sockets stop working everywhere), then forgets it. */
+  async logout() {
+    const access = state?.access;
+    save(null);
+    if (access) {
+      try {
+        await request('POST', '/auth/logout/', { auth: false, headers: { Authorization: `Bearer ${access}` } });
+      } catch {
+        // Signed out here anyway; the server-side session ends with its refresh token's lifetime.
+      }
+    }
+  },
 };
 
 function scheduleRefresh() {
@@ -191,11 +202,11 @@ async function readBody(res) {
  * Calls the REST API. Returns the parsed JSON body; throws ApiError carrying the server's {code, message}.
  * `auth: true` sends the bearer token when logged in and retries once after a refresh on 401.
  */
-export async function request(method, path, { body, query, auth = true, signal } = {}) {
+export async function request(method, path, { body, query, auth = true, signal, headers: extra = {} } = {}) {
   const { apiBase } = await getConfig();
   const url = buildUrl(apiBase, path, query);
   for (let attempt = 0; ; attempt += 1) {
-    const headers = { Accept: 'application/json' };
+    const headers = { Accept: 'application/json', ...extra };
     let token = null;
     if (auth && state) {
       token = await freshAccess(15);
@@ -244,14 +255,17 @@ export const api = {
   order: (id, opts) => request('GET', `/orders/${encodeURIComponent(id)}/`, opts),
 };
 
-/** Builds the WebSocket URL for a showtime room with a fresh access token, or null when logged out. */
+/**
+ * Builds the WebSocket URL for a showtime room with a fresh single-use ticket (the access token never goes in a
+ * URL, where logs and histories keep it), or null when logged out.
+ */
 export async function liveUrl(showtimeId) {
   const { wsUrl } = await getConfig();
-  const token = await freshAccess(30);
-  if (!token) return null;
+  if (!(await freshAccess(30))) return null;
+  const { ticket } = await request('POST', '/auth/ws-ticket/', {});
   const url = new URL(wsUrl);
   url.searchParams.set('showtime_id', showtimeId);
-  url.searchParams.set('token', token);
+  url.searchParams.set('ticket', ticket);
   return url.href;
 }
 
