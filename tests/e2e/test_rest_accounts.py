@@ -144,7 +144,8 @@ def test_refresh_answers_a_new_access_token(stack, path):
     user = stack.register()
     response = _post(stack, path, {"refresh": user["refresh"]})
     assert response.status_code == 200
-    assert set(response.json()) == {"access"}
+    assert set(response.json()) == {"access", "refresh"}  # rotated: the refresh token sent is spent
+    assert response.json()["refresh"] != user["refresh"]
     assert _me(stack, response.json()["access"]).json()["id"] == user["id"]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import boto3
 import pytest
 
 from local.moto import streams
@@ -150,3 +151,33 @@ def test_shard_iterators_beyond_the_cap_are_forgotten_oldest_first() -> None:
     iterators = {f"i{n}": Iterator(10.0 + n) for n in range(8)}
     streams.expire_iterators(iterators, created_before=5.0, keep=3)
     assert list(iterators) == ["i5", "i6", "i7"]
+
+
+def test_stock_moto_remembers_every_deleted_receipt_handle_and_the_fix_only_recent_ones(
+    dummy_credentials: None,
+) -> None:
+    """What memory.py's queue fix changes: moto's Queue.deleted_messages grows with every delete."""
+    from moto import mock_aws
+
+    from local.moto import memory
+
+    def deleted_handles_after(deletes: int) -> int:
+        with mock_aws():
+            sqs = boto3.client("sqs", region_name="us-east-1")
+            url = sqs.create_queue(QueueName="deletes")["QueueUrl"]
+            for n in range(deletes):
+                sqs.send_message(QueueUrl=url, MessageBody=str(n))
+                handle = sqs.receive_message(QueueUrl=url)["Messages"][0]["ReceiptHandle"]
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=handle)
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=handle)  # a retried delete still succeeds
+            from moto.core import DEFAULT_ACCOUNT_ID
+            from moto.sqs.models import sqs_backends
+
+            return len(sqs_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].queues["deletes"].deleted_messages)
+
+    assert deleted_handles_after(30) >= 30  # every handle of every deleted message
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(memory, "DELETED_HANDLES_KEPT", 10)
+        for owner, name, replacement in memory.patches():
+            patch.setattr(owner, name, replacement)
+        assert deleted_handles_after(30) == 10
