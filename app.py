@@ -335,7 +335,8 @@ def ws_disconnect(event):
 @app.on_ws_message()
 def ws_message(event):
     logger.thread_safe_append_keys(connection_id=event.connection_id)
-    container().seats.handle_message(event.connection_id, event.body)
+    binary = bool(event.to_dict().get("isBase64Encoded"))
+    container().seats.handle_message(event.connection_id, None if binary else event.body, binary=binary)
     return {"statusCode": 200}
 
 

@@ -109,7 +109,7 @@ def _settings(endpoint: str, management_endpoint: str):
             "AWS_REGION": "us-east-1",
             "TABLE_PREFIX": "tickets-local-",
             "QUEUE_PREFIX": "tickets-local-",
-            "JWT_SECRET": "bench-not-used",
+            "JWT_SECRET": "bench-not-used-bench-not-used-bench",
             "WS_MANAGEMENT_ENDPOINT": management_endpoint,
         }
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ import jwt
 from chalicelib.errors import Unauthorized
 
 ALGORITHM = "HS256"  # pinned: never taken from the token header
+_TOKEN = re.compile(r"[A-Za-z0-9_=-]+\.[A-Za-z0-9_=-]+\.[A-Za-z0-9_=-]*")
 _SCRYPT_R = 8
 _SCRYPT_P = 1
 _DKLEN = 32
@@ -27,9 +29,15 @@ def hash_password(password: str, *, n: int = 2**14) -> str:
     """scrypt with a fresh 16-byte salt; the cost is stored with the hash so it can change later."""
     salt = secrets.token_bytes(16)
     digest = hashlib.scrypt(
-        password.encode("utf-8"), salt=salt, n=n, r=_SCRYPT_R, p=_SCRYPT_P, dklen=_DKLEN, maxmem=2**27
+        password.encode("utf-8"), salt=salt, n=n, r=_SCRYPT_R, p=_SCRYPT_P, dklen=_DKLEN, maxmem=_maxmem(n, _SCRYPT_R)
     )
     return f"scrypt${n}${_SCRYPT_R}${_SCRYPT_P}${_b64(salt)}${_b64(digest)}"
+
+
+def _maxmem(n: int, r: int) -> int:
+    """What scrypt needs for this cost (128 * r * n bytes) with room to spare: a fixed cap made raising N refuse
+    every password, old and new (OpenSSL's default cap is 32 MiB, N=2^15 at r=8)."""
+    return 2 * 128 * r * n + 2**20
 
 
 def verify_password(password: str, stored: str) -> bool:
@@ -47,7 +55,7 @@ def verify_password(password: str, stored: str) -> bool:
             r=int(r),
             p=int(p),
             dklen=len(expected),
-            maxmem=2**27,
+            maxmem=_maxmem(int(n), int(r)),
         )
     except (ValueError, TypeError):
         return False
@@ -111,6 +119,10 @@ def issue_token(
 
 def verify_token(config: TokenConfig, token: str, expected_type: str) -> Claims:
     """Decode and check signature, exp, iss, aud and typ. Raises Unauthorized."""
+    if not _TOKEN.fullmatch(token):
+        # A JWT is base64url and dots. Anything else (a header's undecodable bytes arrive as surrogates, which
+        # pyjwt cannot even encode) is refused here, as a 401, never a 500.
+        raise Unauthorized("The token is invalid.")
     try:
         payload = jwt.decode(
             token,

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass
 from functools import lru_cache
 
+MIN_JWT_SECRET_BYTES = 32
+
 
 class ConfigError(RuntimeError):
     """A required setting is missing or malformed; the message names the variable."""
@@ -137,6 +139,12 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     hold_seconds = _int(env, "HOLD_SECONDS", 600, minimum=1)
     if paypal_mode not in ("local", "sandbox", "live"):
         raise ConfigError(f"PAYPAL_MODE must be local, sandbox or live, got {paypal_mode!r}")
+    jwt_secret = _opt(env, "JWT_SECRET")
+    if jwt_secret is not None and len(jwt_secret.encode("utf-8")) < MIN_JWT_SECRET_BYTES:
+        raise ConfigError(
+            f"JWT_SECRET must be at least {MIN_JWT_SECRET_BYTES} bytes (HS256 keys shorter than the hash are "
+            "guessable offline from one token)"
+        )
     return Settings(
         stage=stage,
         region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
@@ -157,7 +165,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
             "REFUNDS_QUEUE_ARN", "arn:aws:sqs:us-east-1:123456789012:tickets-refunds-placeholder"
         ),
         refunds_queue_url=_opt(env, "REFUNDS_QUEUE_URL"),
-        jwt_secret=_opt(env, "JWT_SECRET"),
+        jwt_secret=jwt_secret,
         jwt_secret_parameter=_opt(env, "JWT_SECRET_PARAMETER"),
         jwt_issuer=env.get("JWT_ISSUER", "tickets"),
         jwt_audience=env.get("JWT_AUDIENCE", "tickets-api"),

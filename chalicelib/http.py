@@ -126,8 +126,8 @@ def parse_body(raw: bytes | str | None, content_type: str | None, model: type[M]
     raw = raw or b""
     if len(raw) > MAX_BODY_BYTES:
         raise errors.PayloadTooLarge(f"The body is larger than {MAX_BODY_BYTES // 1024} KB.")
-    if content_type and not _is_json(content_type):
-        raise errors.UnsupportedMediaType()
+    if not content_type or not _is_json(content_type):
+        raise errors.UnsupportedMediaType()  # no Content-Type is no promise of JSON either
     if not raw.strip():
         raise errors.BadRequest("body: a JSON object is required")
     data = _decode_json(raw)

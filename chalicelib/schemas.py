@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import unicodedata
 from decimal import Decimal
 from typing import Literal
 
@@ -15,6 +16,25 @@ _SLUG = r"^[a-z0-9][a-z0-9-]{0,63}$"
 _DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 _LIMIT = re.compile(r"^[0-9]{1,3}$")
 MAX_LIMIT = 100
+
+
+# Characters no title, description or theater name needs, and that make text lie about itself: C0/C1 controls
+# (NUL included) and the bidirectional embedding, override and isolate controls (a right-to-left override makes
+# "ticket.exe" read as "exe.tekcit").
+_UNSAFE_TEXT = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def safe_text(value: str, *, newlines: bool = False) -> str:
+    """Refuse control and bidi-override characters (newlines and tabs only where asked for)."""
+    if _UNSAFE_TEXT.search(value) or (not newlines and ("\n" in value or "\t" in value)):
+        raise ValueError("contains control or text-direction characters")
+    return value
+
+
+def normal_email(value: str) -> str:
+    """One spelling per address: NFKC (full-width and compatibility letters become plain ones) and lower case,
+    so look-alike spellings of one address cannot be two accounts."""
+    return unicodedata.normalize("NFKC", value).lower()
 
 
 class Strict(BaseModel):
@@ -53,14 +73,20 @@ class Credentials(Strict):
     @field_validator("email")
     @classmethod
     def _email(cls, value: str) -> str:
+        value = normal_email(value)
         if not _EMAIL.match(value):
             raise ValueError("not a valid email address")
-        return value.lower()
+        return value
 
 
 class LoginIn(Strict):
     email: str = Field(max_length=254)
     password: str = Field(max_length=1024)
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str) -> str:
+        return normal_email(value)
 
 
 class RefreshIn(Strict):
@@ -181,15 +207,26 @@ class EventIn(Strict):
     title: str = Field(min_length=1, max_length=200)
     description: str = Field(default="", max_length=5000)
     category: str = Field(pattern=_SLUG)
-    duration_minutes: int = Field(ge=1, le=1440)
+    # strict: true is not 1 minute, and "100" is not 100
+    duration_minutes: int = Field(ge=1, le=1440, strict=True)
+
+    @field_validator("title")
+    @classmethod
+    def _title(cls, value: str) -> str:
+        return safe_text(value)
+
+    @field_validator("description")
+    @classmethod
+    def _description(cls, value: str) -> str:
+        return safe_text(value, newlines=True)
 
 
 class ShowtimeIn(Strict):
     date: dt.date = Field(description="YYYY-MM-DD")
     theater: str = Field(min_length=1, max_length=100)
     starts_at: str = Field(max_length=40, description="HH:MM on the showtime's date, or an ISO 8601 datetime")
-    rows: int = Field(ge=1, le=52)
-    seats_per_row: int = Field(ge=1, le=60)
+    rows: int = Field(ge=1, le=52, strict=True)
+    seats_per_row: int = Field(ge=1, le=60, strict=True)
     price: Decimal = Field(gt=0, le=Decimal("100000"), decimal_places=2)
     currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
 
@@ -201,7 +238,7 @@ class ShowtimeIn(Strict):
     @field_validator("theater")
     @classmethod
     def _theater(cls, value: str) -> str:
-        value = " ".join(value.split())
+        value = " ".join(safe_text(value).split())
         if not value:
             raise ValueError("must not be blank")
         return value

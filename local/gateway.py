@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import random
@@ -251,8 +252,6 @@ class Gateway:
         headers = {k: v for k, v in (response.get("headers") or {}).items()}
         raw = response.get("body") or ""
         if response.get("isBase64Encoded"):
-            import base64
-
             payload = base64.b64decode(raw)
         else:
             payload = raw.encode("utf-8") if isinstance(raw, str) else raw
@@ -316,7 +315,8 @@ class Gateway:
             sock.ws = ws
             sock.ready.set()
             async for message in ws:
-                if message.type == WSMsgType.TEXT:
+                if message.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+                    # API Gateway hands binary frames to $default too, base64-encoded: so does this gateway.
                     task = asyncio.create_task(self._message(sock, message.data))
                     tasks.add(task)
                     task.add_done_callback(tasks.discard)
@@ -328,11 +328,12 @@ class Gateway:
             await self._disconnect(sock)
         return ws
 
-    async def _message(self, sock: _Socket, data: str) -> None:
+    async def _message(self, sock: _Socket, data: str | bytes) -> None:
+        event = self._ws_event("$default", "MESSAGE", sock, None, body=data)
+        if isinstance(data, bytes):
+            event.update(body=base64.b64encode(data).decode("ascii"), isBase64Encoded=True)
         try:
-            await self._invoke(
-                self._module.ws_message, self._ws_event("$default", "MESSAGE", sock, None, body=data), "ws_message"
-            )
+            await self._invoke(self._module.ws_message, event, "ws_message")
         except Exception:  # noqa: BLE001 - API Gateway swallows handler crashes too
             log.exception("$default handler failed")
 

@@ -27,7 +27,8 @@ def theater_key(theater: str) -> str:
 
 
 def starts_at_iso(date: dt.date, starts_at: str) -> str:
-    """Accept HH:MM[:SS] (on the showtime's date, UTC) or an ISO 8601 datetime. Raises BadRequest."""
+    """Accept HH:MM[:SS] (on the showtime's date, UTC) or an ISO 8601 datetime on that date (as written, in its own
+    offset: the cinema's date). Raises BadRequest."""
     text = starts_at.strip()
     try:
         if len(text) <= 8 and "-" not in text and "T" not in text:
@@ -39,6 +40,8 @@ def starts_at_iso(date: dt.date, starts_at: str) -> str:
         utc = moment.astimezone(dt.UTC)
     except (ValueError, OverflowError) as exc:
         raise BadRequest("starts_at: use HH:MM or an ISO 8601 datetime") from exc
+    if moment.date() != date:
+        raise BadRequest(f"starts_at: falls on {moment.date().isoformat()}, not on the showtime's date {date}")
     return utc.replace(microsecond=0, tzinfo=None).isoformat() + "Z"
 
 

@@ -373,6 +373,8 @@ def refundable_tickets(order: OrderRecord, ticket_ids: list[str] | None) -> set[
 def parse_event(raw_body: bytes) -> dict:
     try:
         event = json.loads(raw_body or b"")
+    except RecursionError as exc:
+        raise BadRequest("body: JSON nested too deeply") from exc
     except ValueError as exc:
         raise BadRequest("body: malformed JSON") from exc
     if not isinstance(event, dict):

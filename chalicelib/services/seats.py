@@ -181,7 +181,7 @@ class SeatService:
             self._limiter.release(_sockets_key(record.user_id, record.room), connection_id)
 
     # --- messages -----------------------------------------------------------------------
-    def handle_message(self, connection_id: str, body: str | None) -> None:
+    def handle_message(self, connection_id: str, body: str | None, *, binary: bool = False) -> None:
         connection = self._connections.get(connection_id)
         if connection is None:
             return  # the row is gone (TTL or disconnect): nobody to answer
@@ -190,12 +190,14 @@ class SeatService:
             self._broadcaster.send(connection_id, error_message(Unauthorized("This sign-in has ended."), None))
             self._broadcaster.close(connection_id)
             return
-        self._broadcaster.send(connection_id, self._dispatch(connection, body))
+        self._broadcaster.send(connection_id, self._dispatch(connection, body, binary))
 
-    def _dispatch(self, connection: ConnectionRecord, body: str | None) -> dict:
+    def _dispatch(self, connection: ConnectionRecord, body: str | None, binary: bool = False) -> dict:
         ticket_id: str | None = None
         try:
             message, problem = _parse(body)
+            if binary:
+                problem = BadRequest("body: binary frames are not part of the protocol; send JSON text")
             self._check_message_limits(connection, message)
             if problem is not None:
                 raise problem

@@ -192,3 +192,30 @@ def test_a_json_frame_nested_thousands_deep_is_a_bad_request_and_the_socket_stay
         ws.send("[" * 5000 + "]" * 5000)
         assert answer(ws)["code"] == "bad_request"
         assert try_hold(ws, seats[-1])["type"] == "selected"
+
+
+def test_a_binary_frame_is_a_bad_request_not_silence(guarded):
+    showtime_id, seats = full_room(guarded)
+    visitor = Visitor(guarded, "127.0.0.61")
+    with visitor.room(showtime_id) as ws:
+        ws.send(json.dumps({"action": "select", "ticket_id": seats[-2]}).encode())  # the right JSON, as bytes
+        reply = answer(ws)
+        assert (reply["type"], reply["code"]) == ("error", "bad_request")
+        assert "binary" in reply["message"]
+        assert try_hold(ws, seats[-2])["type"] == "selected"
+
+
+def test_an_authorization_header_with_non_latin1_bytes_is_401_json(guarded):
+    host, port = guarded.base_url.removeprefix("http://").split(":")
+    request = (
+        b"GET /api/auth/me/ HTTP/1.1\r\nHost: " + f"{host}:{port}".encode() + b"\r\n"
+        b"Authorization: Bearer \xff\xfe\xe2\x80\xae.e30.x\r\nConnection: close\r\n\r\n"
+    )
+    with socket.create_connection((host, int(port)), timeout=TIMEOUT) as sock:
+        sock.sendall(request)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert head.split(b"\r\n")[0].split(b" ")[1] == b"401", head
+    assert json.loads(body)["code"] == "unauthorized"

@@ -78,7 +78,7 @@ def test_unknown_paypal_mode_fails_naming_the_variable():
 
 
 def test_jwt_secret_is_read_and_blank_means_unset():
-    assert load_settings({"JWT_SECRET": "s3cret"}).jwt_secret == "s3cret"
+    assert load_settings({"JWT_SECRET": "s" * 32}).jwt_secret == "s" * 32
     assert load_settings({"JWT_SECRET": " "}).jwt_secret is None
 
 
@@ -86,3 +86,8 @@ def test_settings_are_immutable():
     settings = load_settings({})
     with pytest.raises(AttributeError):
         settings.hold_seconds = 1  # type: ignore[misc]
+
+
+def test_a_jwt_secret_shorter_than_32_bytes_is_refused_naming_the_variable():
+    with pytest.raises(ConfigError, match="JWT_SECRET must be at least 32 bytes"):
+        load_settings({"JWT_SECRET": "s3cret"})
