@@ -99,7 +99,9 @@ def test_field_of_the_wrong_type_is_400_naming_it(stack, body):
 
 def test_json_body_without_a_content_type_is_415(stack):
     # no Content-Type is no promise of JSON: a browser's cross-site "simple" request can send a body without one
-    response = _register_raw(stack, '{"email": "no-type@example.com", "password": "correct-horse-1"}', content_type=None)
+    response = _register_raw(
+        stack, '{"email": "no-type@example.com", "password": "correct-horse-1"}', content_type=None
+    )
     _assert_error(response, 415, "unsupported_media_type")
 
 

@@ -48,7 +48,14 @@ def test_json_content_types_are_accepted(content_type):
 
 @pytest.mark.parametrize(
     "content_type",
-    ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "application/jsonp", None, ""],
+    [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+        "application/jsonp",
+        None,
+        "",
+    ],
 )
 def test_non_json_content_type_is_unsupported_media_type(content_type):
     with pytest.raises(errors.UnsupportedMediaType) as caught:

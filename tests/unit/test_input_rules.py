@@ -137,4 +137,9 @@ def test_webhook_body_nested_too_deeply_is_bad_request():
 
 
 def test_webhook_body_of_ordinary_depth_parses():
-    assert parse_event(json.dumps({"id": "WH-1", "event_type": "PAYMENT.CAPTURE.COMPLETED", "resource": {"a": [[[1]]]}}).encode())["id"] == "WH-1"
+    assert (
+        parse_event(
+            json.dumps({"id": "WH-1", "event_type": "PAYMENT.CAPTURE.COMPLETED", "resource": {"a": [[[1]]]}}).encode()
+        )["id"]
+        == "WH-1"
+    )
