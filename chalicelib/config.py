@@ -117,6 +117,7 @@ class Settings:
     paypal_client_secret: str | None
     paypal_secret_parameter: str | None
     paypal_webhook_id: str | None
+    paypal_webhooks: str  # "verify" (every delivery verified with PayPal) | "off" (refused with 503)
     payment_return_url: str
     payment_cancel_url: str
     # What a client may spend
@@ -139,6 +140,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     hold_seconds = _int(env, "HOLD_SECONDS", 600, minimum=1)
     if paypal_mode not in ("local", "sandbox", "live"):
         raise ConfigError(f"PAYPAL_MODE must be local, sandbox or live, got {paypal_mode!r}")
+    paypal_webhook_id, paypal_webhooks = _webhook_settings(env, paypal_mode)
     jwt_secret = _opt(env, "JWT_SECRET")
     if jwt_secret is not None and len(jwt_secret.encode("utf-8")) < MIN_JWT_SECRET_BYTES:
         raise ConfigError(
@@ -183,11 +185,28 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         paypal_client_id=_opt(env, "PAYPAL_CLIENT_ID"),
         paypal_client_secret=_opt(env, "PAYPAL_CLIENT_SECRET"),
         paypal_secret_parameter=_opt(env, "PAYPAL_SECRET_PARAMETER"),
-        paypal_webhook_id=_opt(env, "PAYPAL_WEBHOOK_ID"),
+        paypal_webhook_id=paypal_webhook_id,
+        paypal_webhooks=paypal_webhooks,
         payment_return_url=env.get("PAYMENT_RETURN_URL", "http://127.0.0.1:8000/paypal/return"),
         payment_cancel_url=env.get("PAYMENT_CANCEL_URL", "http://127.0.0.1:8000/paypal/cancel"),
         limits=_abuse_limits(env, hold_seconds),
     )
+
+
+def _webhook_settings(env: dict[str, str], paypal_mode: str) -> tuple[str | None, str]:
+    """Webhooks are verified with PayPal, always outside local mode: an unverified webhook would let anyone make
+    us call PayPal with our credentials and store a dedupe row, per forged event. Before PayPal has given the
+    deployment a webhook id (it needs the deployed URL first), PAYPAL_WEBHOOKS=off refuses every delivery."""
+    webhook_id = _opt(env, "PAYPAL_WEBHOOK_ID")
+    mode = env.get("PAYPAL_WEBHOOKS", "verify")
+    if mode not in ("verify", "off"):
+        raise ConfigError(f"PAYPAL_WEBHOOKS must be verify or off, got {mode!r}")
+    if mode == "verify" and webhook_id is None and paypal_mode != "local":
+        raise ConfigError(
+            f"PAYPAL_WEBHOOK_ID is required with PAYPAL_MODE={paypal_mode} (webhooks are verified with PayPal); "
+            "set PAYPAL_WEBHOOKS=off to refuse webhooks until the id exists"
+        )
+    return webhook_id, mode
 
 
 @lru_cache(maxsize=1)

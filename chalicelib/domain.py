@@ -167,6 +167,7 @@ class OrderRecord:
     approval_url: str | None = None
     capture_id: str | None = None
     capture_attempt: int = 0
+    capture_declined: bool = False
     refunded_ticket_ids: tuple[str, ...] = ()
     refunds: tuple[RefundEntry, ...] = field(default_factory=tuple)
     failure_reason: str | None = None

@@ -145,6 +145,11 @@ class PaymentProviderUnavailable(DomainError):
     default_message = "The payment provider cannot be reached; please retry."
 
 
+class WebhooksDisabled(DomainError):
+    code = "webhooks_disabled"
+    default_message = "Webhooks are not accepted until this deployment has a PayPal webhook id."
+
+
 class RateLimited(DomainError):
     code = "rate_limited"
     default_message = "Too many requests."

@@ -26,6 +26,7 @@ STATUS: dict[type[errors.DomainError], int] = {
     errors.PaymentDeclined: 422,
     errors.RateLimited: 429,
     errors.PaymentProviderUnavailable: 503,
+    errors.WebhooksDisabled: 503,
 }
 
 JSON_HEADERS: dict[str, str | list[str]] = {"Content-Type": "application/json"}

@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from aws_lambda_powertools import Logger
@@ -43,6 +44,8 @@ _WEBHOOK_HEADER_FIELDS = {
     "transmission_sig": "paypal-transmission-sig",
     "transmission_time": "paypal-transmission-time",
 }
+_AUTH_ALGOS = frozenset({"SHA256withRSA"})
+_MAX_HEADER = 2048
 
 
 class PayPalError(Exception):
@@ -268,8 +271,10 @@ class PayPalClient:
         """
         lowered = {key.lower(): value for key, value in headers.items()}
         body: dict[str, Any] = {field: lowered.get(header) for field, header in _WEBHOOK_HEADER_FIELDS.items()}
-        if not all(body.values()):
-            logger.warning("PayPal webhook lacks signature headers", extra={"event_id": event.get("id")})
+        problem = self._implausible_transmission(body)
+        if problem:
+            # Refused before any call: a forgery that cannot even look like PayPal's costs us nothing at PayPal.
+            logger.warning("PayPal webhook refused unverified", extra={"event_id": event.get("id"), "why": problem})
             return False
         body.update(webhook_id=webhook_id, webhook_event=event)
         path = "/v1/notifications/verify-webhook-signature"
@@ -282,6 +287,20 @@ class PayPalClient:
                 return False
             raise
         return result.get("verification_status") == "SUCCESS"
+
+    def _implausible_transmission(self, fields: dict[str, Any]) -> str | None:
+        """Why these signature headers cannot be PayPal's, or None. PayPal signs with SHA256withRSA and serves
+        its certificates from paypal.com over https (the configured API origin too: the local emulator)."""
+        if not all(isinstance(value, str) and value and len(value) <= _MAX_HEADER for value in fields.values()):
+            return "signature headers missing"
+        if fields["auth_algo"] not in _AUTH_ALGOS:
+            return "unknown auth_algo"
+        cert = urlsplit(fields["cert_url"])
+        own = urlsplit(self._base_url)
+        from_paypal = cert.scheme == "https" and (cert.hostname or "").endswith(".paypal.com")
+        if not from_paypal and (cert.scheme, cert.netloc) != (own.scheme, own.netloc):
+            return "certificate not served by PayPal"
+        return None
 
     # ---- plumbing --------------------------------------------------------------------------------
 

@@ -209,6 +209,7 @@ class Container:
             refunds=QueuePublisher(self.sqs_client, self.settings.refunds_queue_url, "refunds"),
             cutoff_seconds=self.settings.refund_cutoff_seconds,
             webhook_id=self.settings.paypal_webhook_id,
+            webhooks_on=self.settings.paypal_webhooks == "verify",
             clock=self.clock,
         )
 

@@ -269,6 +269,15 @@ class TicketsStack(cdk.Stack):
         }
         if settings.paypal_webhook_id:
             env["PAYPAL_WEBHOOK_ID"] = settings.paypal_webhook_id
+        else:
+            # PayPal issues the id only once the webhook URL (this stack's output) is registered: until the
+            # second deploy sets it, deliveries are refused with a 503 (PayPal redelivers them for three days)
+            # rather than acted on unverified. The app itself refuses to start without either.
+            env["PAYPAL_WEBHOOKS"] = "off"
+            cdk.Annotations.of(self).add_warning_v2(
+                "tickets:paypal-webhooks-off",
+                "paypal_webhook_id is not set: PayPal webhooks are refused until it is (README, Deploy).",
+            )
         for spec in tables.TABLES:
             if spec.stream:
                 env[f"{spec.logical.upper().replace('-', '_')}_STREAM_ARN"] = self.tables[spec.logical].table_stream_arn

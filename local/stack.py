@@ -26,6 +26,9 @@ ROOT = Path(__file__).resolve().parent.parent
 log = logging.getLogger("local")
 
 
+LOCAL_WEBHOOK_ID = "0LOCALWEBHOOK001"
+
+
 class StartupError(RuntimeError):
     """A part could not start; the message says why and what to do, in one line."""
 
@@ -48,6 +51,11 @@ def prepare_environment(host: str, port: int, endpoint: str, jwt_secret: str) ->
         "JWT_SECRET": env("JWT_SECRET", jwt_secret),
         "WS_MANAGEMENT_ENDPOINT": origin,
         "PAYPAL_MODE": env("PAYPAL_MODE", "local"),
+        # The emulator registers this webhook and signs every delivery for it, so webhooks are verified by
+        # postback here exactly as in production (PAYPAL_WEBHOOK_ID= and PAYPAL_MODE=local: unverified).
+        "PAYPAL_WEBHOOK_ID": os.environ.get(
+            "PAYPAL_WEBHOOK_ID", LOCAL_WEBHOOK_ID if env("PAYPAL_MODE", "local") == "local" else ""
+        ),
         "PAYPAL_API_BASE": env("PAYPAL_API_BASE", f"{origin}/paypal"),
         "PAYPAL_CLIENT_ID": env("PAYPAL_CLIENT_ID", "local-client"),
         "PAYPAL_CLIENT_SECRET": env("PAYPAL_CLIENT_SECRET", "local-secret"),
@@ -179,6 +187,7 @@ class LocalStack:
                 webhook_url=f"{self.origin}/api/payment/webhook",
                 client_id=os.environ["PAYPAL_CLIENT_ID"],
                 client_secret=os.environ["PAYPAL_CLIENT_SECRET"],
+                webhook_id=os.environ.get("PAYPAL_WEBHOOK_ID") or None,
                 state_path=self.state.paypal_file if self.state else None,
             )
         except StateFileError as exc:

@@ -283,9 +283,14 @@ class PaymentService:
     def _capture_refused(self, order: OrderRecord, attempt: int, exc: PayPalError) -> dict:
         if exc.issue == "ORDER_ALREADY_CAPTURED":
             return self._read_back(order, attempt)
-        self._abort(order, attempt)
+        declined = exc.issue in _DECLINED
+        # PayPal wants a new approval after a decline, so a capture right after one (the approval webhook's
+        # capture was declined first, then the buyer's execute arrives) is refused as "not approved": the buyer
+        # is told what happened, that the payment was declined.
+        declined_before = exc.issue in _NOT_APPROVED and order.capture_declined
+        self._abort(order, attempt, declined=declined or declined_before)
         logger.info("capture refused", extra={"order_id": order.order_id, "issue": exc.issue})
-        if exc.issue in _DECLINED:
+        if declined or declined_before:
             raise PaymentDeclined() from exc
         if exc.issue in _NOT_APPROVED:
             raise OrderNotApproved() from exc
@@ -293,9 +298,9 @@ class PaymentService:
             raise OrderExpired() from exc
         raise PaymentProviderUnavailable("PayPal refused the capture; please retry.") from exc
 
-    def _abort(self, order: OrderRecord, attempt: int) -> None:
+    def _abort(self, order: OrderRecord, attempt: int, *, declined: bool = False) -> None:
         try:
-            self.orders.abort_capture(order.order_id, attempt)
+            self.orders.abort_capture(order.order_id, attempt, declined=declined)
         except StaleState:
             logger.info("capture abort found the order moved", extra={"order_id": order.order_id})
 

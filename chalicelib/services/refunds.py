@@ -11,7 +11,14 @@ from datetime import datetime
 from decimal import Decimal
 
 from chalicelib.domain import PAYPAL_EVENT_FIELD_MAX, OrderRecord, RefundEntry, plausible_paypal_id
-from chalicelib.errors import BadRequest, DomainError, NotFound, NotRefundable, PaymentProviderUnavailable
+from chalicelib.errors import (
+    BadRequest,
+    DomainError,
+    NotFound,
+    NotRefundable,
+    PaymentProviderUnavailable,
+    WebhooksDisabled,
+)
 from chalicelib.observability import logger, metrics
 from chalicelib.order_status import OPEN, REQUEST_REFUND, OrderStatus
 from chalicelib.paypal import PayPalClient, PayPalError, PayPalUnavailable
@@ -45,6 +52,7 @@ class RefundService:
         refunds: QueuePublisher,
         cutoff_seconds: int,
         webhook_id: str | None,
+        webhooks_on: bool = True,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._orders = orders
@@ -54,6 +62,7 @@ class RefundService:
         self._queue = refunds
         self._cutoff = cutoff_seconds
         self._webhook_id = webhook_id
+        self._webhooks_on = webhooks_on
         self._clock = clock
 
     # --- buyer refunds ------------------------------------------------------------------
@@ -197,18 +206,24 @@ class RefundService:
     def webhook(self, headers: Mapping[str, str], raw_body: bytes) -> dict:
         """Act on a PayPal event only after re-reading its resource from PayPal. Raises BadRequest,
         PaymentProviderUnavailable (PayPal unreachable: answer 503 so PayPal redelivers)."""
+        if not self._webhooks_on:
+            raise WebhooksDisabled()  # a 503: PayPal redelivers for days, past the deploy that adds the id
         event = parse_event(raw_body)
         try:
+            # A delivery we handled already is answered from the dedupe row, without asking PayPal again; a
+            # forgery reusing its id gets the same answer and changes nothing.
+            if self._orders.seen_event(event["id"]):
+                return {"status": "duplicate"}
             if self._webhook_id and not self._paypal().verify_webhook_signature(
                 headers=headers, webhook_id=self._webhook_id, event=event
             ):
                 raise BadRequest("The webhook signature could not be verified.")
-            if self._orders.seen_event(event["id"]):
-                return {"status": "duplicate"}
             outcome = self._dispatch(event)
         except PayPalUnavailable as exc:
             raise PaymentProviderUnavailable() from exc
-        self._orders.remember_event(event["id"], int(self._clock()) + _EVENT_TTL_SECONDS)
+        if self._webhook_id:
+            # Only verified events leave a row: a forgery must not make us store anything for 45 days.
+            self._orders.remember_event(event["id"], int(self._clock()) + _EVENT_TTL_SECONDS)
         return {"status": outcome}
 
     def _dispatch(self, event: dict) -> str:

@@ -217,6 +217,7 @@ class Order(Model):
     approval_url = UnicodeAttribute(null=True)
     capture_id = UnicodeAttribute(null=True)
     capture_attempt = NumberAttribute(default=0)
+    capture_declined = BooleanAttribute(null=True)  # the last capture attempt was declined by PayPal
     created_at = UnicodeAttribute()
     expires_at = NumberAttribute()
     open_shard = UnicodeAttribute(null=True)

@@ -73,6 +73,7 @@ def _record(item: Order) -> OrderRecord:
         approval_url=item.approval_url,
         capture_id=item.capture_id,
         capture_attempt=int(item.capture_attempt or 0),
+        capture_declined=bool(item.capture_declined),
         refunded_ticket_ids=tuple(item.refunded_ticket_ids or []),
         refunds=_refund_entries(refunds_raw),
         failure_reason=item.failure_reason,
@@ -295,11 +296,16 @@ class OrderRepository:
             _raise_stale(exc)
         return attempt
 
-    def abort_capture(self, order_id: str, attempt: int) -> None:
-        """processing -> created after a declined or unknown capture (the buyer may try again)."""
+    def abort_capture(self, order_id: str, attempt: int, *, declined: bool = False) -> None:
+        """processing -> created after a declined or unknown capture (the buyer may try again). `declined`
+        is remembered, so a later capture that PayPal refuses for want of a new approval reads as declined."""
         try:
             Order(order_id).update(
-                actions=[Order.status.set(OrderStatus.CREATED), Order.open_shard.set(_open_shard(order_id))],
+                actions=[
+                    Order.status.set(OrderStatus.CREATED),
+                    Order.open_shard.set(_open_shard(order_id)),
+                    Order.capture_declined.set(True) if declined else Order.capture_declined.remove(),
+                ],
                 # Never undo a capture someone recorded meanwhile (a webhook may settle it first).
                 condition=_status_in(ABORT_CAPTURE)
                 & (Order.capture_attempt == attempt)

@@ -83,6 +83,7 @@ class PayPalEmulator(Views, Webhooks):
         self.idempotency: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}
         self.faults: dict[str, deque[Fault]] = {op: deque() for op in (*OPS, "any")}
         self.transmissions: dict[str, Transmission] = {}
+        self.verifications = {"SUCCESS": 0, "FAILURE": 0, "INVALID": 0}  # verify-webhook-signature calls
 
     def changed(self) -> None:
         """Something durable changed outside a request (a webhook was delivered): the app's store saves it."""
@@ -405,5 +406,6 @@ class PayPalEmulator(Views, Webhooks):
                 for rid, r in self.refunds.items()
             },
             "webhooks_sent": len(self.transmissions),
+            "webhook_verifications": dict(self.verifications),
             "faults": {op: [f.as_dict() for f in q] for op, q in self.faults.items() if q},
         }

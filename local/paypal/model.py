@@ -228,6 +228,17 @@ class Transmission:
     attempts: int = 0
     last_status: int | None = None
 
+    def headers(self, transmission_id: str) -> dict[str, str]:
+        """The signature headers PayPal sends with a delivery."""
+        return {
+            "Content-Type": "application/json",
+            "PAYPAL-TRANSMISSION-ID": transmission_id,
+            "PAYPAL-TRANSMISSION-TIME": self.time,
+            "PAYPAL-TRANSMISSION-SIG": self.signature,
+            "PAYPAL-CERT-URL": self.cert_url,
+            "PAYPAL-AUTH-ALGO": AUTH_ALGO,
+        }
+
 
 # ---- small helpers ---------------------------------------------------------------------------------------
 

@@ -39,6 +39,7 @@ class Webhooks:
     webhook_url: str | None
     webhook_id: str | None
     signing_key: bytes
+    verifications: dict[str, int]
     transmissions: dict[str, Transmission]
     deliver: Callable[[str, Transmission, bytes], None] | None
 
@@ -84,6 +85,7 @@ class Webhooks:
         required = ("auth_algo", "cert_url", "transmission_id", "transmission_sig", "transmission_time", "webhook_id")
         missing = [key for key in (*required, "webhook_event") if not isinstance(body, dict) or not body.get(key)]
         if missing:
+            self.verifications["INVALID"] += 1
             raise VerificationInputError(missing)
         sent = self.transmissions.get(str(body["transmission_id"]))
         genuine = (
@@ -95,7 +97,9 @@ class Webhooks:
             and body["webhook_event"] == sent.event
             and (self.webhook_id is None or body["webhook_id"] == self.webhook_id)
         )
-        return {"verification_status": "SUCCESS" if genuine else "FAILURE"}
+        outcome = "SUCCESS" if genuine else "FAILURE"
+        self.verifications[outcome] += 1
+        return {"verification_status": outcome}
 
     def deliveries(self) -> list[dict[str, Any]]:
         return [
@@ -107,6 +111,9 @@ class Webhooks:
                 "delivered": t.delivered,
                 "attempts": t.attempts,
                 "last_status": t.last_status,
+                # what went over the wire, as someone who captured it could replay it
+                "headers": t.headers(tid),
+                "body": json.dumps(t.event),
             }
             for tid, t in self.transmissions.items()
         ]
@@ -157,14 +164,7 @@ class WebhookSender:
         task.add_done_callback(self._tasks.discard)
 
     async def _deliver(self, transmission_id: str, transmission: Transmission, body: bytes) -> None:
-        headers = {
-            "Content-Type": "application/json",
-            "PAYPAL-TRANSMISSION-ID": transmission_id,
-            "PAYPAL-TRANSMISSION-TIME": transmission.time,
-            "PAYPAL-TRANSMISSION-SIG": transmission.signature,
-            "PAYPAL-CERT-URL": transmission.cert_url,
-            "PAYPAL-AUTH-ALGO": AUTH_ALGO,
-        }
+        headers = transmission.headers(transmission_id)
         for attempt in range(WEBHOOK_ATTEMPTS):
             url = self._emulator.webhook_url
             if not url:

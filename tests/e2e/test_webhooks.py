@@ -1,7 +1,11 @@
-"""PayPal webhooks on the running stack: the emulator posts them to `/api/payment/webhook` as PayPal would,
-and tests post forged or replayed ones. The backend re-reads every resource from PayPal before acting."""
+"""PayPal webhooks on the running stack: the emulator signs and posts them to `/api/payment/webhook` as PayPal
+would, and tests post forged or replayed ones. The stack verifies every delivery by postback to PayPal (the
+emulator), as production does, and re-reads every resource from PayPal before acting. What the handler does with a
+genuine event about an unknown or unapproved resource is covered in tests/integration/test_orders.py."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 import requests
@@ -9,8 +13,26 @@ import requests
 from tests.support.payflow import TIMEOUT, Buyer, Emulator, approve_on_page, free_seats, wait_until, webhook_event
 
 
-def post_webhook(stack, event: dict) -> requests.Response:
-    return requests.post(stack.api("payment/webhook/"), json=event, timeout=TIMEOUT)
+def post_webhook(stack, event: dict, headers: dict | None = None) -> requests.Response:
+    return requests.post(stack.api("payment/webhook/"), json=event, headers=headers, timeout=TIMEOUT)
+
+
+def replay(stack, captured: dict) -> requests.Response:
+    """Post a captured delivery again, byte for byte, with its signature headers."""
+    return requests.post(
+        stack.api("payment/webhook/"), data=captured["body"], headers=captured["headers"], timeout=TIMEOUT
+    )
+
+
+def paypal_headers(stack, **overrides: str) -> dict:
+    headers = {
+        "PAYPAL-TRANSMISSION-ID": "8d5c4f2a-0000-4000-8000-000000000000",
+        "PAYPAL-TRANSMISSION-TIME": "2030-01-01T00:00:00Z",
+        "PAYPAL-TRANSMISSION-SIG": "c2lnbmF0dXJl",
+        "PAYPAL-CERT-URL": "https://api.paypal.com/v1/notifications/certs/CERT-360caa42-fca2a594-1d93a270",
+        "PAYPAL-AUTH-ALGO": "SHA256withRSA",
+    }
+    return {**headers, **overrides}
 
 
 def delivered(emulator: Emulator, event_type: str, resource_id: str) -> dict | None:
@@ -53,23 +75,60 @@ def test_a_dashboard_refund_arrives_by_webhook_and_frees_the_seat(stack, showtim
     assert [r["id"] for r in emulator.refunds_of(capture["id"])] == [refund["id"]]
 
 
-@pytest.mark.parametrize(
-    "event_type, resource",
-    [
-        ("CHECKOUT.ORDER.APPROVED", {"id": "NOSUCHORDER00001", "status": "APPROVED"}),
-        ("PAYMENT.CAPTURE.COMPLETED", {"id": "NOSUCHCAPTURE001", "status": "COMPLETED"}),
-        ("PAYMENT.CAPTURE.DENIED", {"id": "NOSUCHCAPTURE002", "status": "DECLINED"}),
-        ("PAYMENT.CAPTURE.REFUNDED", {"id": "NOSUCHREFUND0001", "status": "COMPLETED"}),
-        ("PAYMENT.CAPTURE.REFUNDED", {"id": "../../v2/payments/captures/X/refund"}),
-        ("PAYMENT.CAPTURE.COMPLETED", {"id": {"nested": "object"}}),
-        ("SOMETHING.ELSE", {"id": "ANYTHING"}),
-    ],
-)
-def test_forged_webhooks_about_unknown_resources_are_ignored(stack, event_type, resource):
+FORGERIES = [
+    ("CHECKOUT.ORDER.APPROVED", {"id": "NOSUCHORDER00001", "status": "APPROVED"}),
+    ("PAYMENT.CAPTURE.COMPLETED", {"id": "NOSUCHCAPTURE001", "status": "COMPLETED"}),
+    ("PAYMENT.CAPTURE.REVERSED", {"id": "NOSUCHCAPTURE002", "status": "REFUNDED"}),
+    ("CUSTOMER.DISPUTE.CREATED", {"dispute_id": "PP-D-1"}),
+    ("SOMETHING.ELSE", {"id": "ANYTHING"}),
+]
+
+
+@pytest.mark.parametrize("event_type, resource", FORGERIES)
+def test_unsigned_webhooks_are_400_without_a_call_to_paypal(stack, emulator, event_type, resource):
+    before = emulator.verifications()
     response = post_webhook(stack, webhook_event(event_type, resource))
 
-    assert response.status_code == 200, response.text
-    assert response.json() == {"status": "ignored"}
+    assert response.status_code == 400, response.text
+    assert response.json()["code"] == "bad_request"
+    assert emulator.verifications() == before
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"PAYPAL-CERT-URL": "https://attacker.example/cert.pem"},
+        {"PAYPAL-CERT-URL": "http://api.paypal.com/v1/notifications/certs/CERT-1"},  # not https
+        {"PAYPAL-CERT-URL": "https://api.paypal.com.attacker.example/cert"},
+        {"PAYPAL-AUTH-ALGO": "none"},
+        {"PAYPAL-TRANSMISSION-SIG": "x" * 5000},
+    ],
+)
+def test_webhooks_whose_headers_cannot_be_paypals_are_400_without_a_call_to_paypal(stack, emulator, headers):
+    before = emulator.verifications()
+    event = webhook_event("PAYMENT.CAPTURE.COMPLETED", {"id": "NOSUCHCAPTURE003"})
+    assert post_webhook(stack, event, paypal_headers(stack, **headers)).status_code == 400
+    assert emulator.verifications() == before
+
+
+def test_a_forged_signature_is_refused_by_paypal_and_leaves_no_dedupe_row(stack, showtime, quiet_paypal):
+    buyer = Buyer(stack)
+    buyer.hold(showtime, free_seats(stack, showtime, 1))
+    created = buyer.created(showtime)
+    approve_on_page(created["approval_url"])
+    genuine = quiet_paypal.delivery("CHECKOUT.ORDER.APPROVED", created["paypal_order_id"])
+    # The attacker reuses the genuine event's id with a body of their own and a signature that looks like PayPal's.
+    forged = {**json.loads(genuine["body"]), "summary": "forged"}
+    before = quiet_paypal.verifications()
+
+    response = post_webhook(stack, forged, paypal_headers(stack))
+
+    assert response.status_code == 400
+    assert quiet_paypal.verifications()["FAILURE"] == before["FAILURE"] + 1
+    assert quiet_paypal.captures_of(created["paypal_order_id"]) == []
+    # No row was stored under the genuine event's id: its real delivery is still acted on.
+    assert replay(stack, genuine).json() == {"status": "captured"}
+    buyer.wait_order(created["order_id"], "paid")
 
 
 def test_malformed_webhooks_are_400(stack):
@@ -82,31 +141,20 @@ def test_malformed_webhooks_are_400(stack):
     assert raw.status_code == 400
 
 
-def test_an_approval_webhook_for_an_order_paypal_says_is_not_approved_captures_nothing(stack, showtime, emulator):
-    buyer = Buyer(stack)
-    buyer.hold(showtime, free_seats(stack, showtime, 1))
-    created = buyer.created(showtime)
-    forged = webhook_event("CHECKOUT.ORDER.APPROVED", {"id": created["paypal_order_id"], "status": "APPROVED"})
-
-    response = post_webhook(stack, forged)
-
-    assert response.json() == {"status": "ignored"}
-    assert emulator.captures_of(created["paypal_order_id"]) == []
-    assert buyer.order(created["order_id"]).json()["status"] == "created"
-
-
 def test_a_replayed_webhook_is_handled_once(stack, showtime, quiet_paypal):
     buyer = Buyer(stack)
     buyer.hold(showtime, free_seats(stack, showtime, 1))
     created = buyer.created(showtime)
     approve_on_page(created["approval_url"])
-    event = webhook_event("CHECKOUT.ORDER.APPROVED", {"id": created["paypal_order_id"]})
+    captured = quiet_paypal.delivery("CHECKOUT.ORDER.APPROVED", created["paypal_order_id"])
+    checked = quiet_paypal.verifications()["SUCCESS"]
 
-    first = post_webhook(stack, event)
-    replay = post_webhook(stack, event)
+    first = replay(stack, captured)
+    again = replay(stack, captured)
 
     assert first.json() == {"status": "captured"}
-    assert replay.json() == {"status": "duplicate"}
+    assert again.json() == {"status": "duplicate"}
+    assert quiet_paypal.verifications()["SUCCESS"] == checked + 1  # the replay cost no PayPal call
     buyer.wait_order(created["order_id"], "paid")
     assert len(quiet_paypal.captures_of(created["paypal_order_id"])) == 1
 
@@ -116,14 +164,36 @@ def test_webhook_is_503_while_paypal_is_unreachable_so_paypal_redelivers(stack, 
     buyer.hold(showtime, free_seats(stack, showtime, 1))
     created = buyer.created(showtime)
     approve_on_page(created["approval_url"])
-    event = webhook_event("CHECKOUT.ORDER.APPROVED", {"id": created["paypal_order_id"]})
+    delivery = quiet_paypal.delivery("CHECKOUT.ORDER.APPROVED", created["paypal_order_id"])
     quiet_paypal.fault("get_order", "error500", count=3)
 
-    unavailable = post_webhook(stack, event)
+    unavailable = replay(stack, delivery)
     assert unavailable.status_code == 503
     assert unavailable.json()["code"] == "payment_provider_unavailable"
     assert buyer.order(created["order_id"]).json()["status"] == "created"
 
-    redelivered = post_webhook(stack, event)
+    redelivered = replay(stack, delivery)
     assert redelivered.json() == {"status": "captured"}
     wait_until(lambda: buyer.order(created["order_id"]).json()["status"] == "paid", what="the order to be paid")
+
+
+def test_a_decline_the_approval_webhook_met_first_is_reported_to_the_buyer_as_declined(stack, showtime, emulator):
+    buyer = Buyer(stack)
+    buyer.hold(showtime, free_seats(stack, showtime, 1))
+    created = buyer.created(showtime)
+    emulator.fault("capture", "declined")
+
+    redirect = approve_on_page(created["approval_url"])  # the webhook's capture is declined before the buyer is back
+    wait_until(
+        lambda: (delivered(emulator, "CHECKOUT.ORDER.APPROVED", created["paypal_order_id"]) or {}).get("delivered"),
+        what="the approval webhook to be handled",
+    )
+    assert emulator.order(created["paypal_order_id"])["declined_attempts"] == 1
+
+    answer = buyer.execute(redirect)
+
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["code"] == "payment_declined"
+    assert buyer.order(created["order_id"]).json()["status"] == "created"
+    assert buyer.execute(approve_on_page(created["approval_url"])).status_code == 200  # a new approval still pays
+    buyer.wait_order(created["order_id"], "paid")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from chalicelib import tables
+from chalicelib.config import load_settings
 from infra import access
 from infra.settings import DEFAULTS
 from tests.infra.cfn import ALARM, QUEUE, SECRET, TABLE, Template, literal_text, references
@@ -223,6 +224,21 @@ def test_secrets_reach_the_functions_as_secret_references_never_as_values(templa
         assert not {"JWT_SECRET", "PAYPAL_CLIENT_ID", "PAYPAL_CLIENT_SECRET"} & set(env), name
         for variable, key in (("JWT_SECRET_PARAMETER", access.JWT), ("PAYPAL_SECRET_PARAMETER", access.PAYPAL)):
             assert env[variable] == f"/aws/reference/secretsmanager/tickets-{template.stage}/{key}", name
+
+
+def test_every_function_passes_the_apps_startup_check_with_webhooks_verified_or_refused(template, synthesis):
+    # A stage without a webhook id yet (the first deploy) refuses webhooks; it never accepts them unverified.
+    webhook_id = DEFAULTS[template.stage].paypal_webhook_id
+    for name, function in template.functions.items():
+        env = function["Properties"]["Environment"]["Variables"]
+        literal = {key: value for key, value in env.items() if isinstance(value, str)}
+        settings = load_settings(literal)  # raises ConfigError as the Lambda would at start
+        assert settings.paypal_mode != "local", name
+        assert (settings.paypal_webhook_id, settings.paypal_webhooks) == (
+            (webhook_id, "verify") if webhook_id else (None, "off")
+        ), name
+    warned = [m for m in synthesis.messages[f"tickets-{template.stage}"] if "paypal_webhook_id" in m.text]
+    assert bool(warned) == (not webhook_id)
 
 
 # --- API Gateway -----------------------------------------------------------------------------------

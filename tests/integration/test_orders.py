@@ -26,6 +26,7 @@ from chalicelib.errors import (
     OrderNotApproved,
     PaymentDeclined,
     PaymentProviderUnavailable,
+    WebhooksDisabled,
 )
 from chalicelib.services.payments import CAPTURE_GRACE_SECONDS, PaymentService
 from chalicelib.storage.catalog import encode_cursor
@@ -482,6 +483,45 @@ def test_with_a_webhook_id_configured_an_unsigned_webhook_is_refused_before_anyt
 
     assert shop.order(created["order_id"]).status == "created"
     assert shop.emulator.captures_of(created["paypal_order_id"]) == []
+
+
+def test_with_webhooks_off_every_delivery_is_503_and_changes_nothing(make_shop):
+    shop = make_shop(PAYPAL_WEBHOOKS="off")
+    created = shop.checkout(BUYER, shop.seats[:1])
+    approve_on_page(created["approval_url"])
+
+    with pytest.raises(WebhooksDisabled):
+        deliver(shop, "CHECKOUT.ORDER.APPROVED", {"id": created["paypal_order_id"]}, "WH-OFF-1")
+
+    assert shop.order(created["order_id"]).status == "created"
+    assert shop.emulator.captures_of(created["paypal_order_id"]) == []
+
+
+@pytest.mark.parametrize(
+    "event_type, resource",
+    [
+        ("CHECKOUT.ORDER.APPROVED", {"id": "NOSUCHORDER00001", "status": "APPROVED"}),
+        ("PAYMENT.CAPTURE.COMPLETED", {"id": "NOSUCHCAPTURE001", "status": "COMPLETED"}),
+        ("PAYMENT.CAPTURE.DENIED", {"id": "NOSUCHCAPTURE002", "status": "DECLINED"}),
+        ("PAYMENT.CAPTURE.REFUNDED", {"id": "NOSUCHREFUND0001", "status": "COMPLETED"}),
+        ("PAYMENT.CAPTURE.REFUNDED", {"id": "../../v2/payments/captures/X/refund"}),
+        ("PAYMENT.CAPTURE.COMPLETED", {"id": {"nested": "object"}}),
+        ("SOMETHING.ELSE", {"id": "ANYTHING"}),
+    ],
+)
+def test_events_about_resources_paypal_does_not_know_are_ignored(shop, event_type, resource):
+    # Unverified here (local mode, no webhook id): what a genuine-looking event about nothing we sold does.
+    assert deliver(shop, event_type, resource) == {"status": "ignored"}
+
+
+def test_an_approval_event_for_an_order_paypal_says_is_not_approved_captures_nothing(shop):
+    created = shop.checkout(BUYER, shop.seats[:1])
+
+    outcome = deliver(shop, "CHECKOUT.ORDER.APPROVED", {"id": created["paypal_order_id"], "status": "APPROVED"})
+
+    assert outcome == {"status": "ignored"}
+    assert shop.emulator.captures_of(created["paypal_order_id"]) == []
+    assert shop.order(created["order_id"]).status == "created"
 
 
 # ---- a buyer's orders, page by page ---------------------------------------------------------------------------

@@ -134,6 +134,17 @@ class Emulator:
     def webhooks(self) -> dict:
         return self._call("GET", "webhooks")
 
+    def delivery(self, event_type: str, resource_id: str) -> dict:
+        """The emulator's record of the one event of this type about this resource, with the headers and body it
+        was (or would have been) sent with: what someone capturing the delivery could replay."""
+        sent = [w for w in self.webhooks()["sent"] if (w["event_type"], w["resource_id"]) == (event_type, resource_id)]
+        assert len(sent) == 1, f"expected one {event_type} for {resource_id}, found {sent}"
+        return sent[0]
+
+    def verifications(self) -> dict[str, int]:
+        """verify-webhook-signature calls so far, by outcome (SUCCESS, FAILURE, INVALID)."""
+        return self.state()["webhook_verifications"]
+
     def set_webhook_url(self, url: str | None) -> None:
         self._call("POST", "webhook_url", {"url": url})
 

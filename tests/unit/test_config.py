@@ -72,6 +72,27 @@ def test_select_attempts_must_exceed_the_ticket_limit():
         load_settings({"MAX_TICKETS_PER_USER": "4", "SELECT_ATTEMPTS": "4"})
 
 
+@pytest.mark.parametrize("mode", ["sandbox", "live"])
+def test_paypal_outside_local_mode_refuses_to_start_without_a_webhook_id(mode):
+    with pytest.raises(ConfigError, match="PAYPAL_WEBHOOK_ID is required"):
+        load_settings({"PAYPAL_MODE": mode})
+    with pytest.raises(ConfigError, match="PAYPAL_WEBHOOK_ID is required"):
+        load_settings({"PAYPAL_MODE": mode, "PAYPAL_WEBHOOK_ID": "  "})
+    verified = load_settings({"PAYPAL_MODE": mode, "PAYPAL_WEBHOOK_ID": "1JE4291016473214C"})
+    assert (verified.paypal_webhook_id, verified.paypal_webhooks) == ("1JE4291016473214C", "verify")
+
+
+def test_webhooks_can_be_turned_off_explicitly_until_paypal_gives_the_id():
+    settings = load_settings({"PAYPAL_MODE": "live", "PAYPAL_WEBHOOKS": "off"})
+    assert (settings.paypal_webhook_id, settings.paypal_webhooks) == (None, "off")
+    with pytest.raises(ConfigError, match="PAYPAL_WEBHOOKS"):
+        load_settings({"PAYPAL_WEBHOOKS": "skip-verification"})
+
+
+def test_local_mode_may_run_webhooks_unverified():
+    assert load_settings({"PAYPAL_MODE": "local"}).paypal_webhook_id is None
+
+
 def test_unknown_paypal_mode_fails_naming_the_variable():
     with pytest.raises(ConfigError, match="PAYPAL_MODE"):
         load_settings({"PAYPAL_MODE": "production"})
