@@ -271,6 +271,14 @@ def order_detail(order_id):
     return container().payments.order(_user(), order_id)
 
 
+@app.route("/api/staff/orders", methods=["GET"])
+@endpoint()
+def staff_orders():
+    _staff()
+    query = _query(payment_schemas.StaffOrdersQuery)
+    return container().chargebacks.needing_attention(query.attention, limit=query.limit, cursor=query.cursor)
+
+
 # --- workers -------------------------------------------------------------------------------
 
 

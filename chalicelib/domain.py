@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import TypeGuard
 
 # The one rule for our ids (events, showtimes, tickets, orders, users, refunds): what we generate is always
 # 1..64 url-safe characters. Anything else cannot exist and must not reach a table key.
@@ -20,7 +21,7 @@ _PAYPAL_ID = re.compile(PAYPAL_ID_PATTERN)
 PAYPAL_EVENT_FIELD_MAX = 128
 
 
-def plausible_paypal_id(value: object) -> bool:
+def plausible_paypal_id(value: object) -> TypeGuard[str]:
     return isinstance(value, str) and _PAYPAL_ID.fullmatch(value) is not None
 
 
@@ -168,6 +169,12 @@ class OrderRecord:
     capture_id: str | None = None
     capture_attempt: int = 0
     capture_declined: bool = False
+    # A PayPal dispute about the payment: its id, "open" or "resolved", and PayPal's outcome code once resolved.
+    dispute_id: str | None = None
+    dispute_status: str | None = None
+    dispute_outcome: str | None = None
+    # Why staff should look at the order ("disputed", "reversed"); None otherwise.
+    attention: str | None = None
     refunded_ticket_ids: tuple[str, ...] = ()
     refunds: tuple[RefundEntry, ...] = field(default_factory=tuple)
     failure_reason: str | None = None

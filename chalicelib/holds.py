@@ -12,6 +12,9 @@ AVAILABLE = "available"
 HELD = "held"
 CHECKOUT = "checkout"
 SOLD = "sold"
+# The payment of a sold ticket was reversed: not valid for entry, and never put back on sale by itself (staff
+# decide). Viewers see it as sold.
+VOID = "void"
 
 
 def is_expired(expires_at: int | float | None, now: float) -> bool:
@@ -21,7 +24,7 @@ def is_expired(expires_at: int | float | None, now: float) -> bool:
 
 def public_status(status: str, hold_expires_at: int | float | None, now: float) -> str:
     """What a viewer sees: checkout reads as held; an expired plain hold reads as available."""
-    if status == SOLD:
+    if status in (SOLD, VOID):
         return SOLD
     if status == CHECKOUT:
         return HELD

@@ -20,6 +20,7 @@ class OrderStatus(StrEnum):
     CANCELLED = "cancelled"
     EXPIRED = "expired"
     FAILED = "failed"
+    REVERSED = "reversed"
 
 
 S = OrderStatus
@@ -62,6 +63,8 @@ EXTERNAL_REFUND = _move(
     {S.PAID, S.PARTIALLY_REFUNDED, S.REFUND_PENDING},
     {S.PARTIALLY_REFUNDED, S.REFUNDED},
 )
+# the payment was taken back (a chargeback, a dispute the buyer won): the tickets are void
+REVERSE = _move("reverse", {S.PAID, S.PARTIALLY_REFUNDED, S.REFUND_PENDING}, {S.REVERSED})
 
 MOVES: tuple[Move, ...] = (
     CANCEL,
@@ -75,6 +78,7 @@ MOVES: tuple[Move, ...] = (
     COMPLETE_REFUND,
     FAIL_REFUND,
     EXTERNAL_REFUND,
+    REVERSE,
 )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from chalicelib.domain import ID_PATTERN, PAYPAL_ID_PATTERN
@@ -31,6 +33,14 @@ class TokenQuery(BaseModel):
 
 
 class OrdersQuery(_Strict):
+    cursor: str | None = Field(default=None, max_length=2048)
+    limit: int = Field(default=20, ge=1, le=100)
+
+
+class StaffOrdersQuery(_Strict):
+    attention: Literal["disputed", "reversed"] = Field(
+        description="disputed: a PayPal dispute is open; reversed: the payment was taken back, its tickets are void"
+    )
     cursor: str | None = Field(default=None, max_length=2048)
     limit: int = Field(default=20, ge=1, le=100)
 
@@ -67,6 +77,23 @@ class OrderOut(BaseModel):
 
 class OrdersOut(BaseModel):
     results: list[OrderOut]
+    next: str | None
+
+
+class DisputeOut(BaseModel):
+    dispute_id: str
+    status: Literal["open", "resolved"]
+    outcome: str | None = None
+
+
+class StaffOrderOut(OrderOut):
+    user_id: str
+    capture_id: str | None
+    dispute: DisputeOut | None = None
+
+
+class StaffOrdersOut(BaseModel):
+    results: list[StaffOrderOut]
     next: str | None
 
 
@@ -174,4 +201,13 @@ def payment_operations(operation_cls) -> tuple:
             errors=(400, 401),
         ),
         op("GET", "/api/orders/{order_id}", "One of the caller's orders", OrderOut, auth="required", errors=(401, 404)),
+        op(
+            "GET",
+            "/api/staff/orders",
+            "Orders staff must look at: disputed, or reversed (staff)",
+            StaffOrdersOut,
+            query=StaffOrdersQuery,
+            auth="staff",
+            errors=(400, 401, 403),
+        ),
     )

@@ -261,6 +261,10 @@ class PayPalClient:
         """Read a capture. Raises PayPalError (404 RESOURCE_NOT_FOUND), PayPalUnavailable."""
         return self._call("get_capture", "GET", f"/v2/payments/captures/{_segment(capture_id)}")
 
+    def get_dispute(self, dispute_id: str) -> dict[str, Any]:
+        """Read a dispute (Disputes API v1). Raises PayPalError (404 RESOURCE_NOT_FOUND), PayPalUnavailable."""
+        return self._call("get_dispute", "GET", f"/v1/customer/disputes/{_segment(dispute_id)}")
+
     # ---- Webhooks --------------------------------------------------------------------------------
 
     def verify_webhook_signature(self, *, headers: Mapping[str, str], webhook_id: str, event: dict[str, Any]) -> bool:

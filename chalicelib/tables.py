@@ -132,9 +132,11 @@ ORDERS = TableSpec(
     indexes=(
         Index("by_user", Key("user_id"), Key("created_at")),
         Index("by_open_expiry", Key("open_shard"), Key("expires_at", "N"), projection="KEYS_ONLY"),
+        Index("by_attention", Key("attention"), Key("created_at")),
     ),
     purpose="orders with their refunds; by_user lists a buyer's orders newest first; "
-    "by_open_expiry is sparse (only created orders) and feeds the order sweeper",
+    "by_open_expiry is sparse (only created orders) and feeds the order sweeper; by_attention is sparse (disputed "
+    "and reversed orders only) and lists them for staff",
 )
 PAYMENT_REFS = TableSpec(
     logical="payment-refs",

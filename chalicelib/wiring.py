@@ -20,6 +20,7 @@ from chalicelib.paypal import PayPalClient, base_url_for
 from chalicelib.queues import QueuePublisher
 from chalicelib.services.accounts import AccountService
 from chalicelib.services.catalog import CatalogService
+from chalicelib.services.chargebacks import ChargebackService
 from chalicelib.services.health import HealthCheck
 from chalicelib.services.payments import PaymentService
 from chalicelib.services.refunds import RefundService
@@ -200,6 +201,10 @@ class Container:
         )
 
     @cached_property
+    def chargebacks(self) -> ChargebackService:
+        return ChargebackService(orders=self.payments.orders, paypal=self.paypal)
+
+    @cached_property
     def refunds(self) -> RefundService:
         return RefundService(
             orders=self.payments.orders,
@@ -208,6 +213,7 @@ class Container:
             paypal=self.paypal,
             refunds=QueuePublisher(self.sqs_client, self.settings.refunds_queue_url, "refunds"),
             cutoff_seconds=self.settings.refund_cutoff_seconds,
+            chargebacks=self.chargebacks,
             webhook_id=self.settings.paypal_webhook_id,
             webhooks_on=self.settings.paypal_webhooks == "verify",
             clock=self.clock,

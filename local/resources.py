@@ -1,6 +1,7 @@
 """Create the tables and queues described in chalicelib.tables on any AWS-compatible endpoint.
 
-Idempotent: existing tables and queues are left as they are, so restarts never fail on old data.
+Idempotent: existing tables and queues keep their data, so restarts never fail on old data; an index a newer
+version of the code added is created on an existing table (a `.local-state` from before it still works).
 """
 
 from __future__ import annotations
@@ -30,6 +31,28 @@ def _key_schema(hash_key: tables.Key, range_key: tables.Key | None) -> list[dict
     return schema
 
 
+def _index_request(index: tables.Index) -> dict:
+    return {
+        "IndexName": index.name,
+        "KeySchema": _key_schema(index.hash_key, index.range_key),
+        "Projection": _projection(index),
+    }
+
+
+def _add_missing_indexes(dynamodb, spec: tables.TableSpec, name: str, description: dict) -> None:
+    present = {index["IndexName"] for index in description.get("GlobalSecondaryIndexes", [])}
+    for index in spec.indexes:
+        if index.name in present:
+            continue
+        keys = [index.hash_key, *([index.range_key] if index.range_key else [])]
+        dynamodb.update_table(
+            TableName=name,
+            AttributeDefinitions=[{"AttributeName": k.name, "AttributeType": k.type} for k in keys],
+            GlobalSecondaryIndexUpdates=[{"Create": _index_request(index)}],
+        )
+        log.info("added index %s to table %s", index.name, name)
+
+
 def create_table_request(spec: tables.TableSpec, name: str) -> dict:
     """The CreateTable request for a spec (on-demand billing, as in infra)."""
     request: dict = {
@@ -39,14 +62,7 @@ def create_table_request(spec: tables.TableSpec, name: str) -> dict:
         "BillingMode": "PAY_PER_REQUEST",
     }
     if spec.indexes:
-        request["GlobalSecondaryIndexes"] = [
-            {
-                "IndexName": index.name,
-                "KeySchema": _key_schema(index.hash_key, index.range_key),
-                "Projection": _projection(index),
-            }
-            for index in spec.indexes
-        ]
+        request["GlobalSecondaryIndexes"] = [_index_request(index) for index in spec.indexes]
     if spec.stream:
         request["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": spec.stream}
     return request
@@ -59,6 +75,7 @@ def ensure_tables(dynamodb, settings: Settings) -> dict[str, str]:
         name = settings.table_name(spec.logical)
         try:
             description = dynamodb.describe_table(TableName=name)["Table"]
+            _add_missing_indexes(dynamodb, spec, name, description)
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "ResourceNotFoundException":
                 raise

@@ -57,7 +57,7 @@ def event_view(event: EventRecord) -> dict:
 
 def ticket_view(ticket: TicketRecord, viewer: str | None, now: float) -> dict:
     status, expires = holds.public_view(ticket.status, ticket.hold_expires_at, now)
-    mine = viewer is not None and ticket.holder == viewer and status != holds.AVAILABLE
+    mine = viewer is not None and ticket.holder == viewer and status != holds.AVAILABLE and ticket.status != holds.VOID
     view = {
         "ticket_id": ticket.ticket_id,
         "showtime_id": ticket.showtime_id,

@@ -24,8 +24,9 @@ from chalicelib.order_status import OPEN, REQUEST_REFUND, OrderStatus
 from chalicelib.paypal import PayPalClient, PayPalError, PayPalUnavailable
 from chalicelib.queues import QueuePublisher
 from chalicelib.services.catalog import CatalogService
+from chalicelib.services.chargebacks import ChargebackService
 from chalicelib.services.payments import PaymentService, now_iso
-from chalicelib.storage.orders import OrderRepository, StaleState, money
+from chalicelib.storage.orders import DISPUTE_OPEN, OrderRepository, StaleState, money
 
 REFUND_REASONS = {
     "REFUND_TIME_LIMIT_EXCEEDED": "The refund window for this payment has passed.",
@@ -51,6 +52,7 @@ class RefundService:
         paypal: Callable[[], PayPalClient],
         refunds: QueuePublisher,
         cutoff_seconds: int,
+        chargebacks: ChargebackService,
         webhook_id: str | None,
         webhooks_on: bool = True,
         clock: Callable[[], float] = time.time,
@@ -61,6 +63,7 @@ class RefundService:
         self._paypal = paypal
         self._queue = refunds
         self._cutoff = cutoff_seconds
+        self._chargebacks = chargebacks
         self._webhook_id = webhook_id
         self._webhooks_on = webhooks_on
         self._clock = clock
@@ -72,6 +75,8 @@ class RefundService:
             raise NotFound("No such order.")
         if order.status not in REQUEST_REFUND.sources:
             raise NotRefundable(f"An order in status {order.status} cannot be refunded.")
+        if order.dispute_status == DISPUTE_OPEN:
+            raise NotRefundable(REFUND_REASONS["TRANSACTION_DISPUTED"])
         self._check_cutoff(order)
         chosen = refundable_tickets(order, ticket_ids)
         amount = sum((money(t.price) for t in order.tickets if t.ticket_id in chosen), Decimal("0.00"))
@@ -228,10 +233,15 @@ class RefundService:
 
     def _dispatch(self, event: dict) -> str:
         kind = event["event_type"]
-        resource_id = event["resource"].get("id")
+        resource = event["resource"]
+        resource_id = resource.get("dispute_id") if kind.startswith("CUSTOMER.DISPUTE.") else resource.get("id")
         if not plausible_paypal_id(resource_id):
             return "ignored"  # not an id PayPal would issue: nothing to look up
         try:
+            if kind.startswith("CUSTOMER.DISPUTE."):
+                return self._chargebacks.dispute_changed(resource_id)
+            if kind == "PAYMENT.CAPTURE.REVERSED":
+                return self._chargebacks.capture_reversed(resource)
             if kind == "CHECKOUT.ORDER.APPROVED":
                 return self._approved(resource_id)
             if kind.startswith("PAYMENT.CAPTURE.") and kind != "PAYMENT.CAPTURE.REFUNDED":

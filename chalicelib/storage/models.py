@@ -191,6 +191,15 @@ class OrdersByUser(GlobalSecondaryIndex["Order"]):
     created_at = UnicodeAttribute(range_key=True)
 
 
+class OrdersByAttention(GlobalSecondaryIndex["Order"]):
+    class Meta:
+        index_name = "by_attention"
+        projection = AllProjection()
+
+    attention = UnicodeAttribute(hash_key=True)
+    created_at = UnicodeAttribute(range_key=True)
+
+
 class OrdersByOpenExpiry(GlobalSecondaryIndex["Order"]):
     class Meta:
         index_name = "by_open_expiry"
@@ -218,6 +227,10 @@ class Order(Model):
     capture_id = UnicodeAttribute(null=True)
     capture_attempt = NumberAttribute(default=0)
     capture_declined = BooleanAttribute(null=True)  # the last capture attempt was declined by PayPal
+    dispute_id = UnicodeAttribute(null=True)
+    dispute_status = UnicodeAttribute(null=True)  # open | resolved
+    dispute_outcome = UnicodeAttribute(null=True)
+    attention = UnicodeAttribute(null=True)  # disputed | reversed: the sparse by_attention index lists them for staff
     created_at = UnicodeAttribute()
     expires_at = NumberAttribute()
     open_shard = UnicodeAttribute(null=True)
@@ -225,6 +238,7 @@ class Order(Model):
     failure_reason = UnicodeAttribute(null=True)
     by_user = OrdersByUser()
     by_open_expiry = OrdersByOpenExpiry()
+    by_attention = OrdersByAttention()
 
 
 class PaymentRef(Model):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -24,6 +25,7 @@ from chalicelib.order_status import (
     PURCHASE,
     RECORD_CAPTURE,
     REQUEST_REFUND,
+    REVERSE,
     Move,
     OrderStatus,
     refunded_status,
@@ -31,6 +33,10 @@ from chalicelib.order_status import (
 from chalicelib.storage.catalog import decode_cursor, encode_cursor, start_key, ticket_record
 from chalicelib.storage.conditions import condition_failed, refused
 from chalicelib.storage.models import Cart, Order, PaymentRef, Ticket, transact_write
+
+DISPUTE_OPEN, DISPUTE_RESOLVED = "open", "resolved"
+ATTENTION_DISPUTED, ATTENTION_REVERSED = "disputed", "reversed"
+ATTENTION = (ATTENTION_DISPUTED, ATTENTION_REVERSED)
 
 
 class StaleState(Exception):
@@ -74,6 +80,10 @@ def _record(item: Order) -> OrderRecord:
         capture_id=item.capture_id,
         capture_attempt=int(item.capture_attempt or 0),
         capture_declined=bool(item.capture_declined),
+        dispute_id=item.dispute_id,
+        dispute_status=item.dispute_status,
+        dispute_outcome=item.dispute_outcome,
+        attention=item.attention,
         refunded_ticket_ids=tuple(item.refunded_ticket_ids or []),
         refunds=_refund_entries(refunds_raw),
         failure_reason=item.failure_reason,
@@ -122,13 +132,7 @@ class OrderRepository:
             limit=limit + 1,  # one more than asked tells whether a next page exists
             last_evaluated_key=start_key(position, {"user_id": user_id}),
         )
-        items = [_record(o) for o in result]
-        if len(items) <= limit:
-            return Page(items=items, cursor=None)
-        last = items[limit - 1]
-        return Page(
-            items=items[:limit], cursor=encode_cursor({"order_id": last.order_id, "created_at": last.created_at})
-        )
+        return _page([_record(o) for o in result], limit)
 
     def tickets(self, showtime_id: str, ticket_ids: Iterable[str]) -> dict[str, TicketRecord]:
         keys = [(showtime_id, t) for t in ticket_ids]
@@ -398,6 +402,7 @@ class OrderRepository:
                 condition=(Order.status == order.status)
                 & _status_in(REQUEST_REFUND)
                 & _refunded_unchanged(order)
+                & _no_open_dispute()
                 & Order.refunds[refund.refund_id].does_not_exist(),
             )
         except UpdateError as exc:
@@ -459,6 +464,80 @@ class OrderRepository:
         except UpdateError as exc:
             _raise_stale(exc)
 
+    # --- disputes and chargebacks ------------------------------------------------------------
+    def open_dispute(self, order_id: str, dispute_id: str) -> None:
+        """Note an open PayPal dispute: refunds wait for its outcome, staff see the order. Repeats are harmless."""
+        try:
+            Order(order_id).update(
+                actions=[
+                    Order.dispute_id.set(dispute_id),
+                    Order.dispute_status.set(DISPUTE_OPEN),
+                    Order.dispute_outcome.remove(),
+                    Order.attention.set(ATTENTION_DISPUTED),
+                ],
+                # a reversed order stays reversed (and listed as such); a resolved dispute may be reopened
+                condition=(Order.status != OrderStatus.REVERSED)
+                & (Order.dispute_id.does_not_exist() | (Order.dispute_id == dispute_id) | _no_open_dispute()),
+            )
+        except UpdateError as exc:
+            _raise_stale(exc)
+
+    def resolve_dispute(self, order_id: str, dispute_id: str, outcome: str) -> None:
+        """The dispute ended without the money going back: the order leaves the staff list."""
+        try:
+            Order(order_id).update(
+                actions=[
+                    Order.dispute_status.set(DISPUTE_RESOLVED),
+                    Order.dispute_outcome.set(outcome),
+                    Order.attention.remove(),
+                ],
+                condition=(Order.dispute_id == dispute_id) & (Order.status != OrderStatus.REVERSED),
+            )
+        except UpdateError as exc:
+            _raise_stale(exc)
+
+    def reverse(
+        self, order: OrderRecord, states: dict[str, TicketRecord], reason: str, outcome: str | None = None
+    ) -> None:
+        """paid | partially_refunded | refund_pending -> reversed, in one transaction: the tickets it still holds
+        sold become void, a refund still pending fails (PayPal took the money back already), staff see it."""
+        actions: list[Action] = [Order.status.set(OrderStatus.REVERSED), Order.attention.set(ATTENTION_REVERSED)]
+        if order.dispute_status == DISPUTE_OPEN:
+            actions += [Order.dispute_status.set(DISPUTE_RESOLVED), Order.dispute_outcome.set(outcome or "REVERSED")]
+        pending = [refund for refund in order.refunds if refund.status == "pending"]
+        for refund in pending:
+            failed = replace(refund, status="failed", reason=reason)
+            actions.append(Order.refunds[refund.refund_id].set(_refund_value(failed)))
+        if pending:
+            actions.append(Order.open_shard.remove())
+        try:
+            with transact_write() as tx:
+                tx.update(
+                    Order(order.order_id),
+                    actions=actions,
+                    condition=(Order.status == order.status) & _status_in(REVERSE) & _refunded_unchanged(order),
+                )
+                for ticket_id, state in states.items():
+                    if state.status == holds.SOLD and state.order_id == order.order_id:
+                        tx.update(
+                            Ticket(order.showtime_id, ticket_id),
+                            actions=[Ticket.status.set(holds.VOID)],
+                            condition=(Ticket.status == holds.SOLD) & (Ticket.order_id == order.order_id),
+                        )
+        except TransactWriteError as exc:
+            _raise_stale(exc)
+
+    def needing_attention(self, attention: str, *, limit: int, cursor: str | None) -> Page:
+        """One page of the orders flagged `attention`, newest first (the sparse by_attention index)."""
+        position = decode_cursor(cursor, ("order_id", "created_at"))
+        result = Order.by_attention.query(
+            attention,
+            scan_index_forward=False,
+            limit=limit + 1,
+            last_evaluated_key=start_key(position, {"attention": attention}),
+        )
+        return _page([_record(o) for o in result], limit)
+
     # --- webhook de-duplication -----------------------------------------------------------
     def seen_event(self, event_id: str) -> bool:
         try:
@@ -469,6 +548,18 @@ class OrderRepository:
 
     def remember_event(self, event_id: str, expires_at: int) -> None:
         PaymentRef(ref=f"webhook#{event_id}", expires_at=expires_at).save()
+
+
+def _page(items: list[OrderRecord], limit: int) -> Page:
+    """A page of `limit` orders out of limit + 1 read; the cursor names the last one when more follow."""
+    if len(items) <= limit:
+        return Page(items=items, cursor=None)
+    last = items[limit - 1]
+    return Page(items=items[:limit], cursor=encode_cursor({"order_id": last.order_id, "created_at": last.created_at}))
+
+
+def _no_open_dispute():
+    return Order.dispute_status.does_not_exist() | (Order.dispute_status != DISPUTE_OPEN)
 
 
 def _refunded_unchanged(order: OrderRecord):

@@ -127,6 +127,7 @@ def refunds_at(shop, moment: float) -> RefundService:
         paypal=container.paypal,
         refunds=QueuePublisher(container.sqs_client, container.settings.refunds_queue_url, "refunds"),
         cutoff_seconds=container.settings.refund_cutoff_seconds,
+        chargebacks=container.chargebacks,
         webhook_id=None,
         clock=lambda: moment,
     )

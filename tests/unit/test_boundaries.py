@@ -76,6 +76,10 @@ CONTRACT = {
     (S.CREATED, S.EXPIRED),
     (S.PROCESSING, S.CREATED),  # the capture is declined
     (S.PROCESSING, S.FAILED),
+    # the payment was taken back (chargeback, a dispute the buyer won)
+    (S.PAID, S.REVERSED),
+    (S.PARTIALLY_REFUNDED, S.REVERSED),
+    (S.REFUND_PENDING, S.REVERSED),
 }
 # Beyond the contract's list, each with its reason in the code.
 EXTRA = {
@@ -92,7 +96,7 @@ def test_the_moves_are_the_contracts_and_nothing_else():
     assert allowed == CONTRACT | EXTRA
 
 
-@pytest.mark.parametrize("status", [S.CANCELLED, S.EXPIRED, S.FAILED, S.REFUNDED])
+@pytest.mark.parametrize("status", [S.CANCELLED, S.EXPIRED, S.FAILED, S.REFUNDED, S.REVERSED])
 def test_ended_orders_never_move(status):
     assert status in order_status.FINAL
     assert not any(can_move(status, target) for target in OrderStatus)
@@ -109,6 +113,7 @@ def test_statuses_are_the_strings_stored_and_sent():
         "cancelled",
         "expired",
         "failed",
+        "reversed",
     ]
     assert can_move("created", "processing") and not can_move("created", "paid")
     assert not can_move("nonsense", "paid")
