@@ -10,7 +10,7 @@ import logging
 from decimal import Decimal
 
 from chalicelib.domain import EventRecord
-from chalicelib.errors import AlreadyExists
+from chalicelib.errors import AlreadyExists, EmailTaken
 from chalicelib.storage.catalog import CatalogRepository
 from chalicelib.wiring import Container
 
@@ -63,7 +63,10 @@ def seed(
         for offset in range(days):
             for theater in THEATERS:
                 _showtime(container, event_id, first_day + dt.timedelta(days=offset), theater)
-    container.accounts.ensure_staff_account(staff_email, staff_password)
+    try:
+        container.accounts.ensure_staff_account(staff_email, staff_password)
+    except EmailTaken:
+        log.warning("%s is registered and not staff: it is not made staff (python -m tools.create_staff)", staff_email)
     log.info("demo data ready")
 
 

@@ -1,11 +1,13 @@
-"""Create a staff account, or promote an existing account to staff, on the configured tables.
+"""Create a staff account on the configured tables.
 
     .venv/bin/python -m tools.create_staff --email ops@example.com                 # prompts, no echo
     printf '%s\\n' "$PW" | .venv/bin/python -m tools.create_staff --email ops@example.com --password-stdin
 
 The tables are the app's own: TABLE_PREFIX (or STAGE), AWS_REGION and AWS_ENDPOINT_URL are read the same
-way the Lambdas read them (chalicelib.config). An existing account keeps its password and is only promoted.
-The password is never printed or logged.
+way the Lambdas read them (chalicelib.config). A staff account that exists is left as it is. Anyone can register
+any address, so an existing account that is not staff is refused: promoting it would give staff rights to
+whoever set its password. `--reset-existing` promotes it with the password given here, ending every one of its
+sessions. The password is never printed or logged.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pydantic import ValidationError
 
 from chalicelib import tables
 from chalicelib.config import ConfigError, get_settings
+from chalicelib.errors import EmailTaken
 from chalicelib.http import validation_message
 from chalicelib.schemas import Credentials
 
@@ -34,6 +37,11 @@ def _parser() -> argparse.ArgumentParser:
         "--password-stdin",
         action="store_true",
         help="read the password from the first line of stdin instead of prompting",
+    )
+    parser.add_argument(
+        "--reset-existing",
+        action="store_true",
+        help="promote an existing non-staff account, replacing its password with this one and ending its sessions",
     )
     return parser
 
@@ -69,8 +77,10 @@ def main(argv: list[str] | None = None, stdin: TextIO = sys.stdin, out: TextIO =
 
     accounts = Container(settings).accounts
     try:
-        existed = accounts.is_registered(creds.email)
-        user = accounts.ensure_staff_account(creds.email, creds.password)
+        done = accounts.ensure_staff_account(creds.email, creds.password, reset_existing=args.reset_existing)
+    except EmailTaken as exc:
+        print(f"error: {exc} Pass --reset-existing to promote it with this password.", file=sys.stderr)
+        return 2
     except Exception as exc:  # noqa: BLE001 - an operator tool: one readable line, no traceback
         print(
             f"error: the accounts table {settings.table_name(tables.USERS.logical)} could not be written: "
@@ -78,7 +88,12 @@ def main(argv: list[str] | None = None, stdin: TextIO = sys.stdin, out: TextIO =
             file=sys.stderr,
         )
         return 1
-    what = "promoted to staff (password unchanged)" if existed else "created as staff"
+    what = {
+        "created": "created as staff",
+        "already_staff": "is already staff (nothing changed)",
+        "promoted": "promoted to staff with the new password (its other sessions ended)",
+    }[done.outcome]
+    user = done.user
     print(f"{user.email} {what}: id {user.id}, tables {settings.table_prefix}* in {settings.region}", file=out)
     return 0
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import NoReturn
 
 from chalicelib import auth
 from chalicelib.config import AbuseLimits
 from chalicelib.domain import UserRecord
-from chalicelib.errors import Forbidden, RateLimited, Unauthorized
+from chalicelib.errors import EmailTaken, Forbidden, RateLimited, Unauthorized
 from chalicelib.holds import iso
 from chalicelib.limits import Limit, RateLimiter
 from chalicelib.observability import logger, metrics
@@ -144,11 +144,27 @@ class AccountService:
     def is_registered(self, email: str) -> bool:
         return self._repo.find_by_email(email) is not None
 
-    def ensure_staff_account(self, email: str, password: str) -> UserRecord:
-        """Create the account as staff, or promote it if the email exists (password unchanged)."""
+    def ensure_staff_account(self, email: str, password: str, *, reset_existing: bool = False) -> StaffOutcome:
+        """Create the account as staff; a staff account that exists is left as it is. Anyone may have registered
+        an address before staff claimed it, so an existing account is only made staff with `reset_existing`:
+        its password becomes `password` and every one of its sessions ends (nobody who knew the old password
+        keeps a way in). Raises EmailTaken without it."""
         existing = self._repo.find_by_email(email)
-        if existing is not None:
-            if not existing.is_staff:
-                self._repo.set_staff(existing.id, True)
-            return self.user(existing.id)
-        return self.register(email, password, is_staff=True)
+        if existing is None:
+            return StaffOutcome(self.register(email, password, is_staff=True), "created")
+        if existing.is_staff:
+            return StaffOutcome(existing, "already_staff")
+        if not reset_existing:
+            raise EmailTaken(
+                "An account with this email exists and is not staff: promoting it would give staff rights to "
+                "whoever set its password."
+            )
+        self._repo.set_password(existing.id, auth.hash_password(password, n=self._scrypt_n), existing.session_epoch)
+        self._repo.set_staff(existing.id, True)
+        return StaffOutcome(self.user(existing.id), "promoted")
+
+
+@dataclass(frozen=True)
+class StaffOutcome:
+    user: UserRecord
+    outcome: str  # created | already_staff | promoted (with the new password)

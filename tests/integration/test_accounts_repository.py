@@ -157,25 +157,31 @@ def test_regular_user_is_forbidden_staff_actions(accounts):
 
 def test_ensure_staff_account_creates_a_staff_account(accounts):
     email = _email()
-    staff = accounts.ensure_staff_account(email, "staff-password-1")
-    assert staff.is_staff and accounts.require_staff(staff.id).id == staff.id
+    made = accounts.ensure_staff_account(email, "staff-password-1")
+    staff = made.user
+    assert made.outcome == "created" and staff.is_staff and accounts.require_staff(staff.id).id == staff.id
     assert accounts.authenticate(accounts.login(email, "staff-password-1")["access"]) == staff.id
 
 
-def test_ensure_staff_account_promotes_an_existing_user_and_keeps_their_password(accounts):
+def test_ensure_staff_account_refuses_an_existing_user_unless_told_to_reset_their_password(accounts):
     email = _email()
     user = accounts.register(email, "users-own-password")
-    promoted = accounts.ensure_staff_account(email.upper(), "a-different-password")
-    assert (promoted.id, promoted.is_staff) == (user.id, True)
-    assert accounts.login(email, "users-own-password")
+    with pytest.raises(EmailTaken):
+        accounts.ensure_staff_account(email.upper(), "a-different-password")
+    assert not accounts.user(user.id).is_staff
+
+    promoted = accounts.ensure_staff_account(email.upper(), "a-different-password", reset_existing=True)
+    assert (promoted.user.id, promoted.user.is_staff, promoted.outcome) == (user.id, True, "promoted")
+    assert accounts.login(email, "a-different-password")
     with pytest.raises(Unauthorized):
-        accounts.login(email, "a-different-password")
+        accounts.login(email, "users-own-password")
 
 
 def test_ensure_staff_account_is_idempotent(accounts):
     email = _email()
     first = accounts.ensure_staff_account(email, "staff-password-1")
-    assert accounts.ensure_staff_account(email, "staff-password-1").id == first.id
+    again = accounts.ensure_staff_account(email, "staff-password-1")
+    assert (again.user.id, again.outcome) == (first.user.id, "already_staff")
 
 
 # --- through the Chalice routes, with tokens forged using the deployment's own secret ----------------

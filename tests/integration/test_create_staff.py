@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib.errors import Unauthorized
+from chalicelib.errors import Forbidden, Unauthorized
 from chalicelib.wiring import Container
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,18 +62,43 @@ def test_creates_a_staff_account_that_can_log_in_and_never_echoes_the_password(s
     assert accounts.require_staff(user_id).email == email
 
 
-def test_promotes_an_existing_account_without_changing_its_password(settings):
+def test_refuses_to_promote_an_account_someone_else_registered(settings):
+    # An attacker registers the address staff will use, hoping the tool promotes it with the attacker's password.
     email = _email()
     accounts = Container(settings).accounts
-    user = accounts.register(email, "users-own-password")
-    result = _run(settings, "--email", email.upper(), "--password-stdin", stdin="ignored-new-password\n")
+    user = accounts.register(email, "attackers-password")
+    result = _run(settings, "--email", email.upper(), "--password-stdin", stdin=PASSWORD + "\n")
+    assert result.returncode == 2
+    assert "--reset-existing" in result.stderr and PASSWORD not in result.stderr + result.stdout
+    with pytest.raises(Forbidden):
+        Container(settings).accounts.require_staff(user.id)
+
+
+def test_reset_existing_promotes_with_the_new_password_and_ends_the_old_sessions(settings):
+    email = _email()
+    accounts = Container(settings).accounts
+    user = accounts.register(email, "attackers-password")
+    stolen = accounts.login(email, "attackers-password")
+    result = _run(settings, "--email", email, "--password-stdin", "--reset-existing", stdin=PASSWORD + "\n")
     assert result.returncode == 0, result.stderr
-    assert "promoted to staff (password unchanged)" in result.stdout
+    assert "promoted to staff with the new password" in result.stdout
     accounts = Container(settings).accounts
     assert accounts.require_staff(user.id).id == user.id
-    assert accounts.login(email, "users-own-password")
     with pytest.raises(Unauthorized):
-        accounts.login(email, "ignored-new-password")
+        accounts.login(email, "attackers-password")
+    with pytest.raises(Unauthorized):
+        accounts.authenticate(stolen["access"])
+    with pytest.raises(Unauthorized):
+        accounts.refresh(stolen["refresh"])
+    assert accounts.authenticate(accounts.login(email, PASSWORD)["access"]) == user.id
+
+
+def test_an_existing_staff_account_is_left_as_it_is(settings):
+    email = _email()
+    assert _run(settings, "--email", email, "--password-stdin", stdin=PASSWORD + "\n").returncode == 0
+    again = _run(settings, "--email", email, "--password-stdin", stdin="another-password-1\n")
+    assert again.returncode == 0 and "already staff (nothing changed)" in again.stdout
+    assert Container(settings).accounts.login(email, PASSWORD)
 
 
 def test_writes_only_to_the_tables_of_the_configured_prefix(settings, settings_factory):
