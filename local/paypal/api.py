@@ -1,5 +1,5 @@
 """The HTTP handlers of the PayPal REST API the emulator serves: OAuth2 token, Orders v2, Payments v2,
-verify-webhook-signature; with the transport faults (500, slow, lost response)."""
+Disputes v1 (get only), verify-webhook-signature; with the transport faults (500, slow, lost response)."""
 
 from __future__ import annotations
 
@@ -136,6 +136,15 @@ async def handle_get_refund(request: web.Request) -> web.StreamResponse:
         return 200, emulator.refund_view(emulator.get_refund(refund_id), base)
 
     return await _run(request, "get_refund", action)
+
+
+async def handle_get_dispute(request: web.Request) -> web.StreamResponse:
+    base, dispute_id = base_of(request), request.match_info["dispute_id"]
+
+    def action(emulator: PayPalEmulator, _body: Any) -> tuple[int, dict[str, Any]]:
+        return 200, emulator.dispute_view(emulator.get_dispute(dispute_id), base)
+
+    return await _run(request, "get_dispute", action)
 
 
 async def handle_verify(request: web.Request) -> web.StreamResponse:

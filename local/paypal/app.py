@@ -16,6 +16,7 @@ from local.paypal.api import (
     handle_capture_order,
     handle_create_order,
     handle_get_capture,
+    handle_get_dispute,
     handle_get_order,
     handle_get_refund,
     handle_refund,
@@ -31,8 +32,12 @@ from local.paypal.control import (
     handle_control_approve,
     handle_control_refund,
     handle_deny_capture,
+    handle_dispute,
+    handle_dispute_update,
     handle_expire_tokens,
     handle_reset,
+    handle_resolve_dispute,
+    handle_reverse,
     handle_state,
     handle_webhook_url,
     handle_webhooks,
@@ -58,7 +63,7 @@ def create_paypal_app(
 ) -> web.Application:
     """Build the emulator as an aiohttp application, meant to be mounted with `add_subapp("/paypal", ...)`.
 
-    With `state_path`, the emulator's orders, captures and refunds are loaded from that file and kept there.
+    With `state_path`, the emulator's orders, captures, refunds and disputes are loaded from that file and kept there.
     Raises StateFileError for a file that cannot be read.
     """
     emulator = PayPalEmulator(
@@ -88,6 +93,7 @@ def create_paypal_app(
     router.add_get("/v2/payments/captures/{capture_id}", handle_get_capture)
     router.add_post("/v2/payments/captures/{capture_id}/refund", handle_refund)
     router.add_get("/v2/payments/refunds/{refund_id}", handle_get_refund)
+    router.add_get("/v1/customer/disputes/{dispute_id}", handle_get_dispute)
     router.add_post("/v1/notifications/verify-webhook-signature", handle_verify)
     router.add_get("/checkoutnow", handle_approval_page)
     router.add_post("/checkoutnow", handle_approval_action)
@@ -100,6 +106,10 @@ def create_paypal_app(
     router.add_post("/_control/refund", handle_control_refund)
     router.add_post("/_control/complete_capture", handle_complete_capture)
     router.add_post("/_control/deny_capture", handle_deny_capture)
+    router.add_post("/_control/dispute", handle_dispute)
+    router.add_post("/_control/dispute_update", handle_dispute_update)
+    router.add_post("/_control/resolve_dispute", handle_resolve_dispute)
+    router.add_post("/_control/reverse", handle_reverse)
     router.add_post("/_control/expire_tokens", handle_expire_tokens)
     router.add_post("/_control/reset", handle_reset)
     return app

@@ -1,5 +1,5 @@
 """`/_control/` endpoints, for tests and local demos only: faults, dashboard refunds, approving without a browser,
-settling PENDING captures, the webhook URL, a state dump."""
+settling PENDING captures, disputes and chargebacks, the webhook URL, a state dump."""
 
 from __future__ import annotations
 
@@ -121,6 +121,38 @@ async def handle_deny_capture(request: web.Request) -> web.StreamResponse:
     emulator = emulator_of_request(request)
     body = await _control_body(request)
     capture = emulator.settle_pending(_required(body, "capture_id"), deny=True, base=base_of(request))
+    return web.json_response(emulator.capture_view(capture, base_of(request)))
+
+
+async def handle_dispute(request: web.Request) -> web.StreamResponse:
+    """A buyer opens a case against a capture."""
+    emulator = emulator_of_request(request)
+    body = await _control_body(request)
+    dispute = emulator.open_dispute(
+        _required(body, "capture_id"), base_of(request), reason=body.get("reason"), stage=body.get("stage")
+    )
+    return web.json_response(emulator.dispute_view(dispute, base_of(request)))
+
+
+async def handle_dispute_update(request: web.Request) -> web.StreamResponse:
+    emulator = emulator_of_request(request)
+    body = await _control_body(request)
+    dispute = emulator.update_dispute(_required(body, "dispute_id"), _required(body, "status"), base_of(request))
+    return web.json_response(emulator.dispute_view(dispute, base_of(request)))
+
+
+async def handle_resolve_dispute(request: web.Request) -> web.StreamResponse:
+    emulator = emulator_of_request(request)
+    body = await _control_body(request)
+    dispute = emulator.resolve_dispute(_required(body, "dispute_id"), _required(body, "outcome"), base_of(request))
+    return web.json_response(emulator.dispute_view(dispute, base_of(request)))
+
+
+async def handle_reverse(request: web.Request) -> web.StreamResponse:
+    """A chargeback, with or without a dispute before it."""
+    emulator = emulator_of_request(request)
+    body = await _control_body(request)
+    capture = emulator.reverse_capture(_required(body, "capture_id"), base_of(request))
     return web.json_response(emulator.capture_view(capture, base_of(request)))
 
 

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+from local.paypal.disputes import Disputes
 from local.paypal.model import (
     ACCOUNT_ALPHABET,
     DESCRIPTIONS,
@@ -29,6 +30,7 @@ from local.paypal.model import (
     ApiError,
     Capture,
     ControlError,
+    Dispute,
     Fault,
     Order,
     Refund,
@@ -48,8 +50,9 @@ from local.paypal.webhooks import Webhooks
 log = logging.getLogger(__name__)
 
 
-class PayPalEmulator(Views, Webhooks):
-    """In-memory PayPal: orders, captures, refunds, tokens, idempotency keys, faults and webhook deliveries."""
+class PayPalEmulator(Views, Webhooks, Disputes):
+    """In-memory PayPal: orders, captures, refunds, disputes, tokens, idempotency keys, faults and webhook
+    deliveries."""
 
     def __init__(
         self,
@@ -80,6 +83,7 @@ class PayPalEmulator(Views, Webhooks):
         self.orders: dict[str, Order] = {}
         self.captures: dict[str, Capture] = {}
         self.refunds: dict[str, Refund] = {}
+        self.disputes: dict[str, Dispute] = {}
         self.idempotency: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}
         self.faults: dict[str, deque[Fault]] = {op: deque() for op in (*OPS, "any")}
         self.transmissions: dict[str, Transmission] = {}
@@ -300,12 +304,14 @@ class PayPalEmulator(Views, Webhooks):
 
     def refund_capture(self, capture_id: str, body: Any, base: str) -> tuple[int, dict[str, Any]]:
         """POST .../refund, full when `body` has no amount. Raises ApiError (404; 422 CAPTURE_FULLY_REFUNDED,
-        REFUND_AMOUNT_EXCEEDED, PENDING_CAPTURE, CURRENCY_MISMATCH, ...)."""
+        REFUND_AMOUNT_EXCEEDED, PENDING_CAPTURE, TRANSACTION_DISPUTED, CURRENCY_MISMATCH, ...)."""
         if body is not None and not isinstance(body, dict):
             raise ApiError(400, "INVALID_PARAMETER_SYNTAX", api="payments", field="/")
         body = body or {}
         capture = self.get_capture(capture_id)
         self._check_refundable(capture)
+        if self.unresolved_dispute_of(capture.id) is not None:
+            raise ApiError(422, "TRANSACTION_DISPUTED", api="payments")
         if self.take_fault("refund", REFUND_OUTCOME_FAULTS):
             raise ApiError(422, "REFUND_TIME_LIMIT_EXCEEDED", api="payments")
         amount = self._refund_amount(capture, body.get("amount"))
@@ -404,6 +410,10 @@ class PayPalEmulator(Views, Webhooks):
             "refunds_by_id": {
                 rid: {"capture_id": r.capture_id, "amount": format_amount(r.amount), "status": r.status}
                 for rid, r in self.refunds.items()
+            },
+            "disputes_by_id": {
+                did: {"capture_id": d.capture_id, "status": d.status, "outcome": d.outcome}
+                for did, d in self.disputes.items()
             },
             "webhooks_sent": len(self.transmissions),
             "webhook_verifications": dict(self.verifications),

@@ -95,9 +95,14 @@ DESCRIPTIONS = {
     "REFUND_TIME_LIMIT_EXCEEDED": "You are over the time limit to perform a refund on this capture",
     "CURRENCY_MISMATCH": "The currency of the refund must match the currency of the capture.",
     "REFUND_DUPLICATE_INVOICE_ID": "Invoice ID was previously used to refund a capture.",
+    # PayPal's wording says "partial", but it refuses any refund while a case is open.
+    "TRANSACTION_DISPUTED": (
+        "Partial refunds cannot be offered at this time because there is an open case on this transaction. "
+        "Visit the PayPal Resolution Center to review this case."
+    ),
 }
 
-OPS = ("token", "create", "get_order", "capture", "refund", "get_capture", "get_refund", "verify")
+OPS = ("token", "create", "get_order", "capture", "refund", "get_capture", "get_refund", "get_dispute", "verify")
 FAULT_KINDS = ("declined", "error500", "slow", "lost_response", "pending", "refund_time_limit")
 # These change a capture's outcome, so they wait in the queue until a capture reaches that decision.
 OUTCOME_FAULTS = ("declined", "pending")
@@ -115,6 +120,7 @@ class ApiError(Exception):
         issue: str | None = None,
         *,
         api: str = "orders",
+        version: str = "v2",
         field: str | None = None,
         description: str | None = None,
         extra_links: list[dict[str, str]] | None = None,
@@ -123,6 +129,7 @@ class ApiError(Exception):
         self.status = status
         self.issue = issue
         self.api = api
+        self.version = version
         self.field = field
         self.description = description
         self.extra_links = extra_links or []
@@ -137,7 +144,7 @@ class ApiError(Exception):
                 detail.update(field=self.field, location="body")
             body["details"] = [detail]
         info = {
-            "href": f"https://developer.paypal.com/docs/api/{self.api}/v2/#error-{anchor}",
+            "href": f"https://developer.paypal.com/docs/api/{self.api}/{self.version}/#error-{anchor}",
             "rel": "information_link",
             "method": "GET",
         }
@@ -214,6 +221,22 @@ class Refund:
     note_to_payer: str | None
     create_time: str
     status: str = "COMPLETED"
+
+
+@dataclass
+class Dispute:
+    """A buyer's case against a capture (Disputes API v1); `amount` is what was still unrefunded when it opened."""
+
+    id: str
+    capture_id: str
+    reason: str
+    stage: str
+    status: str
+    amount: Decimal
+    currency: str
+    create_time: str
+    update_time: str
+    outcome: str | None = None
 
 
 @dataclass

@@ -1,7 +1,7 @@
-"""The emulator's durable state in a JSON file, so `make run` remembers orders, captures and refunds across
-restarts (a refund of an order paid before a restart must find its capture).
+"""The emulator's durable state in a JSON file, so `make run` remembers orders, captures, refunds and disputes
+across restarts (a refund of an order paid before a restart must find its capture).
 
-Kept: tokens, orders, captures, refunds, idempotency records, webhook transmissions (verify-webhook-signature
+Kept: tokens, orders, captures, refunds, disputes, idempotency records, webhook transmissions (verify-webhook-signature
 recognises events sent before the restart) and the signing key. Not kept: faults (tests set them per test). A
 save is debounced (at most one per SAVE_DELAY_SECONDS after a change; saving the whole state after every request
 cost about a millisecond per hundred orders) and written atomically; `flush()` saves at once (at a clean stop).
@@ -18,12 +18,17 @@ from pathlib import Path
 from typing import Any
 
 from local.paypal.ledger import PayPalEmulator
-from local.paypal.model import Capture, Order, Refund, Transmission
+from local.paypal.model import Capture, Dispute, Order, Refund, Transmission
 
 SAVE_DELAY_SECONDS = 0.2
 TRANSMISSIONS_KEPT = 100
 _FORMAT = 1
-_DECIMALS = {"Order": ("total",), "Capture": ("amount", "refunded"), "Refund": ("amount", "total_refunded")}
+_DECIMALS = {
+    "Order": ("total",),
+    "Capture": ("amount", "refunded"),
+    "Refund": ("amount", "total_refunded"),
+    "Dispute": ("amount",),
+}
 
 
 class StateFileError(RuntimeError):
@@ -38,6 +43,7 @@ def dump(emulator: PayPalEmulator) -> dict[str, Any]:
         "orders": [_record(order) for order in emulator.orders.values()],
         "captures": [_record(capture) for capture in emulator.captures.values()],
         "refunds": [_record(refund) for refund in emulator.refunds.values()],
+        "disputes": [_record(dispute) for dispute in emulator.disputes.values()],
         "idempotency": [[op, key, status, body] for (op, key), (status, body) in emulator.idempotency.items()],
         # Only the latest: verify-webhook-signature runs within seconds of a delivery, and each event carries a
         # whole order (they were most of the file and of the time to save it).
@@ -69,6 +75,8 @@ def load(emulator: PayPalEmulator, data: dict[str, Any]) -> None:
     emulator.orders = {r["id"]: _restore(Order, r) for r in data["orders"]}
     emulator.captures = {r["id"]: _restore(Capture, r) for r in data["captures"]}
     emulator.refunds = {r["id"]: _restore(Refund, r) for r in data["refunds"]}
+    # Files written before disputes existed have none.
+    emulator.disputes = {r["id"]: _restore(Dispute, r) for r in data.get("disputes", [])}
     emulator.idempotency = {(op, key): (status, body) for op, key, status, body in data["idempotency"]}
     emulator.transmissions = {tid: Transmission(**t) for tid, t in data["transmissions"].items()}
 

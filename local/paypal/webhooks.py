@@ -56,7 +56,7 @@ class Webhooks:
             "event_version": "1.0",
             "create_time": now_iso(),
             "resource_type": RESOURCE_TYPES[event_type],
-            "resource_version": "2.0",
+            "resource_version": _resource_version(event_type),
             "event_type": event_type,
             "summary": _summary(event_type, resource),
             "resource": resource,
@@ -107,7 +107,7 @@ class Webhooks:
                 "transmission_id": tid,
                 "event_id": t.event["id"],
                 "event_type": t.event["event_type"],
-                "resource_id": t.event["resource"].get("id"),
+                "resource_id": resource_id_of(t.event["resource"]),
                 "delivered": t.delivered,
                 "attempts": t.attempts,
                 "last_status": t.last_status,
@@ -133,12 +133,33 @@ RESOURCE_TYPES = {
     "PAYMENT.CAPTURE.PENDING": "capture",
     "PAYMENT.CAPTURE.DENIED": "capture",
     "PAYMENT.CAPTURE.REFUNDED": "refund",
+    "PAYMENT.CAPTURE.REVERSED": "capture",
+    "CUSTOMER.DISPUTE.CREATED": "dispute",
+    "CUSTOMER.DISPUTE.UPDATED": "dispute",
+    "CUSTOMER.DISPUTE.RESOLVED": "dispute",
 }
+_DISPUTE_SUMMARIES = {
+    "CUSTOMER.DISPUTE.CREATED": "A new dispute opened with Case # {}",
+    "CUSTOMER.DISPUTE.UPDATED": "A dispute was updated with Case # {}",
+    "CUSTOMER.DISPUTE.RESOLVED": "A dispute was resolved with Case # {}",
+}
+
+
+def resource_id_of(resource: dict[str, Any]) -> Any:
+    """The id of an event's resource: disputes (Disputes API v1) name theirs `dispute_id`."""
+    return resource.get("id", resource.get("dispute_id"))
+
+
+def _resource_version(event_type: str) -> str:
+    # Disputes come from a v1 API; orders, captures and refunds from v2 ones.
+    return "1.0" if RESOURCE_TYPES[event_type] == "dispute" else "2.0"
 
 
 def _summary(event_type: str, resource: dict[str, Any]) -> str:
     if event_type == "CHECKOUT.ORDER.APPROVED":
         return "An order has been approved by buyer"
+    if event_type in _DISPUTE_SUMMARIES:
+        return _DISPUTE_SUMMARIES[event_type].format(resource.get("dispute_id", ""))
     amount = resource.get("amount", {})
     money = f"{amount.get('currency_code', '')} {amount.get('value', '')}"
     return {
@@ -146,6 +167,7 @@ def _summary(event_type: str, resource: dict[str, Any]) -> str:
         "PAYMENT.CAPTURE.PENDING": f"Payment pending for {money}",
         "PAYMENT.CAPTURE.DENIED": f"Payment denied for {money}",
         "PAYMENT.CAPTURE.REFUNDED": f"A {money} capture payment was refunded",
+        "PAYMENT.CAPTURE.REVERSED": f"A {money} capture payment was reversed",
     }[event_type]
 
 

@@ -16,16 +16,17 @@ from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from html.parser import HTMLParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-from jsonschema import ValidationError
+from jsonschema import Draft7Validator, ValidationError
 
 from chalicelib.paypal import PayPalClient, PayPalError, PayPalUnavailable, approval_url, first_capture
 from local.paypal import start_standalone
-from tests.support.payflow import LoopThread
+from tests.support.payflow import LoopThread, standalone_emulator
 from tests.support.paypal_schema import (
     ORDERS,
     PAYMENTS,
@@ -75,7 +76,12 @@ class WebhookReceiver:
         with self.changed:
             while True:
                 for headers, event in self.received:
-                    if event["event_type"] == event_type and event["resource"]["id"] == resource_id:
+                    resource = event["resource"]
+                    # Disputes (a v1 API) name their id `dispute_id`.
+                    if (
+                        event["event_type"] == event_type
+                        and resource.get("id", resource.get("dispute_id")) == resource_id
+                    ):
                         return headers, event
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -746,3 +752,388 @@ def test_concurrent_captures_of_one_order_charge_once(
     capture_ids = {o for o in outcomes if o != "ORDER_ALREADY_CAPTURED"}
     assert len(capture_ids) == 1
     assert captures_of(session, emulator, order["id"]) == 1
+
+
+# ---- disputes and chargebacks (no PayPal spec covers the Disputes API: its v1 shape is pinned here) ----------
+
+_TIME = {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$"}
+_MONEY = {
+    "type": "object",
+    "required": ["currency_code", "value"],
+    "properties": {"currency_code": {"pattern": "^[A-Z]{3}$"}, "value": {"pattern": r"^\d+\.\d{2}$"}},
+}
+# From PayPal's public Disputes API v1 reference (dispute details); "dispute_outcome" only once RESOLVED.
+DISPUTE_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": [
+        "dispute_id",
+        "create_time",
+        "update_time",
+        "disputed_transactions",
+        "reason",
+        "status",
+        "dispute_amount",
+        "dispute_life_cycle_stage",
+        "links",
+    ],
+    "properties": {
+        "dispute_id": {"type": "string", "pattern": "^PP-D-[0-9]{5,}$"},
+        "create_time": _TIME,
+        "update_time": _TIME,
+        "disputed_transactions": {
+            "type": "array",
+            "minItems": 1,
+            "items": {"type": "object", "required": ["seller_transaction_id"]},
+        },
+        "reason": {
+            "enum": [
+                "MERCHANDISE_OR_SERVICE_NOT_RECEIVED",
+                "MERCHANDISE_OR_SERVICE_NOT_AS_DESCRIBED",
+                "UNAUTHORISED",
+                "CREDIT_NOT_PROCESSED",
+                "DUPLICATE_TRANSACTION",
+                "INCORRECT_AMOUNT",
+                "PAYMENT_BY_OTHER_MEANS",
+                "CANCELED_RECURRING_BILLING",
+                "PROBLEM_WITH_REMITTANCE",
+                "OTHER",
+            ]
+        },
+        "status": {"enum": ["OPEN", "WAITING_FOR_SELLER_RESPONSE", "UNDER_REVIEW", "RESOLVED"]},
+        "dispute_amount": _MONEY,
+        "dispute_life_cycle_stage": {"enum": ["INQUIRY", "CHARGEBACK", "PRE_ARBITRATION", "ARBITRATION"]},
+        "dispute_channel": {"enum": ["INTERNAL", "EXTERNAL"]},
+        "dispute_outcome": {
+            "type": "object",
+            "required": ["outcome_code"],
+            "properties": {
+                "outcome_code": {"enum": ["RESOLVED_BUYER_FAVOUR", "RESOLVED_SELLER_FAVOUR", "CANCELED_BY_BUYER"]},
+                "amount_refunded": _MONEY,
+            },
+        },
+        "links": {
+            "type": "array",
+            "items": {"type": "object", "required": ["href", "rel", "method"]},
+        },
+    },
+    "if": {"properties": {"status": {"const": "RESOLVED"}}},
+    "then": {"required": ["dispute_outcome"]},
+    "else": {"not": {"required": ["dispute_outcome"]}},
+}
+
+
+def validate_dispute(view: dict[str, Any]) -> None:
+    Draft7Validator(DISPUTE_SCHEMA).validate(view)
+
+
+def paid_capture(client: PayPalClient, session: requests.Session, base: str) -> dict[str, Any]:
+    order = approved_order(client, session, base)
+    capture = first_capture(client.capture_order(order["id"], request_id=f"cap-{order['id']}"))
+    assert capture is not None
+    return capture
+
+
+def get_dispute(session: requests.Session, base: str, dispute_id: str) -> requests.Response:
+    return session.get(f"{base}/v1/customer/disputes/{dispute_id}", headers=bearer(session, base))
+
+
+def refused(session: requests.Session, base: str, name: str, body: Any) -> tuple[int, str]:
+    response = session.post(f"{base}/_control/{name}", json=body)
+    return response.status_code, response.json().get("error", "")
+
+
+def sent_about(session: requests.Session, base: str, *resource_ids: str) -> list[str]:
+    """The event types the emulator emitted about these resources, in the order it emitted them."""
+    sent = control(session, base, "webhooks", method="GET")["sent"]
+    return [w["event_type"] for w in sent if w["resource_id"] in resource_ids]
+
+
+def test_a_dispute_is_opened_served_and_announced_like_paypal(
+    client: PayPalClient, session: ValidatingSession, emulator: str, receiver: WebhookReceiver
+) -> None:
+    capture = paid_capture(client, session, emulator)
+    client.refund_capture(capture["id"], request_id=f"ref-{capture['id']}", amount=Decimal("4.50"), currency="USD")
+
+    opened = control(session, emulator, "dispute", {"capture_id": capture["id"]})
+
+    validate_dispute(opened)
+    assert opened["status"] == "OPEN"
+    assert opened["reason"] == "MERCHANDISE_OR_SERVICE_NOT_RECEIVED"
+    assert opened["dispute_life_cycle_stage"] == "INQUIRY"
+    assert opened["dispute_amount"] == {"currency_code": "USD", "value": "20.00"}  # 24.50 minus the refund
+    assert opened["disputed_transactions"] == [{"seller_transaction_id": capture["id"]}]
+    self_link = f"{emulator}/v1/customer/disputes/{opened['dispute_id']}"
+    assert opened["links"] == [{"href": self_link, "rel": "self", "method": "GET"}]
+    served = get_dispute(session, emulator, opened["dispute_id"])
+    assert served.status_code == 200
+    assert served.json() == opened
+
+    _, event = receiver.wait_for("CUSTOMER.DISPUTE.CREATED", opened["dispute_id"])
+    validate_component(WEBHOOKS, "event", event)
+    assert (event["resource_type"], event["resource_version"]) == ("dispute", "1.0")
+    assert event["resource"] == opened
+    assert opened["dispute_id"] in event["summary"]
+    state = control(session, emulator, "state", method="GET")
+    assert state["disputes_by_id"][opened["dispute_id"]] == {
+        "capture_id": capture["id"],
+        "status": "OPEN",
+        "outcome": None,
+    }
+
+
+def test_a_dispute_takes_the_reason_and_stage_it_is_given(
+    client: PayPalClient, session: ValidatingSession, emulator: str
+) -> None:
+    capture = paid_capture(client, session, emulator)
+
+    opened = control(
+        session, emulator, "dispute", {"capture_id": capture["id"], "reason": "UNAUTHORISED", "stage": "CHARGEBACK"}
+    )
+
+    validate_dispute(opened)
+    assert (opened["reason"], opened["dispute_life_cycle_stage"]) == ("UNAUTHORISED", "CHARGEBACK")
+    assert opened["dispute_amount"] == capture["amount"]
+
+
+def test_a_disputed_capture_cannot_be_refunded_until_the_case_closes(
+    client: PayPalClient, session: ValidatingSession, emulator: str, receiver: WebhookReceiver
+) -> None:
+    capture = paid_capture(client, session, emulator)
+    dispute = control(session, emulator, "dispute", {"capture_id": capture["id"]})
+
+    with pytest.raises(PayPalError) as disputed:
+        client.refund_capture(capture["id"], request_id=f"ref-{capture['id']}", amount=None, currency=None)
+    dashboard = session.post(f"{emulator}/_control/refund", json={"capture_id": capture["id"], "amount": "1.00"})
+
+    assert (disputed.value.status, disputed.value.issue) == (422, "TRANSACTION_DISPUTED")
+    assert ("/v2/payments/captures/{capture_id}/refund", 422) in session.validated
+    assert dashboard.status_code == 422
+    assert dashboard.json()["details"][0]["issue"] == "TRANSACTION_DISPUTED"
+    assert client.get_capture(capture["id"])["status"] == "COMPLETED"
+
+    updated = control(
+        session, emulator, "dispute_update", {"dispute_id": dispute["dispute_id"], "status": "UNDER_REVIEW"}
+    )
+    validate_dispute(updated)
+    assert updated["status"] == "UNDER_REVIEW"
+    _, update_event = receiver.wait_for("CUSTOMER.DISPUTE.UPDATED", dispute["dispute_id"])
+    assert update_event["resource"] == updated
+
+    won = control(
+        session, emulator, "resolve_dispute", {"dispute_id": dispute["dispute_id"], "outcome": "RESOLVED_SELLER_FAVOUR"}
+    )
+
+    validate_dispute(won)
+    assert (won["status"], won["dispute_outcome"]) == ("RESOLVED", {"outcome_code": "RESOLVED_SELLER_FAVOUR"})
+    _, resolved = receiver.wait_for("CUSTOMER.DISPUTE.RESOLVED", dispute["dispute_id"])
+    validate_component(WEBHOOKS, "event", resolved)
+    assert resolved["resource"] == won == get_dispute(session, emulator, dispute["dispute_id"]).json()
+    assert sent_about(session, emulator, dispute["dispute_id"], capture["id"]) == [
+        "PAYMENT.CAPTURE.COMPLETED",
+        "CUSTOMER.DISPUTE.CREATED",
+        "CUSTOMER.DISPUTE.UPDATED",
+        "CUSTOMER.DISPUTE.RESOLVED",
+    ]
+    refund = client.refund_capture(capture["id"], request_id=f"ref2-{capture['id']}", amount=None, currency=None)
+    assert refund["amount"] == capture["amount"]
+
+
+def test_a_case_the_buyer_wins_is_resolved_then_the_capture_reversed(
+    client: PayPalClient, session: ValidatingSession, emulator: str, receiver: WebhookReceiver
+) -> None:
+    capture = paid_capture(client, session, emulator)
+    dispute = control(session, emulator, "dispute", {"capture_id": capture["id"]})
+
+    lost = control(
+        session, emulator, "resolve_dispute", {"dispute_id": dispute["dispute_id"], "outcome": "RESOLVED_BUYER_FAVOUR"}
+    )
+
+    validate_dispute(lost)
+    assert lost["dispute_outcome"]["outcome_code"] == "RESOLVED_BUYER_FAVOUR"
+    _, reversed_event = receiver.wait_for("PAYMENT.CAPTURE.REVERSED", capture["id"])
+    _validate_event(reversed_event, PAYMENTS, "capture-2")
+    assert reversed_event["resource_type"] == "capture"
+    assert sent_about(session, emulator, dispute["dispute_id"], capture["id"])[-2:] == [
+        "CUSTOMER.DISPUTE.RESOLVED",
+        "PAYMENT.CAPTURE.REVERSED",
+    ]
+    reversed_capture = client.get_capture(capture["id"])  # validated against the Payments spec by the session
+    assert reversed_capture == reversed_event["resource"]
+    assert (reversed_capture["status"], reversed_capture["status_details"]) == ("REFUNDED", {"reason": "CHARGEBACK"})
+    with pytest.raises(PayPalError) as gone:
+        client.refund_capture(capture["id"], request_id=f"ref-{capture['id']}", amount=None, currency=None)
+    assert (gone.value.status, gone.value.issue) == (422, "CAPTURE_FULLY_REFUNDED")
+    assert control(session, emulator, "state", method="GET")["captures_by_id"][capture["id"]]["refunded"] == "24.50"
+
+
+def test_a_chargeback_without_a_dispute_reverses_the_whole_capture_once(
+    client: PayPalClient, session: ValidatingSession, emulator: str, receiver: WebhookReceiver
+) -> None:
+    capture = paid_capture(client, session, emulator)
+    client.refund_capture(capture["id"], request_id=f"ref-{capture['id']}", amount=Decimal(10), currency="USD")
+
+    charged_back = control(session, emulator, "reverse", {"capture_id": capture["id"]})
+
+    validate_response("GET", f"/v2/payments/captures/{capture['id']}", 200, charged_back)
+    assert (charged_back["status"], charged_back["status_details"]) == ("REFUNDED", {"reason": "CHARGEBACK"})
+    _, event = receiver.wait_for("PAYMENT.CAPTURE.REVERSED", capture["id"])
+    _validate_event(event, PAYMENTS, "capture-2")
+    assert event["resource"] == charged_back
+    assert capture["amount"]["value"] in event["summary"]
+    assert control(session, emulator, "state", method="GET")["captures_by_id"][capture["id"]]["refunded"] == "24.50"
+    assert refused(session, emulator, "reverse", {"capture_id": capture["id"]})[0] == 409
+    assert refused(session, emulator, "dispute", {"capture_id": capture["id"]})[0] == 409
+    assert sent_about(session, emulator, capture["id"]).count("PAYMENT.CAPTURE.REVERSED") == 1
+
+
+def test_a_chargeback_during_a_case_the_buyer_then_wins_moves_the_money_once(
+    client: PayPalClient, session: ValidatingSession, emulator: str
+) -> None:
+    capture = paid_capture(client, session, emulator)
+    dispute = control(session, emulator, "dispute", {"capture_id": capture["id"], "stage": "CHARGEBACK"})
+    control(session, emulator, "reverse", {"capture_id": capture["id"]})
+
+    control(
+        session, emulator, "resolve_dispute", {"dispute_id": dispute["dispute_id"], "outcome": "RESOLVED_BUYER_FAVOUR"}
+    )
+
+    assert sent_about(session, emulator, dispute["dispute_id"], capture["id"]) == [
+        "PAYMENT.CAPTURE.COMPLETED",
+        "CUSTOMER.DISPUTE.CREATED",
+        "PAYMENT.CAPTURE.REVERSED",
+        "CUSTOMER.DISPUTE.RESOLVED",
+    ]
+
+
+def test_bad_dispute_and_chargeback_requests_are_refused(
+    client: PayPalClient, session: ValidatingSession, emulator: str
+) -> None:
+    capture = paid_capture(client, session, emulator)
+    dispute = control(session, emulator, "dispute", {"capture_id": capture["id"]})
+    dispute_id = dispute["dispute_id"]
+    control(session, emulator, "faults", {"op": "capture", "kind": "pending"})
+    pending = paid_capture(client, session, emulator)
+    assert pending["status"] == "PENDING"
+
+    cases = [
+        ("dispute", {}, 400),
+        ("dispute", {"capture_id": capture["id"], "reason": "BORED"}, 400),
+        ("dispute", {"capture_id": capture["id"], "stage": "APPEAL"}, 400),
+        ("dispute", ["not", "an", "object"], 400),
+        ("dispute", {"capture_id": "NOSUCHCAPTURE001"}, 404),
+        ("dispute", {"capture_id": capture["id"]}, 409),  # it already has an unresolved one
+        ("dispute", {"capture_id": pending["id"]}, 409),
+        ("dispute_update", {"dispute_id": dispute_id}, 400),
+        ("dispute_update", {"dispute_id": dispute_id, "status": "RESOLVED"}, 400),
+        ("dispute_update", {"status": "UNDER_REVIEW"}, 400),
+        ("dispute_update", {"dispute_id": "PP-D-00000", "status": "UNDER_REVIEW"}, 404),
+        ("resolve_dispute", {"dispute_id": dispute_id}, 400),
+        ("resolve_dispute", {"dispute_id": dispute_id, "outcome": "RESOLVED_WITH_PAYOUT"}, 400),
+        ("resolve_dispute", {"dispute_id": "PP-D-00000", "outcome": "CANCELED_BY_BUYER"}, 404),
+        ("reverse", {}, 400),
+        ("reverse", {"capture_id": "NOSUCHCAPTURE001"}, 404),
+        ("reverse", {"capture_id": pending["id"]}, 409),
+    ]
+    for name, body, status in cases:
+        assert refused(session, emulator, name, body)[0] == status, (name, body)
+
+    control(session, emulator, "resolve_dispute", {"dispute_id": dispute_id, "outcome": "CANCELED_BY_BUYER"})
+    assert refused(session, emulator, "dispute_update", {"dispute_id": dispute_id, "status": "OPEN"})[0] == 409
+    assert (
+        refused(session, emulator, "resolve_dispute", {"dispute_id": dispute_id, "outcome": "CANCELED_BY_BUYER"})[0]
+        == 409
+    )
+    again = control(session, emulator, "dispute", {"capture_id": capture["id"]})  # a new case after the last closed
+    assert again["dispute_id"] != dispute_id
+    state = control(session, emulator, "state", method="GET")
+    assert state["disputes_by_id"][dispute_id]["outcome"] == "CANCELED_BY_BUYER"
+    assert state["captures_by_id"][pending["id"]]["status"] == "PENDING"
+
+
+def test_unknown_or_unauthenticated_dispute_reads_are_refused_in_paypal_shape(
+    session: ValidatingSession, emulator: str
+) -> None:
+    unknown = get_dispute(session, emulator, "PP-D-00000")
+    anonymous = session.get(f"{emulator}/v1/customer/disputes/PP-D-00000")
+
+    assert unknown.status_code == 404
+    validate_component(PAYMENTS, "error_404", unknown.json())
+    assert unknown.json()["details"][0]["issue"] == "INVALID_RESOURCE_ID"
+    assert unknown.json()["links"][0]["href"].startswith("https://developer.paypal.com/docs/api/customer-disputes/v1/")
+    assert anonymous.status_code == 401
+    validate_component(PAYMENTS, "error_401", anonymous.json())
+
+
+def test_dispute_reads_take_the_transport_faults(
+    client: PayPalClient, session: ValidatingSession, emulator: str
+) -> None:
+    capture = paid_capture(client, session, emulator)
+    dispute_id = control(session, emulator, "dispute", {"capture_id": capture["id"]})["dispute_id"]
+    control(
+        session,
+        emulator,
+        "faults",
+        [{"op": "get_dispute", "kind": "error500"}, {"op": "get_dispute", "kind": "lost_response"}],
+    )
+
+    failed = get_dispute(session, emulator, dispute_id)
+    with pytest.raises(requests.ConnectionError):
+        get_dispute(session, emulator, dispute_id)
+    served = get_dispute(session, emulator, dispute_id)
+
+    assert failed.status_code == 500
+    validate_component(PAYMENTS, "error_500", failed.json())
+    assert served.status_code == 200
+    assert served.json()["dispute_id"] == dispute_id
+
+
+def test_disputes_and_chargebacks_survive_a_restart_and_old_state_files_still_load(tmp_path: Path) -> None:
+    state = tmp_path / "paypal.json"
+    with standalone_emulator(state_path=state, client_id=CLIENT_ID, client_secret=CLIENT_SECRET) as paypal:
+        client = PayPalClient(paypal.base, CLIENT_ID, CLIENT_SECRET, timeout=(1.0, 2.0))
+        disputed, charged_back = (paid_capture(client, requests.Session(), paypal.base) for _ in range(2))
+        dispute = paypal.open_dispute(disputed["id"], reason="INCORRECT_AMOUNT")
+        dispute = paypal.update_dispute(dispute["dispute_id"], "WAITING_FOR_SELLER_RESPONSE")
+        paypal.reverse(charged_back["id"])
+
+    with standalone_emulator(state_path=state, client_id=CLIENT_ID, client_secret=CLIENT_SECRET) as paypal:
+        session = requests.Session()
+        served = get_dispute(session, paypal.base, dispute["dispute_id"]).json()
+        assert {**served, "links": None} == {**dispute, "links": None}  # links follow the new port
+        assert paypal.state()["disputes_by_id"] == {
+            dispute["dispute_id"]: {
+                "capture_id": disputed["id"],
+                "status": "WAITING_FOR_SELLER_RESPONSE",
+                "outcome": None,
+            }
+        }
+        client = PayPalClient(paypal.base, CLIENT_ID, CLIENT_SECRET, timeout=(1.0, 2.0))
+        with pytest.raises(PayPalError) as still_disputed:
+            client.refund_capture(disputed["id"], request_id="after-restart", amount=None, currency=None)
+        assert still_disputed.value.issue == "TRANSACTION_DISPUTED"
+        assert client.get_capture(charged_back["id"])["status_details"] == {"reason": "CHARGEBACK"}
+        resolved = paypal.resolve_dispute(dispute["dispute_id"], "RESOLVED_BUYER_FAVOUR")
+        assert resolved["status"] == "RESOLVED"
+
+    old = json.loads(state.read_text())
+    del old["disputes"]
+    state.write_text(json.dumps(old))
+    with standalone_emulator(state_path=state, client_id=CLIENT_ID, client_secret=CLIENT_SECRET) as paypal:
+        assert paypal.state()["disputes_by_id"] == {}
+        assert paypal.state()["captures_by_id"][charged_back["id"]]["status"] == "REFUNDED"
+
+
+def test_dispute_schema_is_not_vacuous(client: PayPalClient, session: ValidatingSession, emulator: str) -> None:
+    opened = control(session, emulator, "dispute", {"capture_id": paid_capture(client, session, emulator)["id"]})
+    validate_dispute(opened)
+
+    for broken in (
+        {**opened, "status": "CLOSED"},
+        {**opened, "dispute_id": "D-1"},
+        {**opened, "dispute_outcome": {"outcome_code": "RESOLVED_SELLER_FAVOUR"}},  # an outcome while open
+        {**opened, "status": "RESOLVED"},  # resolved without an outcome
+        {key: value for key, value in opened.items() if key != "dispute_amount"},
+    ):
+        with pytest.raises(ValidationError):
+            validate_dispute(broken)

@@ -163,6 +163,21 @@ class Emulator:
     def deny_capture(self, capture_id: str) -> dict:
         return self._call("POST", "deny_capture", {"capture_id": capture_id})
 
+    def open_dispute(self, capture_id: str, **extra: Any) -> dict:
+        """The buyer opens a case against the capture (`extra`: `reason`, `stage`); returns the dispute view."""
+        return self._call("POST", "dispute", {"capture_id": capture_id, **extra})
+
+    def update_dispute(self, dispute_id: str, status: str) -> dict:
+        return self._call("POST", "dispute_update", {"dispute_id": dispute_id, "status": status})
+
+    def resolve_dispute(self, dispute_id: str, outcome: str) -> dict:
+        """In the buyer's favour the capture is reversed too (RESOLVED, then REVERSED)."""
+        return self._call("POST", "resolve_dispute", {"dispute_id": dispute_id, "outcome": outcome})
+
+    def reverse(self, capture_id: str) -> dict:
+        """A chargeback: returns the capture view, now REFUNDED with status_details.reason CHARGEBACK."""
+        return self._call("POST", "reverse", {"capture_id": capture_id})
+
 
 def webhook_event(event_type: str, resource: dict, event_id: str | None = None) -> dict:
     """A PayPal-shaped webhook envelope with whatever resource the caller claims (bodies are never trusted)."""

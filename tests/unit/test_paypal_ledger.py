@@ -121,3 +121,65 @@ def test_an_unknown_order_cannot_be_approved():
     with pytest.raises(ControlError) as unknown:
         paypal.approve("NOPE", BASE)
     assert unknown.value.status == 404
+
+
+def captured(paypal: PayPalEmulator, total: str = "24.00") -> str:
+    _, created = paypal.create_order(order_body(total), BASE, "")
+    paypal.approve(created["id"], BASE)
+    _, order = paypal.capture_order(created["id"], None, BASE)
+    return order["purchase_units"][0]["payments"]["captures"][0]["id"]
+
+
+def test_a_dispute_covers_what_was_not_refunded_and_blocks_refunds_while_open():
+    paypal, sent = emulator()
+    capture_id = captured(paypal)
+    paypal.refund_capture(capture_id, {"amount": {"currency_code": "USD", "value": "4.00"}}, BASE)
+    dispute = paypal.open_dispute(capture_id, BASE)
+    assert paypal.dispute_view(dispute, BASE)["dispute_amount"] == {"currency_code": "USD", "value": "20.00"}
+    with pytest.raises(ApiError) as disputed:
+        paypal.refund_capture(capture_id, None, BASE)
+    assert (disputed.value.status, disputed.value.issue) == (422, "TRANSACTION_DISPUTED")
+    paypal.resolve_dispute(dispute.id, "CANCELED_BY_BUYER", BASE)
+    paypal.refund_capture(capture_id, None, BASE)
+    assert paypal.captures[capture_id].status == "REFUNDED"
+    assert sent[-3:] == ["CUSTOMER.DISPUTE.CREATED", "CUSTOMER.DISPUTE.RESOLVED", "PAYMENT.CAPTURE.REFUNDED"]
+
+
+def test_a_case_the_buyer_wins_is_resolved_before_the_money_is_reversed():
+    paypal, sent = emulator()
+    capture_id = captured(paypal)
+    dispute = paypal.open_dispute(capture_id, BASE, reason="UNAUTHORISED", stage="CHARGEBACK")
+    paypal.update_dispute(dispute.id, "WAITING_FOR_SELLER_RESPONSE", BASE)
+    paypal.resolve_dispute(dispute.id, "RESOLVED_BUYER_FAVOUR", BASE)
+    capture = paypal.captures[capture_id]
+    assert (capture.status, capture.status_reason, capture.remaining) == ("REFUNDED", "CHARGEBACK", Decimal(0))
+    assert sent[-4:] == [
+        "CUSTOMER.DISPUTE.CREATED",
+        "CUSTOMER.DISPUTE.UPDATED",
+        "CUSTOMER.DISPUTE.RESOLVED",
+        "PAYMENT.CAPTURE.REVERSED",
+    ]
+    with pytest.raises(ApiError) as gone:
+        paypal.refund_capture(capture_id, None, BASE)
+    assert gone.value.issue == "CAPTURE_FULLY_REFUNDED"
+
+
+def test_a_chargeback_cannot_take_the_money_twice_and_a_closed_case_cannot_change():
+    paypal, sent = emulator()
+    capture_id = captured(paypal)
+    dispute = paypal.open_dispute(capture_id, BASE)
+    paypal.reverse_capture(capture_id, BASE)
+    paypal.resolve_dispute(dispute.id, "RESOLVED_BUYER_FAVOUR", BASE)
+    assert sent.count("PAYMENT.CAPTURE.REVERSED") == 1
+    with pytest.raises(ControlError) as twice:
+        paypal.reverse_capture(capture_id, BASE)
+    with pytest.raises(ControlError) as closed:
+        paypal.update_dispute(dispute.id, "OPEN", BASE)
+    assert (twice.value.status, closed.value.status) == (409, 409)
+
+
+def test_an_unknown_dispute_is_a_paypal_404():
+    paypal, _ = emulator()
+    with pytest.raises(ApiError) as unknown:
+        paypal.get_dispute("PP-D-00000")
+    assert (unknown.value.status, unknown.value.issue) == (404, "INVALID_RESOURCE_ID")
