@@ -11,6 +11,7 @@ capture are re-read from PayPal (a webhook body is never trusted).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
@@ -70,7 +71,11 @@ class ChargebackService:
             return self._open(order, dispute_id)
         code = str((dispute.get("dispute_outcome") or {}).get("outcome_code", "NONE"))
         if code in BUYER_WON:
-            return self._reverse(order, outcome=code)
+            outcome = self._reverse(order, outcome=code)
+            # PayPal's PAYMENT.CAPTURE.REVERSED may have been handled first: the dispute still gets its outcome.
+            with contextlib.suppress(StaleState):
+                self._orders.note_dispute_outcome(order.order_id, dispute_id, code)
+            return outcome
         try:
             self._orders.resolve_dispute(order.order_id, dispute_id, code)
         except StaleState:

@@ -32,6 +32,7 @@ REFUND_REASONS = {
     "REFUND_TIME_LIMIT_EXCEEDED": "The refund window for this payment has passed.",
     "REFUND_AMOUNT_EXCEEDED": "The refund is larger than what is left of the payment.",
     "TRANSACTION_DISPUTED": "The payment is disputed; the refund will be settled in the dispute.",
+    "REFUND_NOT_PERMITTED_DUE_TO_CHARGEBACK": "The payment was taken back through a chargeback.",
     "PENDING_CAPTURE": "The payment has not settled yet; please try again later.",
     "REFUND_NOT_ALLOWED": "PayPal does not allow refunding this payment.",
     "PARTIAL_REFUND_NOT_ALLOWED": "PayPal does not allow a partial refund of this payment.",

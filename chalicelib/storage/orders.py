@@ -496,6 +496,16 @@ class OrderRepository:
         except UpdateError as exc:
             _raise_stale(exc)
 
+    def note_dispute_outcome(self, order_id: str, dispute_id: str, outcome: str) -> None:
+        """Record how a dispute ended, whatever the order became (a reversal may have been reported first)."""
+        try:
+            Order(order_id).update(
+                actions=[Order.dispute_status.set(DISPUTE_RESOLVED), Order.dispute_outcome.set(outcome)],
+                condition=Order.dispute_id == dispute_id,
+            )
+        except UpdateError as exc:
+            _raise_stale(exc)
+
     def reverse(
         self, order: OrderRecord, states: dict[str, TicketRecord], reason: str, outcome: str | None = None
     ) -> None:

@@ -10,6 +10,7 @@ import json
 import pytest
 import requests
 
+from tests.support import payflow
 from tests.support.payflow import TIMEOUT, Buyer, Emulator, approve_on_page, free_seats, wait_until, webhook_event
 
 
@@ -197,3 +198,54 @@ def test_a_decline_the_approval_webhook_met_first_is_reported_to_the_buyer_as_de
     assert buyer.order(created["order_id"]).json()["status"] == "created"
     assert buyer.execute(approve_on_page(created["approval_url"])).status_code == 200  # a new approval still pays
     buyer.wait_order(created["order_id"], "paid")
+
+
+def staff_orders(stack, attention: str, token: str | None = None) -> requests.Response:
+    token = token or stack.staff_token()
+    return requests.get(
+        stack.api("staff/orders/"),
+        params={"attention": attention},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=TIMEOUT,
+    )
+
+
+def test_a_dispute_and_then_a_chargeback_arrive_signed_and_end_with_void_tickets_staff_can_see(
+    stack, showtime, emulator
+):
+    buyer = Buyer(stack)
+    seats = free_seats(stack, showtime, 2)
+    order = buyer.buy(showtime, seats)
+    capture = emulator.capture_of(order["paypal_order_id"])
+
+    dispute = emulator.open_dispute(capture["id"])
+    wait_until(
+        lambda: order["order_id"] in [o["order_id"] for o in staff_orders(stack, "disputed").json()["results"]],
+        what="the disputed order on the staff list",
+    )
+    refused = buyer.refund(order["order_id"])
+    assert (refused.status_code, refused.json()["code"]) == (409, "not_refundable")
+
+    emulator.resolve_dispute(dispute["dispute_id"], "RESOLVED_BUYER_FAVOUR")
+    reversed_order = buyer.wait_order(order["order_id"], "reversed")
+
+    assert reversed_order["status"] == "reversed"
+    listed = {o["order_id"]: o for o in staff_orders(stack, "reversed").json()["results"]}
+    assert listed[order["order_id"]]["dispute"] == {
+        "dispute_id": dispute["dispute_id"],
+        "status": "resolved",
+        "outcome": "RESOLVED_BUYER_FAVOUR",
+    }
+    seen = payflow.tickets(stack, showtime, token=buyer.token)
+    assert {(seen[t]["status"], seen[t]["mine"]) for t in seats} == {("sold", False)}
+    for kind in ("CUSTOMER.DISPUTE.RESOLVED", "PAYMENT.CAPTURE.REVERSED"):
+        sent = [w for w in emulator.webhooks()["sent"] if w["event_type"] == kind and w["last_status"] == 200]
+        assert sent, f"{kind} was not delivered"
+
+
+def test_the_staff_order_list_is_for_staff_only(stack):
+    assert staff_orders(stack, "reversed", token="not-a-token").status_code == 401
+    someone = Buyer(stack)
+    forbidden = staff_orders(stack, "reversed", token=someone.token)
+    assert (forbidden.status_code, forbidden.json()["code"]) == (403, "forbidden")
+    assert staff_orders(stack, "everything").status_code == 400

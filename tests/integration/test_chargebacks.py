@@ -167,3 +167,20 @@ def test_the_staff_list_pages_and_refuses_an_unknown_kind(shop):
     assert all(o["dispute"]["status"] == "open" and o["user_id"] == BUYER for o in first["results"])
     with pytest.raises(BadRequest):
         service.needing_attention("paid", limit=10, cursor=None)
+
+
+def test_a_reversal_reported_before_the_dispute_it_settles_still_records_the_outcome(shop):
+    order, capture_id = paid_with_capture(shop, shop.seats[:1])
+    dispute = open_dispute(shop, capture_id)
+    shop.emulator.resolve_dispute(dispute["dispute_id"], "RESOLVED_BUYER_FAVOUR")
+
+    # PayPal's deliveries race: the capture's reversal is handled first, then the resolution.
+    assert deliver(shop, "PAYMENT.CAPTURE.REVERSED", {"id": capture_id}) == "reversed"
+    assert deliver(shop, "CUSTOMER.DISPUTE.RESOLVED", {"dispute_id": dispute["dispute_id"]}) == "reversed"
+
+    stored = shop.order(order["order_id"])
+    assert (stored.status, stored.dispute_status, stored.dispute_outcome) == (
+        "reversed",
+        "resolved",
+        "RESOLVED_BUYER_FAVOUR",
+    )
