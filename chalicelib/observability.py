@@ -8,6 +8,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 SERVICE = "tickets"
+METRICS_NAMESPACE = "Tickets"
 
 logger = Logger(service=SERVICE)
 # No Tracer object: nothing is traced yet, and creating one imports aws-xray-sdk on every cold start
@@ -22,7 +23,7 @@ class _Metrics:
     """
 
     def __init__(self) -> None:
-        self._metrics = Metrics(namespace="Tickets", service=SERVICE)
+        self._metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE)
         self._lock = threading.Lock()
 
     def add_metric(self, *, name: str, unit: str, value: float) -> None:

@@ -29,6 +29,7 @@ from chalice.cdk import Chalice
 from constructs import Construct
 
 from chalicelib import tables
+from chalicelib.observability import METRICS_NAMESPACE, SERVICE
 from infra import access
 from infra.gateway_responses import add_gateway_responses
 from infra.settings import StageSettings
@@ -157,6 +158,7 @@ class TicketsStack(cdk.Stack):
         )
         for logical, dlq in {**self.dead_letter_queues, **self.failure_queues}.items():
             self._queue_depth_alarm(logical, dlq)
+        self._money_alarms()
         self._outputs()
 
     # --- data -------------------------------------------------------------------------------------
@@ -551,6 +553,22 @@ class TicketsStack(cdk.Stack):
             self._lambda_metric("Throttles", function, cloudwatch.Stats.SUM),
             self.settings.throttles_threshold,
         )
+
+    def _money_alarms(self) -> None:
+        """Staff hear of every dispute and chargeback at once (the app's metrics, chalicelib/services/chargebacks.py);
+        the orders are listed at GET /api/staff/orders/?attention=disputed|reversed."""
+        for metric_name, name, description in (
+            ("DisputesOpened", "disputes-opened", "A buyer opened a PayPal dispute: answer it in PayPal."),
+            ("PaymentsReversed", "payments-reversed", "PayPal took a payment back: its tickets are void."),
+        ):
+            metric = cloudwatch.Metric(
+                namespace=METRICS_NAMESPACE,
+                metric_name=metric_name,
+                dimensions_map={"service": SERVICE},
+                statistic=cloudwatch.Stats.SUM,
+                period=cdk.Duration.seconds(self.settings.alarm_period_seconds),
+            )
+            self._alarm(f"{metric_name}Alarm", name, description, metric, 1)
 
     def _iterator_age_alarm(self, name: str, function: cdk.CfnResource) -> None:
         self._alarm(

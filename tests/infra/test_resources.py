@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from chalicelib import tables
 from chalicelib.config import load_settings
+from chalicelib.observability import METRICS_NAMESPACE, SERVICE
 from infra import access
 from infra.settings import DEFAULTS
 from tests.infra.cfn import ALARM, QUEUE, SECRET, TABLE, Template, literal_text, references
@@ -16,6 +19,8 @@ pytestmark = pytest.mark.slow
 # Which function consumes each queue. A queue whose consumer the app does not define yet is reported, not
 # failed, by test_each_queue_has_its_expected_consumer below: update this list with the code.
 QUEUE_CONSUMERS = {tables.PURCHASES.logical: "PurchaseWorker", tables.REFUNDS.logical: "RefundWorker"}
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _prefix(template: Template) -> str:
@@ -310,6 +315,21 @@ def test_every_function_has_an_alarm_on_its_errors_and_throttles(template, metri
             and a["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": name}}]
         ]
         assert len(matching) == 1, f"{name}: {metric}"
+
+
+@pytest.mark.parametrize("metric", ["DisputesOpened", "PaymentsReversed"])
+def test_staff_are_alarmed_on_the_first_dispute_or_chargeback(template, metric):
+    # The metric names the app emits (chalicelib/services/chargebacks.py), in its namespace and dimension.
+    matching = [
+        a
+        for a in _alarms(template)
+        if (a["Namespace"], a["MetricName"]) == (METRICS_NAMESPACE, metric)
+        and a["Dimensions"] == [{"Name": "service", "Value": SERVICE}]
+    ]
+    assert len(matching) == 1
+    assert (matching[0]["Threshold"], matching[0]["Statistic"]) == (1, "Sum")
+    source = (ROOT / "chalicelib" / "services" / "chargebacks.py").read_text()
+    assert f'name="{metric}"' in source
 
 
 def test_every_alarm_notifies_this_stages_topic(template):
