@@ -126,3 +126,36 @@ class RateLimiter:
         for member in members:
             if not alive(member):
                 self.release(key, member)
+
+
+class FloodGuard:
+    """What to do with a frame refused for rate: per container, per connection and window. API Gateway's WebSocket
+    throttling is per API, never per client, so only the backend can stop one chatty client: the first refusal
+    is answered (the client learns when to retry), the next ones cost no reply post, and a connection refused
+    `close_after` times in one window is closed."""
+
+    ANSWER, DROP, CLOSE = "answer", "drop", "close"
+    _MAX_TRACKED = 50_000
+
+    def __init__(self, window: int, close_after: int, clock: Callable[[], float] = time.time) -> None:
+        self._window = max(1, window)
+        self._close_after = max(2, close_after)
+        self._clock = clock
+        self._refusals: dict[str, tuple[int, int]] = {}  # connection -> (window start, refusals in it)
+        self._lock = threading.Lock()
+
+    def refused(self, connection_id: str) -> str:
+        start = int(self._clock() // self._window) * self._window
+        with self._lock:
+            if len(self._refusals) >= self._MAX_TRACKED:
+                self._refusals = {c: v for c, v in self._refusals.items() if v[0] == start}
+            seen_start, count = self._refusals.get(connection_id, (start, 0))
+            count = count + 1 if seen_start == start else 1
+            self._refusals[connection_id] = (start, count)
+        if count == 1:
+            return self.ANSWER
+        return self.CLOSE if count == self._close_after else self.DROP
+
+    def forget(self, connection_id: str) -> None:
+        with self._lock:
+            self._refusals.pop(connection_id, None)

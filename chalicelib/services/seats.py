@@ -15,7 +15,7 @@ from chalicelib.broadcast import Broadcaster
 from chalicelib.config import AbuseLimits
 from chalicelib.domain import ConnectionRecord, plausible_id
 from chalicelib.errors import BadRequest, Busy, DomainError, NotFound, RateLimited, Unauthorized
-from chalicelib.limits import Limit, RateLimiter
+from chalicelib.limits import FloodGuard, Limit, RateLimiter
 from chalicelib.observability import logger, metrics
 from chalicelib.services.accounts import AccountService
 from chalicelib.services.catalog import CatalogService
@@ -109,6 +109,9 @@ class SeatService:
         self._limiter = limiter
         self._limits = limits
         self._clock = clock
+        self._flood = (
+            FloodGuard(limits.ws_window_seconds, max(limits.ws_messages_per_connection, 2), clock) if limits else None
+        )
 
     # --- connection lifecycle -------------------------------------------------------------
     def connect(
@@ -127,6 +130,7 @@ class SeatService:
             source_ip=source_ip,
             session_id=session_id,
         )
+        self._refuse_flooder(user_id)
         self._claim_socket(record)
         self._connections.add(record)
         logger.info("connected", extra={"connection_id": connection_id, "user_id": user_id, "room": room})
@@ -161,6 +165,16 @@ class SeatService:
         claims = sessions.authenticate(token)
         return claims.user_id, claims.session_id
 
+    def _refuse_flooder(self, user_id: str) -> None:
+        """A user whose frames are being refused for rate cannot open another socket until the window ends: a
+        socket closed for flooding is not replaced at once (one read of the user's counter per connect)."""
+        if self._limiter is None or self._limits is None or self._limits.ws_messages_per_user <= 0:
+            return
+        limit = Limit(self._limits.ws_messages_per_user, self._limits.ws_window_seconds)
+        wait = self._limiter.blocked("ws", user_id, limit, "messages")
+        if wait is not None:
+            raise RateLimited("Too many messages; wait before reconnecting.", retry_after=wait)
+
     def _claim_socket(self, record: ConnectionRecord) -> None:
         cap = self._limits.sockets_per_user_per_room if self._limits else 0
         if cap <= 0 or self._limiter is None:
@@ -179,6 +193,8 @@ class SeatService:
         self._connections.remove(connection_id)
         if record is not None and self._limiter is not None and self._limits and self._limits.sockets_per_user_per_room:
             self._limiter.release(_sockets_key(record.user_id, record.room), connection_id)
+        if self._flood is not None:
+            self._flood.forget(connection_id)
 
     # --- messages -----------------------------------------------------------------------
     def handle_message(self, connection_id: str, body: str | None, *, binary: bool = False) -> None:
@@ -190,15 +206,31 @@ class SeatService:
             self._broadcaster.send(connection_id, error_message(Unauthorized("This sign-in has ended."), None))
             self._broadcaster.close(connection_id)
             return
-        self._broadcaster.send(connection_id, self._dispatch(connection, body, binary))
+        message, problem = _parse(body)
+        if binary:
+            problem = BadRequest("body: binary frames are not part of the protocol; send JSON text")
+        try:
+            self._check_message_limits(connection, message)
+        except RateLimited as exc:
+            self._refused_for_rate(connection, exc)
+            return
+        self._broadcaster.send(connection_id, self._dispatch(connection, message, problem))
 
-    def _dispatch(self, connection: ConnectionRecord, body: str | None, binary: bool = False) -> dict:
+    def _refused_for_rate(self, connection: ConnectionRecord, exc: RateLimited) -> None:
+        verdict = self._flood.refused(connection.connection_id) if self._flood else FloodGuard.ANSWER
+        if verdict == FloodGuard.ANSWER:
+            self._broadcaster.send(connection.connection_id, error_message(exc, exc.ticket_id))
+        elif verdict == FloodGuard.CLOSE:
+            metrics.add_metric(name="FloodingSocketsClosed", unit="Count", value=1)
+            logger.warning(
+                "socket closed for flooding",
+                extra={"connection_id": connection.connection_id, "user_id": connection.user_id},
+            )
+            self._broadcaster.close(connection.connection_id)
+
+    def _dispatch(self, connection: ConnectionRecord, message: dict, problem: DomainError | None) -> dict:
         ticket_id: str | None = None
         try:
-            message, problem = _parse(body)
-            if binary:
-                problem = BadRequest("body: binary frames are not part of the protocol; send JSON text")
-            self._check_message_limits(connection, message)
             if problem is not None:
                 raise problem
             action = message.get("action")

@@ -42,6 +42,7 @@ export const ORDER_STATUS_TEXT = {
   refund_pending: 'A refund is being processed…',
   partially_refunded: 'Some tickets were refunded; the others are still yours.',
   refunded: 'All tickets were refunded.',
+  reversed: 'The payment was taken back through PayPal, so these tickets are no longer valid.',
 };
 
 /** The `#order-status` line: data-status carries the raw status for tests and styling. */

@@ -9,8 +9,16 @@ import { announce, CHECKOUT_KEY, errorNotice, heading, loading, loginPrompt } fr
 const PENDING_TIMEOUT_MS = 8_000;
 const SNAPSHOT_TIMEOUT_MS = 4_000;
 
-function errorText(code, name, serverMessage) {
+function minutes(seconds) {
+  const m = Math.max(1, Math.ceil((Number(seconds) || 60) / 60));
+  return m === 1 ? 'a minute' : `${m} minutes`;
+}
+
+function errorText(code, name, serverMessage, retryAfter) {
   switch (code) {
+    case 'rate_limited': return `Too many requests at once. Please wait ${minutes(retryAfter)} and try again.`;
+    case 'seat_cooldown': return `Your hold on ${name} ran out, so it is open to others now. You can pick it again in ${minutes(retryAfter)}.`;
+    case 'hold_budget_spent': return `You have used your time to hold seats for this showtime. You can hold seats again in ${minutes(retryAfter)}; seats already in checkout stay yours.`;
     case 'limit_reached': {
       const n = /\b(\d+)\b/.exec(serverMessage || '')?.[1] || '4';
       return `You can hold at most ${n} seats for this showtime`;
@@ -299,7 +307,7 @@ export async function viewSeats(ctx, params) {
           setTimeout(() => send(entry.action, t, true), 200 + Math.random() * 400);
           break;
         }
-        complain(errorText(msg.code, t ? seatName(t) : 'That seat', msg.message));
+        complain(errorText(msg.code, t ? seatName(t) : 'That seat', msg.message, msg.retry_after));
         if (['ticket_unavailable', 'not_holder', 'checkout_in_progress', 'not_found'].includes(msg.code)) requestResync();
         break;
       }
