@@ -1,6 +1,6 @@
 """`make bench`: live seat selection against a fresh local stack, one JSON line per figure on stdout.
 
-    .venv/bin/python -m bench            # the full run (about 3-8 minutes on 2 cores)
+    .venv/bin/python -m bench            # the full run (about 4-9 minutes on 2 cores)
     .venv/bin/python -m bench --quick    # a smoke run of every figure with small numbers (< 1 minute)
     .venv/bin/python -m bench --only flood    # one figure: flood_select_ack_ms (its own stack, limits on)
 
@@ -100,7 +100,7 @@ QUICK = Plan(
     warm_calls=3,
     idle_window=1.0,
     settle=0.5,
-    flood=flood.FloodPlan(users=5, baseline_window=2.0, window=3.0, grace=3.0),
+    flood=flood.FloodPlan(users=5, baseline_window=2.0, window=3.0, grace=2.0),
 )
 
 

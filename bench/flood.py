@@ -36,15 +36,17 @@ SLICE_S = 2.0  # the flood window's p99 per slice: shows whether a backlog build
 
 @dataclass(frozen=True)
 class FloodPlan:
+    """The figure's sizes; the full plan keeps it near a minute, its stack's start and stop included."""
+
     users: int = 20
-    baseline_window: float = 8.0
-    window: float = 12.0
+    baseline_window: float = 6.0
+    window: float = 10.0
     # One select + unselect per user at most every 0.6 s: 34 messages per 10 s window, under the default
     # per-connection limit (40), so no ordinary user is ever refused for its own pace.
     cycle: float = 0.6
     extra_sockets: int = 4  # attempts past the per-room socket cap
-    reply_timeout: float = 5.0  # 50x the target's order of magnitude; keeps a drowned stack's window short
-    grace: float = 5.0  # how long the attacker waits for the answers still coming after it stopped sending
+    reply_timeout: float = 5.0  # far above the target (about 100-200 ms), short so a drowned stack's window ends
+    grace: float = 3.0  # how long the attacker waits for the answers still coming after it stopped sending
 
 
 def stack_env() -> dict[str, str]:
@@ -100,14 +102,13 @@ async def _attack(attack: Attack, go, stop, results) -> dict:
     sockets = await _open_sockets(attack, tally)
     results.send({"accepted": len(sockets)})
     readers = [asyncio.create_task(_read(ws, tally)) for ws in sockets]
-    halt = asyncio.Event()
     cpu, started = time.process_time(), time.perf_counter()
     senders = [
-        asyncio.create_task(_flood(ws, attack.tickets[i % len(attack.tickets)], halt, tally))
-        for i, ws in enumerate(sockets)
+        asyncio.create_task(_flood(ws, attack.tickets[i % len(attack.tickets)], tally)) for i, ws in enumerate(sockets)
     ]
     await asyncio.to_thread(stop.wait)
-    halt.set()
+    for sender in senders:
+        sender.cancel()  # a sender may be waiting for the socket's buffer to drain: a flag would wait too
     await asyncio.gather(*senders, return_exceptions=True)
     flood_s = time.perf_counter() - started
     sent_at_stop = tally.sent
@@ -137,9 +138,15 @@ async def _open_sockets(attack: Attack, tally: Tally) -> list:
     sockets = []
     for _ in range(attack.sockets):
         try:
+            # close_timeout: a drowned server answers a close handshake late, and nobody needs its answer.
             sockets.append(
                 await websockets.connect(
-                    attack.url, compression=None, ping_interval=None, open_timeout=30, max_size=2**22
+                    attack.url,
+                    compression=None,
+                    ping_interval=None,
+                    open_timeout=30,
+                    max_size=2**22,
+                    close_timeout=1,
                 )
             )
         except websockets.InvalidStatus as exc:
@@ -155,7 +162,7 @@ async def _read(ws, tally: Tally) -> None:
         pass
 
 
-async def _flood(ws, ticket_id: str, halt: asyncio.Event, tally: Tally) -> None:
+async def _flood(ws, ticket_id: str, tally: Tally) -> None:
     """Snapshot, select, unselect, again, never waiting for an answer."""
     frames = [
         json.dumps({"action": "snapshot"}),
@@ -164,12 +171,12 @@ async def _flood(ws, ticket_id: str, halt: asyncio.Event, tally: Tally) -> None:
     ]
     index = 0
     try:
-        while not halt.is_set():
+        while True:
             await ws.send(frames[index % len(frames)])
             tally.sent += 1
             index += 1
-            # send() returns without yielding while the socket's buffer has room (the gateway reads eagerly):
-            # yield, or one socket would starve the others and the readers.
+            # send() returns without yielding while the socket's buffer has room: yield, or one socket would
+            # starve the others and the readers.
             await asyncio.sleep(0)
     except websockets.ConnectionClosed:
         pass
@@ -430,9 +437,9 @@ async def _timed_window(
     started = time.perf_counter()
     ending = asyncio.create_task(_at(started + window, at_end)) if at_end is not None else None
     replies, elapsed, cpu = await ordinary_window(clients, assigned, started, window, plan.cycle, stack_cpu)
-    extra = await ending if ending is not None else (None,)
-    if any(r.lost for r in replies):
-        await asyncio.sleep(plan.reply_timeout)  # a reply may still come: late, not lost
+    # A reply may still come (late, not lost): wait for it while the attacker winds down.
+    late_wait = asyncio.sleep(plan.reply_timeout if any(r.lost for r in replies) else 0)
+    extra, _ = await asyncio.gather(ending if ending is not None else _nothing(), late_wait)
     late = sum(c.counters.unmatched_replies for c in clients) - unmatched_before
     summary = {
         **summarize(replies, elapsed, late),
@@ -445,3 +452,7 @@ async def _timed_window(
 async def _at(when: float, action: Callable[[], Awaitable[tuple]]) -> tuple:
     await asyncio.sleep(max(0.0, when - time.perf_counter()))
     return await action()
+
+
+async def _nothing() -> tuple:
+    return (None,)
