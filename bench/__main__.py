@@ -1,7 +1,8 @@
 """`make bench`: live seat selection against a fresh local stack, one JSON line per figure on stdout.
 
-    .venv/bin/python -m bench            # the full run (about 3-8 minutes on 2 cores)
+    .venv/bin/python -m bench            # the full run (about 4-9 minutes on 2 cores)
     .venv/bin/python -m bench --quick    # a smoke run of every figure with small numbers (< 1 minute)
+    .venv/bin/python -m bench --only flood    # one figure: flood_select_ack_ms (its own stack, limits on)
 
 Human progress goes to stderr. See bench/README.md for what each figure means.
 """
@@ -37,7 +38,7 @@ for _name, _value in (
 ):
     os.environ.setdefault(_name, _value)
 
-from bench import awscount, phases, stats  # noqa: E402
+from bench import awscount, flood, phases, stats  # noqa: E402
 from bench.clients import Client  # noqa: E402
 from bench.memory import (  # noqa: E402
     RssSampler,
@@ -76,6 +77,7 @@ class Plan:
     warm_calls: int = 20
     idle_window: float = 5.0
     settle: float = 2.0  # pause before an RSS sample, so closed connections are gone
+    flood: flood.FloodPlan = flood.FloodPlan()
 
 
 QUICK = Plan(
@@ -98,6 +100,7 @@ QUICK = Plan(
     warm_calls=3,
     idle_window=1.0,
     settle=0.5,
+    flood=flood.FloodPlan(users=5, baseline_window=2.0, window=3.0, grace=2.0),
 )
 
 
@@ -181,7 +184,7 @@ async def aws_requests(stack, endpoint: str, tables: Tables, room, user, other, 
     }
 
 
-def start_stack(exits: ExitStack, attempts: int = 3):
+def start_stack(exits: ExitStack, attempts: int = 3, env: dict[str, str] | None = None):
     """A running stack whose real `ready` line was printed and which answers, and its AWS endpoint.
 
     The endpoint is read at once: the stack's output is kept in a bounded buffer that later log lines
@@ -193,7 +196,7 @@ def start_stack(exits: ExitStack, attempts: int = 3):
     for attempt in range(1, attempts + 1):
         inner = ExitStack()
         try:
-            stack = inner.enter_context(running_stack(env={}))
+            stack = inner.enter_context(running_stack(env=env or {}))
             deadline = time.monotonic() + 90
             while (endpoint := aws_endpoint(stack)) is None:
                 if stack.process.poll() is not None or time.monotonic() > deadline:
@@ -337,16 +340,39 @@ async def run(plan: Plan) -> None:
                 "meets_target": after < RSS_TARGET_MIB and growth is not None and growth <= growth_allowed,
             }
         )
-        emit(environment("end"))
         total = total_mib(stack.process.pid)
         log(f"done in {time.perf_counter() - started:.0f}s (stack RSS {total} MiB); stopping the stack")
+
+
+async def run_flood(plan: flood.FloodPlan) -> None:
+    """flood_select_ack_ms on a stack of its own: the WebSocket limits on (every other figure runs without)."""
+    started = time.perf_counter()
+    log("flood: starting a second stack, WebSocket limits on at their defaults")
+    with ExitStack() as exits:
+        stack, _ = await asyncio.to_thread(start_stack, exits, env=flood.stack_env())
+        users = await asyncio.to_thread(register_users, stack, plan.users + 1, "flood")
+        attacker = users.pop()
+        room = await asyncio.to_thread(Rooms(stack).create, "flood", 2 * plan.users + MAX_HOLDS)
+        stack_cpu = lambda: tree_cpu_seconds(stack.process.pid)  # noqa: E731
+        emit(await flood.measure(stack.ws_url, room, users, attacker, plan, stack_cpu, stack.process.pid))
+        log(f"flood: done in {time.perf_counter() - started:.0f}s; stopping its stack")
+
+
+async def run_all(plan: Plan, only: str | None) -> None:
+    if only is None:
+        await run(plan)
+    else:
+        emit(environment("start"))
+    await run_flood(plan.flood)
+    emit(environment("end"))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run of every figure with small numbers")
+    parser.add_argument("--only", choices=("flood",), help="run one figure (with its own stack)")
     args = parser.parse_args(argv)
-    asyncio.run(run(QUICK if args.quick else Plan()))
+    asyncio.run(run_all(QUICK if args.quick else Plan(), args.only))
     return 0
 
 
