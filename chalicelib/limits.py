@@ -85,6 +85,18 @@ class RateLimiter:
             return max(1, math.ceil(end - now))
         return None
 
+    def block(self, scope: str, subject: str, window: int) -> None:
+        """Refuse `subject` in `scope` until the current window ends, in every container: `blocked(scope, subject,
+        Limit(1, window), "hits")` answers the wait from then on."""
+        now = self._clock()
+        start = int(now // window) * window
+        key, end = f"{scope}#{subject}#{start}", start + window
+        try:
+            self._repo.add(key, ("hits",), expires_at=end + 60)
+        except Exception:  # noqa: BLE001 - fail open, as check() does
+            logger.warning("block not recorded", extra={"scope": scope})
+        self._remember(key, end)
+
     def _remembered(self, key: str, now: float) -> bool:
         with self._lock:
             until = self._refused.get(key)

@@ -26,6 +26,7 @@ _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 # How long a socket's claim on its user's per-room cap lives without a $disconnect: API Gateway's 2 h limit.
 SOCKET_CLAIM_SECONDS = 2 * 3600 + 900
 ACTIONS = ("select", "unselect", "snapshot")
+_FLOOD_SCOPE = "ws-flood"
 
 
 @dataclass(frozen=True)
@@ -166,14 +167,13 @@ class SeatService:
         return claims.user_id, claims.session_id
 
     def _refuse_flooder(self, user_id: str) -> None:
-        """A user whose frames are being refused for rate cannot open another socket until the window ends: a
-        socket closed for flooding is not replaced at once (one read of the user's counter per connect)."""
-        if self._limiter is None or self._limits is None or self._limits.ws_messages_per_user <= 0:
+        """A user whose socket was closed for flooding cannot open another one until the window ends (one read
+        per connect; $connect runs in other containers than the message handler, so the block is in the table)."""
+        if self._limiter is None or self._limits is None:
             return
-        limit = Limit(self._limits.ws_messages_per_user, self._limits.ws_window_seconds)
-        wait = self._limiter.blocked("ws", user_id, limit, "messages")
+        wait = self._limiter.blocked(_FLOOD_SCOPE, user_id, Limit(1, self._limits.ws_window_seconds), "hits")
         if wait is not None:
-            raise RateLimited("Too many messages; wait before reconnecting.", retry_after=wait)
+            raise RateLimited("This account sent too many messages; wait before reconnecting.", retry_after=wait)
 
     def _claim_socket(self, record: ConnectionRecord) -> None:
         cap = self._limits.sockets_per_user_per_room if self._limits else 0
@@ -221,6 +221,8 @@ class SeatService:
         if verdict == FloodGuard.ANSWER:
             self._broadcaster.send(connection.connection_id, error_message(exc, exc.ticket_id))
         elif verdict == FloodGuard.CLOSE:
+            if self._limiter is not None and self._limits is not None:
+                self._limiter.block(_FLOOD_SCOPE, connection.user_id, self._limits.ws_window_seconds)
             metrics.add_metric(name="FloodingSocketsClosed", unit="Count", value=1)
             logger.warning(
                 "socket closed for flooding",

@@ -257,6 +257,33 @@ def test_a_flooding_connection_is_told_rate_limited_with_when_to_retry(container
     assert replies.last()["type"] == "selected"
 
 
+def test_a_connection_that_keeps_flooding_is_answered_once_then_closed_and_its_user_cannot_reconnect(
+    container, clock, room
+):
+    replies = Replies(container.seats)
+    closed: list[str] = []
+    container.seats._broadcaster.close = lambda connection_id: closed.append(connection_id) or True
+    clock.now = time.time()  # the access token is checked against the real clock
+    email = f"{uuid.uuid4().hex[:8]}@example.com"
+    flooder_id = container.accounts.register(email, "correct-horse-1").id
+    query = {"showtime_id": showtime_of(room[0]), "token": container.accounts.login(email, "correct-horse-1")["access"]}
+    flooder = container.seats.connect(f"flood-{flooder_id}", query)
+
+    for _ in range(20):  # 2 snapshots allowed on a connection, then 18 refusals
+        send(container, flooder, {"action": "snapshot"})
+
+    codes = [m.get("code") for c, m in replies.sent if c == flooder.connection_id and m["type"] == "error"]
+    assert codes == ["rate_limited"]  # one answer: later refusals cost no reply post
+    assert closed == [flooder.connection_id]  # closed once, at 5 refusals (a window's allowance)
+    # Its user cannot replace it until the window ends, whichever container runs $connect.
+    fresh = Container(container.settings, clock=clock)
+    with pytest.raises(RateLimited) as refused:
+        fresh.seats.connect(f"again-{flooder_id}", query)
+    assert 1 <= refused.value.retry_after <= 10
+    clock.now += 10
+    assert fresh.seats.connect(f"later-{flooder_id}", query).user_id == flooder_id
+
+
 def test_snapshots_are_limited_per_connection(container, room):
     replies = Replies(container.seats)
     viewer = connected(container, room, user())
