@@ -55,7 +55,7 @@ class AbuseLimits:
     ws_window_seconds: int
     ws_messages_per_user: int
     ws_messages_per_connection: int
-    ws_snapshots_per_connection: int
+    ws_snapshots_per_user: int
     sockets_per_user_per_room: int
     hold_cooldown_seconds: int
     hold_budget_seconds: int
@@ -72,7 +72,7 @@ def _abuse_limits(env: dict[str, str], hold_seconds: int) -> AbuseLimits:
         ws_window_seconds=_int(env, "LIMIT_WS_WINDOW_SECONDS", 10, minimum=1),
         ws_messages_per_user=_int(env, "LIMIT_WS_MESSAGES_PER_USER", 60),
         ws_messages_per_connection=_int(env, "LIMIT_WS_MESSAGES_PER_CONNECTION", 40),
-        ws_snapshots_per_connection=_int(env, "LIMIT_WS_SNAPSHOTS_PER_CONNECTION", 5),
+        ws_snapshots_per_user=_int(env, "LIMIT_WS_SNAPSHOTS_PER_USER", 5),
         sockets_per_user_per_room=_int(env, "MAX_SOCKETS_PER_USER_PER_ROOM", 4),
         hold_cooldown_seconds=_int(env, "HOLD_COOLDOWN_SECONDS", 1800),
         hold_budget_seconds=budget,

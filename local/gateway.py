@@ -105,13 +105,15 @@ def lambda_context(function_name: str, timeout_seconds: int = 60) -> LambdaConte
     return LambdaContext(function_name=function_name, memory_size=512, max_runtime_ms=timeout_seconds * 1000)
 
 
-# On AWS every frame is its own Lambda invocation, scaled out far past what one client can send, and API
-# Gateway's throttle is per API: one chatty client never makes another wait in a queue behind its frames. Here the
-# handlers share a pool of threads, so each socket may have only this many frames in it at once (its other frames
-# wait in its own line), and a socket whose line grows past FRAME_BACKLOG_PER_SOCKET has the excess dropped, as
-# API Gateway throttles a flood. Without this, one flooding socket delayed everybody's acks by seconds.
+# On AWS every frame is its own Lambda invocation, scaled out far past what one client can send: one chatty
+# client never makes another wait in a queue behind its frames. Here the handlers share a pool of threads, so a
+# socket may have only this many frames being handled at once; its next frames are not even read until one is done
+# (they wait in TCP, and the flooding client's sends slow down). Without this, one flooding socket queued tens of
+# thousands of frames ahead of everybody else's and delayed their acks by seconds (bench: flood_select_ack_ms).
 FRAMES_IN_FLIGHT_PER_SOCKET = 4
-FRAME_BACKLOG_PER_SOCKET = 256
+# DeleteConnection drops the connection: the close frame is sent, and what the client still sends is not read
+# (aiohttp's close() would read every frame already buffered before the client's close reply).
+CLOSE_GRACE_SECONDS = 0.2
 
 
 @dataclass
@@ -121,10 +123,9 @@ class _Socket:
     ws: web.WebSocketResponse | None = None
     connected_at: float = field(default_factory=time.time)
     source_ip: str = "127.0.0.1"
-    # Frames of this socket received and not yet handled, and how many may run at once (see _message).
-    backlog: int = 0
+    transport: asyncio.BaseTransport | None = None
+    # How many more of this socket's frames may be handled at once (see FRAMES_IN_FLIGHT_PER_SOCKET).
     inflight: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(FRAMES_IN_FLIGHT_PER_SOCKET))
-    dropped: int = 0
 
 
 def _json_error(status: int, code: str, message: str) -> web.Response:
@@ -326,13 +327,14 @@ class Gateway:
             # else its row would linger until the TTL and its id would stay in _sockets for good.
             await ws.prepare(request)
             sock.ws = ws
+            sock.transport = request.transport
             sock.ready.set()
             async for message in ws:
                 if message.type in (WSMsgType.TEXT, WSMsgType.BINARY):
-                    if sock.backlog >= FRAME_BACKLOG_PER_SOCKET:
-                        self._drop(sock)
-                        continue
-                    sock.backlog += 1
+                    await sock.inflight.acquire()  # released when the frame is handled
+                    if ws.closed:
+                        sock.inflight.release()
+                        break
                     # API Gateway hands binary frames to $default too, base64-encoded: so does this gateway.
                     task = asyncio.create_task(self._message(sock, message.data))
                     tasks.add(task)
@@ -347,27 +349,16 @@ class Gateway:
 
     async def _message(self, sock: _Socket, data: str | bytes) -> None:
         try:
-            async with sock.inflight:
-                if sock.ws is None or sock.ws.closed:
-                    return  # the socket was closed meanwhile (a flooder closed by the backend): nobody to answer
-                event = self._ws_event("$default", "MESSAGE", sock, None, body=data)
-                if isinstance(data, bytes):
-                    event.update(body=base64.b64encode(data).decode("ascii"), isBase64Encoded=True)
-                await self._invoke(self._module.ws_message, event, "ws_message")
+            if sock.ws is None or sock.ws.closed:
+                return  # the socket was closed meanwhile (a flooder closed by the backend): nobody to answer
+            event = self._ws_event("$default", "MESSAGE", sock, None, body=data)
+            if isinstance(data, bytes):
+                event.update(body=base64.b64encode(data).decode("ascii"), isBase64Encoded=True)
+            await self._invoke(self._module.ws_message, event, "ws_message")
         except Exception:  # noqa: BLE001 - API Gateway swallows handler crashes too
             log.exception("$default handler failed")
         finally:
-            sock.backlog -= 1
-
-    @staticmethod
-    def _drop(sock: _Socket) -> None:
-        sock.dropped += 1
-        if sock.dropped == 1:
-            log.warning(
-                "connection %s sends faster than its frames are handled: frames beyond %d waiting are dropped",
-                sock.connection_id,
-                FRAME_BACKLOG_PER_SOCKET,
-            )
+            sock.inflight.release()
 
     def skip_disconnect_handlers(self) -> None:
         """Close sockets from now on without invoking $disconnect (the tables they would update are gone)."""
@@ -414,6 +405,8 @@ class Gateway:
                 }
             )
         if request.method == "DELETE":
+            if sock.transport is not None:
+                asyncio.get_running_loop().call_later(CLOSE_GRACE_SECONDS, sock.transport.close)
             await ws.close()
             return web.Response(status=204)
         return _json_error(405, "method_not_allowed", "Use POST, GET or DELETE.")

@@ -267,7 +267,7 @@ class SeatService:
         return ticket_id in holds.live_holds(cart.holds, self._clock())
 
     def _check_message_limits(self, connection: ConnectionRecord, message: dict) -> None:
-        """Per user and per connection (and snapshots per connection), in one write (docs/API.md, "Limits").
+        """Per user and per connection (and snapshots per user: each reads a whole hall), in one write (docs/API.md, "Limits").
         A refusal names the seat the message was about, so a client can tell which of its requests it answers."""
         limiter, limits = self._limiter, self._limits
         if limiter is None or limits is None:
@@ -278,7 +278,7 @@ class SeatService:
             f"c_{connection.connection_id}": Limit(limits.ws_messages_per_connection, window),
         }
         if message.get("action") == "snapshot":
-            counters[f"s_{connection.connection_id}"] = Limit(limits.ws_snapshots_per_connection, window)
+            counters["snapshots"] = Limit(limits.ws_snapshots_per_user, window)
         try:
             limiter.check("ws", connection.user_id, counters, "Too many messages; slow down.")
         except RateLimited as exc:

@@ -45,7 +45,7 @@ def settings(moto_endpoint):
         LIMIT_WS_WINDOW_SECONDS="10",
         LIMIT_WS_MESSAGES_PER_USER="8",
         LIMIT_WS_MESSAGES_PER_CONNECTION="5",
-        LIMIT_WS_SNAPSHOTS_PER_CONNECTION="2",
+        LIMIT_WS_SNAPSHOTS_PER_USER="2",
         MAX_SOCKETS_PER_USER_PER_ROOM="2",
         PASSWORD_SCRYPT_N="1024",
     )
@@ -269,7 +269,7 @@ def test_a_connection_that_keeps_flooding_is_answered_once_then_closed_and_its_u
     query = {"showtime_id": showtime_of(room[0]), "token": container.accounts.login(email, "correct-horse-1")["access"]}
     flooder = container.seats.connect(f"flood-{flooder_id}", query)
 
-    for _ in range(20):  # 2 snapshots allowed on a connection, then 18 refusals
+    for _ in range(20):  # 2 snapshots allowed to a user, then 18 refusals
         send(container, flooder, {"action": "snapshot"})
 
     codes = [m.get("code") for c, m in replies.sent if c == flooder.connection_id and m["type"] == "error"]
@@ -284,13 +284,14 @@ def test_a_connection_that_keeps_flooding_is_answered_once_then_closed_and_its_u
     assert fresh.seats.connect(f"later-{flooder_id}", query).user_id == flooder_id
 
 
-def test_snapshots_are_limited_per_connection(container, room):
+def test_snapshots_are_limited_per_user_across_their_sockets(container, room):
     replies = Replies(container.seats)
-    viewer = connected(container, room, user())
-    send(container, viewer, {"action": "snapshot"})
-    send(container, viewer, {"action": "snapshot"})
+    viewer = user()
+    first, second = connected(container, room, viewer), connected(container, room, viewer)
+    send(container, first, {"action": "snapshot"})
+    send(container, second, {"action": "snapshot"})
     assert replies.last()["type"] == "snapshot"
-    send(container, viewer, {"action": "snapshot"})
+    send(container, connected(container, room, viewer), {"action": "snapshot"})  # a third socket changes nothing
     assert replies.last()["code"] == "rate_limited"
 
 
