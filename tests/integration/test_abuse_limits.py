@@ -16,18 +16,11 @@ from chalicelib.errors import HoldBudgetSpent, RateLimited, SeatCooldown, Ticket
 from chalicelib.limits import Limit
 from chalicelib.storage.catalog import CatalogRepository
 from chalicelib.wiring import Container
+from tests.support.clock import Clock
 from tests.support.tables import make_settings, provision
 
 HOLD, COOLDOWN, BUDGET, RENEW = 60, 300, 90, 900
 T0 = 1_900_000_000
-
-
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture(scope="module")

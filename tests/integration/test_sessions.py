@@ -10,19 +10,10 @@ import pytest
 
 from chalicelib.errors import RateLimited, Unauthorized
 from chalicelib.wiring import Container
+from tests.support.clock import Clock
 from tests.support.tables import make_settings, provision
 
 PASSWORD = "correct-horse-1"
-
-
-class Clock:
-    def __init__(self) -> None:
-        import time
-
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture(scope="module")

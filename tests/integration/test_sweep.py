@@ -13,18 +13,11 @@ from chalicelib.services.seats import SeatService, change_from_images
 from chalicelib.storage.catalog import CatalogRepository
 from chalicelib.storage.models import Ticket
 from local.pollers import StreamPoller
+from tests.support.clock import Clock
 from tests.support.tables import stream_world
 
 HOLD = 600
 T0 = 1_900_000_000
-
-
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture(scope="module")
