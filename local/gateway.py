@@ -201,11 +201,19 @@ class Gateway:
         if request.host.lower() not in self._hosts:
             return _json_error(421, "misdirected_request", "This server answers only its own address.")
         if request.method not in ("GET", "HEAD", "OPTIONS") and request.path.startswith(_LOCAL_ONLY):
-            origin = request.headers.get("Origin")
-            cross_site = request.headers.get("Sec-Fetch-Site") in ("cross-site", "same-site")
-            if (origin is not None and origin != self.public_origin) or cross_site:
+            if not self._same_origin(request):
                 return _json_error(403, "forbidden", "Cross-site requests to the local emulators are refused.")
         return await handler(request)
+
+    def _same_origin(self, request: web.Request) -> bool:
+        """A browser says where a request comes from in Sec-Fetch-Site (the emulator's own approval form is
+        `same-origin`; its Origin is "null" under the pages' no-referrer policy). Without it (not a browser, or an
+        old one), an Origin, when sent, must be this stack's."""
+        fetch_site = request.headers.get("Sec-Fetch-Site")
+        if fetch_site is not None:
+            return fetch_site in ("same-origin", "none")
+        origin = request.headers.get("Origin")
+        return origin is None or origin == self.public_origin
 
     @web.middleware
     async def _page_headers(self, request: web.Request, handler):

@@ -29,9 +29,14 @@ def test_a_cross_site_write_to_the_paypal_emulator_is_refused(stack):
     assert rebound.status_code == 403
     state = requests.get(f"{stack.base_url}/paypal/_control/state", timeout=TIMEOUT).json()
     assert state["faults"] == {}
-    # The page's own origin (and tools that send none) may.
+    opaque = requests.post(faults, json=spec, headers={"Origin": "null"}, timeout=TIMEOUT)  # a sandboxed frame
+    assert opaque.status_code == 403
+    # The page's own origin (and tools that send none) may, and so may the emulator's own approval form, which
+    # a browser sends with Origin "null" (the pages' no-referrer policy) but Sec-Fetch-Site same-origin.
     same = requests.delete(faults, headers={"Origin": stack.base_url}, timeout=TIMEOUT)
     assert same.status_code == 200
+    own_form = requests.delete(faults, headers={"Origin": "null", "Sec-Fetch-Site": "same-origin"}, timeout=TIMEOUT)
+    assert own_form.status_code == 200
 
 
 def test_pages_carry_a_strict_content_security_policy(stack):
