@@ -12,6 +12,7 @@ import asyncio
 import base64
 import json
 import logging
+import os
 import random
 import secrets
 import threading
@@ -145,6 +146,7 @@ class Gateway:
         parts_health: Callable[[], dict] | None = None,
     ) -> None:
         self._module = app_module
+        self._post_delay = float(os.environ.get("LOCAL_WS_POST_DELAY_MS") or 0) / 1000
         concurrent_rest(app_module.app)
         self._rest = LocalGateway(app_module.app, chalice_config)
         self._rest.event_converter = _SourceAwareConverter(
@@ -384,19 +386,14 @@ class Gateway:
 
     # --- Management API -----------------------------------------------------------------
     async def connections(self, request: web.Request) -> web.StreamResponse:
-        connection_id = unquote(request.match_info["connection_id"])
-        sock = self._sockets.get(connection_id)
-        if sock is None:
+        if self._post_delay > 0:
+            # What a Management API call costs on AWS is network, not CPU: waiting here (without blocking the loop)
+            # makes a fan-out feel it as a Lambda would (LOCAL_WS_POST_DELAY_MS; docs/broadcasts.md).
+            await asyncio.sleep(self._post_delay)
+        sock = await self._open_socket(unquote(request.match_info["connection_id"]))
+        if sock is None or sock.ws is None:
             return _gone()
-        if not sock.ready.is_set():
-            # A post racing the connection's own $connect: hold it until the socket is open.
-            try:
-                await asyncio.wait_for(sock.ready.wait(), timeout=10)
-            except TimeoutError:
-                return _gone()
         ws = sock.ws
-        if ws is None or ws.closed:
-            return _gone()
         if request.method == "POST":
             data = await request.read()
             try:
@@ -418,6 +415,19 @@ class Gateway:
             await ws.close()
             return web.Response(status=204)
         return _json_error(405, "method_not_allowed", "Use POST, GET or DELETE.")
+
+    async def _open_socket(self, connection_id: str) -> _Socket | None:
+        """The open socket of this id, or None (gone). A post racing the connection's own $connect is held until
+        the socket is open."""
+        sock = self._sockets.get(connection_id)
+        if sock is None:
+            return None
+        if not sock.ready.is_set():
+            try:
+                await asyncio.wait_for(sock.ready.wait(), timeout=10)
+            except TimeoutError:
+                return None
+        return sock if sock.ws is not None and not sock.ws.closed else None
 
     def open_connections(self) -> int:
         return len(self._sockets)
