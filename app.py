@@ -348,6 +348,16 @@ def ws_message(event):
     return {"statusCode": 200}
 
 
+@app.on_sqs_message(queue_arn=_settings.fanout_queue_arn, batch_size=1)
+def fanout_worker(event):
+    # One slice of a big room's broadcast (chalicelib/broadcast.py). A post that fails is logged, not raised:
+    # redelivering the slice would post twice to everyone else in it.
+    broadcaster = container().broadcaster
+    for record in event:
+        body = json.loads(record.body)
+        broadcaster.post_slice(body["connection_ids"], body["payloads"])
+
+
 @app.on_dynamodb_record(
     stream_arn=_settings.tickets_stream_arn,
     batch_size=100,
@@ -356,7 +366,7 @@ def ws_message(event):
     maximum_batching_window_in_seconds=0,
 )
 def tickets_changed(event):
-    container().seats.publish((record.old_image, record.new_image) for record in event)
+    container().seats.publish((record.old_image, record.new_image, record.sequence_number) for record in event)
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES))

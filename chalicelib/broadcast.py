@@ -2,19 +2,30 @@
 
 Posts use the API Gateway Management API at the configured endpoint (the local gateway serves the
 same API). A 410 Gone deletes the connection row where it is found.
+
+A room's fan-out (docs/broadcasts.md): its connection list is read once per batch; a room of up to
+`slice_size` connections is posted from this invocation, `max_workers` posts at a time (a post is network wait,
+not CPU); a bigger room is cut into slices of about `slice_size` connections (by a hash of the connection id), each
+sent to the FIFO fan-out queue in the group `<room>#<slice>`, so separate invocations post the slices in parallel
+and each slice's batches stay in order.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import threading
 import time
-from collections.abc import Callable, Iterable
+import zlib
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.observability import logger, metrics
+from chalicelib.queues import QueuePublisher
 from chalicelib.storage.connections import ConnectionRepository
 
 # A post can race the connection's own $connect (row written, socket not open yet): such a 410 is
@@ -30,7 +41,9 @@ class Broadcaster:
         client_factory: Callable[[], object],
         connections: ConnectionRepository,
         *,
-        max_workers: int = 16,
+        max_workers: int = 64,
+        slice_size: int = 0,
+        slices: QueuePublisher | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._client_factory = client_factory
@@ -38,6 +51,9 @@ class Broadcaster:
         self._client_lock = threading.Lock()
         self._connections = connections
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="broadcast")
+        # 0 or no queue: every room is posted from here, whatever its size.
+        self._slice_size = slice_size if slices is not None else 0
+        self._slices = slices
         self._clock = clock
 
     @property
@@ -54,15 +70,48 @@ class Broadcaster:
         return self._post(connection_id, data)
 
     def fan_out(self, room: str, messages: Iterable[dict]) -> int:
-        """Post every message to every connection of the room, concurrently. Returns posts made."""
-        payloads = [json.dumps(m, separators=(",", ":")).encode("utf-8") for m in messages]
-        if not payloads:
+        """Post every message to every connection of the room. Returns posts made here (not by slices)."""
+        return self.fan_out_rooms({room: list(messages)})
+
+    def fan_out_rooms(self, rooms: Mapping[str, list[dict]]) -> int:
+        """Post each room's messages to its connections: the small rooms' posts all at once from here, the big
+        rooms in slices through the fan-out queue. Returns posts made here."""
+        jobs: list[tuple[str, bytes]] = []
+        for room, messages in rooms.items():
+            payloads = [json.dumps(m, separators=(",", ":")) for m in messages]
+            if not payloads:
+                continue
+            connection_ids = self._connections.in_room(room)  # once per room and batch
+            if self._slice_size and len(connection_ids) > self._slice_size:
+                self._send_slices(room, connection_ids, payloads)
+                continue
+            jobs += [(cid, data.encode("utf-8")) for cid in connection_ids for data in payloads]
+        return self._post_all(jobs)
+
+    def post_slice(self, connection_ids: list[str], payloads: list[str]) -> int:
+        """A fan-out queue message: post its payloads to its connections. Returns posts made."""
+        return self._post_all([(cid, data.encode("utf-8")) for cid in connection_ids for data in payloads])
+
+    def _post_all(self, jobs: list[tuple[str, bytes]]) -> int:
+        if not jobs:
             return 0
-        connection_ids = self._connections.in_room(room)
-        jobs = [(cid, data) for cid in connection_ids for data in payloads]
         list(self._pool.map(lambda job: self._post(*job), jobs))
         metrics.add_metric(name="BroadcastPosts", unit="Count", value=len(jobs))
         return len(jobs)
+
+    def _send_slices(self, room: str, connection_ids: list[str], payloads: list[str]) -> None:
+        count = math.ceil(len(connection_ids) / self._slice_size)
+        members: defaultdict[int, list[str]] = defaultdict(list)
+        for connection_id in connection_ids:
+            # A connection stays in its slice while the room keeps its size class, so its messages keep their
+            # order; when the class changes, `seq` on each update lets the client drop an overtaken one.
+            members[zlib.crc32(connection_id.encode()) % count].append(connection_id)
+        assert self._slices is not None
+        for index, ids in sorted(members.items()):
+            body = {"room": room, "connection_ids": ids, "payloads": payloads}
+            digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+            self._slices.send(body, group=f"{room}#{index}", dedup=digest)
+        metrics.add_metric(name="BroadcastSlices", unit="Count", value=len(members))
 
     def _post(self, connection_id: str, data: bytes) -> bool:
         try:

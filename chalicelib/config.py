@@ -95,6 +95,12 @@ class Settings:
     purchases_queue_url: str | None
     refunds_queue_arn: str
     refunds_queue_url: str | None
+    fanout_queue_arn: str
+    fanout_queue_url: str | None
+    # Room fan-out (docs/broadcasts.md): posts in flight per invocation, and the room size above which a batch is
+    # posted in slices by parallel invocations (0: never).
+    fanout_concurrency: int
+    fanout_slice_size: int
     # Auth
     jwt_secret: str | None
     jwt_secret_parameter: str | None
@@ -125,9 +131,6 @@ class Settings:
 
     def table_name(self, logical: str) -> str:
         return f"{self.table_prefix}{logical}"
-
-    def queue_name(self, logical: str) -> str:
-        return f"{self.queue_prefix}{logical}"
 
 
 def load_settings(env: dict[str, str] | None = None) -> Settings:
@@ -167,6 +170,12 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
             "REFUNDS_QUEUE_ARN", "arn:aws:sqs:us-east-1:123456789012:tickets-refunds-placeholder"
         ),
         refunds_queue_url=_opt(env, "REFUNDS_QUEUE_URL"),
+        fanout_queue_arn=env.get(
+            "FANOUT_QUEUE_ARN", "arn:aws:sqs:us-east-1:123456789012:tickets-fanout-placeholder.fifo"
+        ),
+        fanout_queue_url=_opt(env, "FANOUT_QUEUE_URL"),
+        fanout_concurrency=_int(env, "FANOUT_CONCURRENCY", 64, minimum=1),
+        fanout_slice_size=_int(env, "FANOUT_SLICE_SIZE", 1000),
         jwt_secret=jwt_secret,
         jwt_secret_parameter=_opt(env, "JWT_SECRET_PARAMETER"),
         jwt_issuer=env.get("JWT_ISSUER", "tickets"),

@@ -54,6 +54,14 @@ class QueueSpec:
     batch_size: int = 10
     purpose: str = ""
     dlq_retention_seconds: int = 14 * 24 * 3600
+    # FIFO: order kept within a message group, each message delivered once (its dead-letter queue is FIFO too).
+    fifo: bool = False
+
+    def name(self, prefix: str) -> str:
+        return f"{prefix}{self.logical}{'.fifo' if self.fifo else ''}"
+
+    def dlq_name(self, prefix: str) -> str:
+        return f"{prefix}{self.dlq_logical}{'.fifo' if self.fifo else ''}"
 
     @property
     def visibility_timeout_seconds(self) -> int:
@@ -186,4 +194,16 @@ REFUNDS = QueueSpec(
     purpose="refund requests waiting for the PayPal capture refund",
 )
 
-QUEUES: tuple[QueueSpec, ...] = (PURCHASES, REFUNDS)
+FANOUT = QueueSpec(
+    logical="fanout",
+    consumer_timeout_seconds=30,
+    # A slice is worth posting again only while it is news: one retry, then the DLQ (and the viewers catch up
+    # with a snapshot on their next reconnect).
+    max_receive_count=2,
+    batch_size=1,
+    fifo=True,
+    dlq_retention_seconds=24 * 3600,
+    purpose="slices of a big room's broadcast (group <room>#<slice>), posted by parallel invocations",
+)
+
+QUEUES: tuple[QueueSpec, ...] = (PURCHASES, REFUNDS, FANOUT)

@@ -67,7 +67,7 @@ class Container:
             boto3.session.Session().get_credentials(),
             connect_timeout=3,
             read_timeout=10,
-            max_connections=64,
+            max_connections=self.settings.fanout_concurrency,
         )
 
     def _secret_from_ssm(self, name: str) -> str:
@@ -162,7 +162,17 @@ class Container:
 
     @cached_property
     def broadcaster(self) -> Broadcaster:
-        return Broadcaster(self.management_client, self.connections, clock=self.clock)
+        settings = self.settings
+        return Broadcaster(
+            self.management_client,
+            self.connections,
+            max_workers=settings.fanout_concurrency,
+            slice_size=settings.fanout_slice_size,
+            slices=QueuePublisher(self.sqs_client, settings.fanout_queue_url, "fanout")
+            if settings.fanout_queue_url
+            else None,
+            clock=self.clock,
+        )
 
     @cached_property
     def seats(self) -> SeatService:

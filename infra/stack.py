@@ -198,7 +198,8 @@ class TicketsStack(cdk.Stack):
         dlq = sqs.Queue(
             self,
             f"{camel(spec.dlq_logical)}Queue",
-            queue_name=f"{self.prefix}{spec.dlq_logical}",
+            queue_name=spec.dlq_name(self.prefix),
+            fifo=spec.fifo or None,
             retention_period=cdk.Duration.seconds(spec.dlq_retention_seconds),
             encryption=sqs.QueueEncryption.SQS_MANAGED,
             enforce_ssl=True,
@@ -206,7 +207,8 @@ class TicketsStack(cdk.Stack):
         queue = sqs.Queue(
             self,
             f"{camel(spec.logical)}Queue",
-            queue_name=f"{self.prefix}{spec.logical}",
+            queue_name=spec.name(self.prefix),
+            fifo=spec.fifo or None,
             visibility_timeout=cdk.Duration.seconds(spec.visibility_timeout_seconds),
             dead_letter_queue=sqs.DeadLetterQueue(queue=dlq, max_receive_count=spec.max_receive_count),
             encryption=sqs.QueueEncryption.SQS_MANAGED,

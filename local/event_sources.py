@@ -33,6 +33,7 @@ log = logging.getLogger("local.event_sources")
 
 STATUS_SECONDS = 1.0  # how often the child reports; the parent calls a report older than 3 of these stale
 _STOP = "stop"
+FANOUT_POLLERS = 4
 
 
 def build_pollers(app_module: Any, sweep_interval: float) -> list:
@@ -55,7 +56,11 @@ def build_pollers(app_module: Any, sweep_interval: float) -> list:
         stream,
         Timer(app_module.sweep_expired, interval=sweep_interval, name="sweep_expired", region=region),
     ]
-    for logical, handler in (("purchases", app_module.purchase_worker), ("refunds", app_module.refund_worker)):
+    workers = [("purchases", app_module.purchase_worker, 10), ("refunds", app_module.refund_worker, 10)]
+    # A big room's slices are posted by parallel invocations on AWS (one per FIFO group in flight): several
+    # pollers here, moto keeping each group's messages in order.
+    workers += [("fanout", app_module.fanout_worker, 1)] * FANOUT_POLLERS
+    for index, (logical, handler, batch_size) in enumerate(workers):
         pollers.append(
             SqsPoller(
                 session.client("sqs"),
@@ -63,7 +68,8 @@ def build_pollers(app_module: Any, sweep_interval: float) -> list:
                 os.environ[f"{logical.upper()}_QUEUE_ARN"],
                 handler,
                 region=region,
-                function_name=f"{logical}_worker",
+                function_name=f"{logical}_worker" + (f"_{index}" if logical == "fanout" else ""),
+                batch_size=batch_size,
             )
         )
     return pollers

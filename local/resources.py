@@ -99,14 +99,16 @@ def ensure_queues(sqs, settings: Settings, visibility_seconds: int | None = None
     """
     urls: dict[str, str] = {}
     for spec in tables.QUEUES:
+        fifo = {"FifoQueue": "true"} if spec.fifo else {}
         dlq_url = sqs.create_queue(
-            QueueName=settings.queue_name(spec.dlq_logical),
-            Attributes={"MessageRetentionPeriod": str(spec.dlq_retention_seconds)},
+            QueueName=spec.dlq_name(settings.queue_prefix),
+            Attributes={"MessageRetentionPeriod": str(spec.dlq_retention_seconds), **fifo},
         )["QueueUrl"]
         dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         url = sqs.create_queue(
-            QueueName=settings.queue_name(spec.logical),
+            QueueName=spec.name(settings.queue_prefix),
             Attributes={
+                **fifo,
                 "VisibilityTimeout": str(visibility_seconds or spec.visibility_timeout_seconds),
                 "RedrivePolicy": json.dumps(
                     {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": spec.max_receive_count}

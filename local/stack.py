@@ -105,6 +105,7 @@ class LocalStack:
             raise StartupError(str(exc)) from None
 
     def create_resources(self) -> dict[str, str]:
+        from chalicelib import tables
         from chalicelib.config import load_settings
         from local.resources import ensure_queues, ensure_tables
 
@@ -114,7 +115,7 @@ class LocalStack:
         sqs = session.client("sqs")
         queues = ensure_queues(sqs, settings, visibility_seconds=int(env("LOCAL_QUEUE_VISIBILITY_SECONDS", "5")))
         os.environ["TICKETS_STREAM_ARN"] = streams["tickets"]
-        for logical in ("purchases", "refunds"):
+        for logical in (spec.logical for spec in tables.QUEUES):
             arn = sqs.get_queue_attributes(QueueUrl=queues[logical], AttributeNames=["QueueArn"])["Attributes"]
             os.environ[f"{logical.upper()}_QUEUE_URL"] = queues[logical]
             os.environ[f"{logical.upper()}_QUEUE_ARN"] = arn["QueueArn"]

@@ -35,6 +35,9 @@ class TicketChange:
     ticket_id: str
     status: str
     expires_at: int | None
+    # The stream record's sequence number: digits, growing with every change of the room (one partition key, one
+    # shard). Sent so a client can drop an update overtaken by a later one (docs/broadcasts.md).
+    seq: str | None = None
 
 
 def _attr(image: dict | None, name: str) -> str | None:
@@ -44,7 +47,7 @@ def _attr(image: dict | None, name: str) -> str | None:
     return value.get("S") if "S" in value else value.get("N")
 
 
-def change_from_images(old: dict | None, new: dict | None) -> TicketChange | None:
+def change_from_images(old: dict | None, new: dict | None, seq: str | None = None) -> TicketChange | None:
     """The viewer-visible change between two stream images of a ticket, or None if none is visible."""
     if not new:
         # A deleted ticket (a removed showtime) has no status to show; failing here would make the
@@ -57,7 +60,7 @@ def change_from_images(old: dict | None, new: dict | None) -> TicketChange | Non
     after = _public(new)
     if after is None or before == after:
         return None
-    return TicketChange(room=room, ticket_id=ticket_id, status=after[0], expires_at=after[1])
+    return TicketChange(room=room, ticket_id=ticket_id, status=after[0], expires_at=after[1], seq=seq)
 
 
 def _public(image: dict | None) -> tuple[str, int | None] | None:
@@ -76,6 +79,8 @@ def update_message(changes: list[TicketChange]) -> dict:
         update: dict = {"ticket_id": change.ticket_id, "status": change.status}
         if change.expires_at is not None:
             update["expires_at"] = holds.iso(change.expires_at)
+        if change.seq is not None:
+            update["seq"] = change.seq
         updates.append(update)
     return {"type": "ticket_status", "updates": updates}
 
@@ -331,17 +336,15 @@ class SeatService:
         return released
 
     # --- broadcasts from the tickets stream ---------------------------------------------------
-    def publish(self, images: Iterable[tuple[dict | None, dict | None]]) -> int:
-        """Group visible changes by room and post one ticket_status message per connection."""
+    def publish(self, images: Iterable[tuple]) -> int:
+        """Group visible changes by room and post one ticket_status message per connection. Each item is
+        (old image, new image) or (old image, new image, stream sequence number)."""
         by_room: OrderedDict[str, list[TicketChange]] = OrderedDict()
-        for old, new in images:
-            change = change_from_images(old, new)
+        for old, new, *seq in images:
+            change = change_from_images(old, new, seq[0] if seq else None)
             if change is not None:
                 by_room.setdefault(change.room, []).append(change)
-        posts = 0
-        for room, changes in by_room.items():
-            posts += self._broadcaster.fan_out(room, [update_message(changes)])
-        return posts
+        return self._broadcaster.fan_out_rooms({room: [update_message(c)] for room, c in by_room.items()})
 
 
 def _parse(body: str | None) -> tuple[dict, BadRequest | None]:

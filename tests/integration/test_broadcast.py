@@ -356,3 +356,82 @@ def test_the_raw_records_reader_raises_the_service_error_for_an_unknown_iterator
     with pytest.raises(ClientError) as raised:
         reader(ShardIterator="arn:aws:dynamodb:us-east-1:123456789012:table/x/stream/never-issued", Limit=5)
     assert raised.value.response["Error"]["Code"] == "ExpiredIteratorException"
+
+
+# --- big rooms: slices through the FIFO fan-out queue -----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sliced_world(moto_endpoint, management_api):
+    from chalicelib import tables
+    from chalicelib.wiring import Container
+    from tests.support.tables import make_settings
+
+    plain = stream_world(moto_endpoint, "Sliced", WS_MANAGEMENT_ENDPOINT=management_api.endpoint)
+    settings = plain["settings"]
+    sqs = boto3.client("sqs", endpoint_url=moto_endpoint, region_name="us-east-1")
+    url = sqs.get_queue_url(QueueName=tables.FANOUT.name(settings.queue_prefix))["QueueUrl"]
+    sliced = make_settings(
+        moto_endpoint,
+        TABLE_PREFIX=settings.table_prefix,
+        QUEUE_PREFIX=settings.queue_prefix,
+        WS_MANAGEMENT_ENDPOINT=management_api.endpoint,
+        FANOUT_QUEUE_URL=url,
+        FANOUT_SLICE_SIZE="3",
+    )
+    return {**plain, "container": Container(sliced), "sqs": sqs, "fanout_url": url}
+
+
+def drain_slices(world) -> list[dict]:
+    """Receive every slice message (as the fan-out worker's event source would) and post it; returns the bodies."""
+    bodies = []
+    while True:
+        got = world["sqs"].receive_message(
+            QueueUrl=world["fanout_url"], MaxNumberOfMessages=10, AttributeNames=["MessageGroupId"]
+        ).get("Messages", [])
+        if not got:
+            return bodies
+        for message in got:
+            body = json.loads(message["Body"])
+            body["group"] = message["Attributes"]["MessageGroupId"]
+            bodies.append(body)
+            world["container"].broadcaster.post_slice(body["connection_ids"], body["payloads"])
+            world["sqs"].delete_message(QueueUrl=world["fanout_url"], ReceiptHandle=message["ReceiptHandle"])
+
+
+def test_a_room_bigger_than_a_slice_is_posted_in_slices_each_viewer_once_and_in_order(sliced_world, management_api):
+    tickets = new_room(sliced_world)
+    room = room_of(tickets[0])
+    viewers = [connect(sliced_world, room, f"viewer-{n}") for n in range(10)]
+    seats = sliced_world["container"].seats
+    change = {"showtime_id": {"S": room}, "ticket_id": {"S": tickets[0]}}
+    held = {**change, "status": {"S": "held"}, "hold_expires_at": {"N": "1924992000"}}
+
+    posted_here = seats.publish([(change, held, "100")])
+    first = drain_slices(sliced_world)
+    seats.publish([(held, change, "101")])
+    second = drain_slices(sliced_world)
+
+    assert posted_here == 0  # the stream's invocation posts nothing itself: 4 slices of <= 3 (by hash) do
+    assert {b["group"] for b in first} == {b["group"] for b in second}  # each viewer keeps its slice
+    assert all(b["group"].startswith(f"{room}#") for b in first)
+    covered = [cid for b in first for cid in b["connection_ids"]]
+    assert sorted(covered) == sorted(viewers)  # every viewer in exactly one slice
+    for viewer in viewers:
+        statuses = [(m["updates"][0]["status"], m["updates"][0]["seq"]) for m in management_api.messages(viewer)]
+        assert statuses == [("held", "100"), ("available", "101")]
+
+
+def test_a_room_within_a_slice_is_posted_at_once_by_the_streams_invocation(sliced_world, management_api):
+    tickets = new_room(sliced_world)
+    room = room_of(tickets[0])
+    viewers = [connect(sliced_world, room, f"small-{n}") for n in range(3)]
+    change = {"showtime_id": {"S": room}, "ticket_id": {"S": tickets[1]}}
+    sold = {**change, "status": {"S": "sold"}}
+
+    assert sliced_world["container"].seats.publish([(change, sold, "7")]) == 3
+    assert drain_slices(sliced_world) == []
+    for viewer in viewers:
+        assert management_api.messages(viewer) == [
+            {"type": "ticket_status", "updates": [{"ticket_id": tickets[1], "status": "sold", "seq": "7"}]}
+        ]
