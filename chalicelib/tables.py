@@ -207,3 +207,8 @@ FANOUT = QueueSpec(
 )
 
 QUEUES: tuple[QueueSpec, ...] = (PURCHASES, REFUNDS, FANOUT)
+
+
+def queue(logical: str) -> QueueSpec:
+    """The queue spec of a logical name. Raises KeyError."""
+    return {spec.logical: spec for spec in QUEUES}[logical]

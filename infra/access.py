@@ -87,8 +87,15 @@ FUNCTIONS: dict[str, FunctionAccess] = {
     ),
     "TicketsChanged": FunctionAccess(
         tables={tables.CONNECTIONS.logical: WRITE},
+        sends_to=(tables.FANOUT.logical,),
         posts_to_connections=True,
-        purpose="tickets stream -> one ticket_status post per connection of the room (410 deletes the row)",
+        purpose="tickets stream -> one ticket_status post per connection of the room (410 deletes the row); a "
+        "room above FANOUT_SLICE_SIZE goes to the fan-out queue in slices instead",
+    ),
+    "FanoutWorker": FunctionAccess(
+        tables={tables.CONNECTIONS.logical: WRITE},
+        posts_to_connections=True,
+        purpose="fan-out queue: posts one slice of a big room's ticket_status to its connections (410 deletes the row)",
     ),
     "SweepExpired": FunctionAccess(
         tables={
@@ -128,4 +135,5 @@ EXPECTED_FUNCTIONS: tuple[str, ...] = (
     "SweepExpired",
     "PurchaseWorker",
     "RefundWorker",
+    "FanoutWorker",
 )

@@ -26,7 +26,10 @@ RESERVED_CONCURRENCY = {
     "RefundWorker": "refund_concurrency",
     "TicketsChanged": "stream_concurrency",
     "SweepExpired": "sweep_concurrency",
+    "FanoutWorker": "fanout_concurrency",
 }
+# Functions an SQS queue triggers: their reservation is also their event source's MaximumConcurrency (2-1000).
+QUEUE_WORKERS = ("PurchaseWorker", "RefundWorker", "FanoutWorker")
 # Lambda refuses a reservation that leaves less than this unreserved in the account (per region).
 MIN_UNRESERVED_CONCURRENCY = 100
 # WAF rate-based rules: the smallest and largest limit WAF accepts per evaluation window.
@@ -69,6 +72,8 @@ class StageSettings:
     ws_message_concurrency: int = 0
     purchase_concurrency: int = 0
     refund_concurrency: int = 0
+    # Parallel slices of big rooms' broadcasts (FANOUT_SLICE_SIZE viewers each; docs/broadcasts.md).
+    fanout_concurrency: int = 0
     stream_concurrency: int = 0
     sweep_concurrency: int = 0
     # The account's Lambda concurrency quota in the stage's region (1,000 unless raised): reservations must leave
@@ -113,6 +118,7 @@ DEFAULTS: dict[str, StageSettings] = {
         ws_message_concurrency=10,
         purchase_concurrency=2,
         refund_concurrency=2,
+        fanout_concurrency=2,
         stream_concurrency=5,
         sweep_concurrency=1,
         waf_token_limit=100,
@@ -134,6 +140,7 @@ DEFAULTS: dict[str, StageSettings] = {
         ws_message_concurrency=200,
         purchase_concurrency=20,
         refund_concurrency=5,
+        fanout_concurrency=20,
         stream_concurrency=20,
         sweep_concurrency=2,
     ),
@@ -195,7 +202,7 @@ def _check_concurrency(settings: StageSettings) -> None:
         if value < 0:
             raise ValueError(f"context {name}:{field} must be 0 (no reservation) or positive")
         # SQS MaximumConcurrency, set to the same number, takes 2 to 1000.
-        if function in ("PurchaseWorker", "RefundWorker") and value and not 2 <= value <= 1000:
+        if function in QUEUE_WORKERS and value and not 2 <= value <= 1000:
             raise ValueError(f"context {name}:{field} must be 0 or between 2 and 1000 (SQS maximum concurrency)")
     reserved = sum(settings.reserved_concurrency(function) for function in RESERVED_CONCURRENCY)
     if reserved > settings.account_concurrency - MIN_UNRESERVED_CONCURRENCY:

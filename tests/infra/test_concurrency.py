@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from infra.settings import DEFAULTS, MIN_UNRESERVED_CONCURRENCY, RESERVED_CONCURRENCY, STAGES, stage_settings
+from infra.settings import (
+    DEFAULTS,
+    MIN_UNRESERVED_CONCURRENCY,
+    QUEUE_WORKERS,
+    RESERVED_CONCURRENCY,
+    STAGES,
+    stage_settings,
+)
 from tests.infra.cfn import Template, references
 
 pytestmark = pytest.mark.slow
@@ -40,7 +47,7 @@ def test_the_rest_and_websocket_message_handlers_are_capped(template):
 
 def test_queue_consumers_never_poll_past_their_reservation(template):
     sources = template.event_sources("SQS")
-    assert {function for function, _, _ in sources} == {"PurchaseWorker", "RefundWorker"}
+    assert {function for function, _, _ in sources} == set(QUEUE_WORKERS)
     for function, _, props in sources:
         reserved = _reserved(template, function)
         # Equal to the reservation: pollers never get throttled, so no message is received (and counted towards

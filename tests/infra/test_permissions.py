@@ -75,7 +75,7 @@ class _Expected:
         self.tables = {
             template.named(TABLE, "TableName", f"{prefix}{t}")[0]: level for t, level in grants.tables.items()
         }
-        self.sends = {template.named(QUEUE, "QueueName", f"{prefix}{q}")[0] for q in grants.sends_to}
+        self.sends = {template.named(QUEUE, "QueueName", tables.queue(q).name(prefix))[0] for q in grants.sends_to}
         self.consumes: set[str] = set()
         self.streams: set[str] = set()
         for event in (props.get("Events") or {}).values():
@@ -176,7 +176,7 @@ def test_function_permissions_are_exactly_what_its_access_entry_and_triggers_nee
 def test_only_functions_that_post_to_clients_may_manage_connections(template):
     posting = {f for f in template.functions if access.FUNCTIONS[f].posts_to_connections}
     # APIHandler closes the sockets of a session that ended (sign-out, password change, a stolen token caught).
-    assert posting == {"WebsocketMessage", "TicketsChanged", "APIHandler"}
+    assert posting == {"WebsocketMessage", "TicketsChanged", "FanoutWorker", "APIHandler"}
 
 
 def test_disconnect_handler_touches_nothing_but_the_connections_and_limits_tables(template):

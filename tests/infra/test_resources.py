@@ -18,7 +18,11 @@ pytestmark = pytest.mark.slow
 
 # Which function consumes each queue. A queue whose consumer the app does not define yet is reported, not
 # failed, by test_each_queue_has_its_expected_consumer below: update this list with the code.
-QUEUE_CONSUMERS = {tables.PURCHASES.logical: "PurchaseWorker", tables.REFUNDS.logical: "RefundWorker"}
+QUEUE_CONSUMERS = {
+    tables.PURCHASES.logical: "PurchaseWorker",
+    tables.REFUNDS.logical: "RefundWorker",
+    tables.FANOUT.logical: "FanoutWorker",
+}
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -116,8 +120,8 @@ def test_the_stack_has_no_table_the_definitions_do_not_name(template):
 
 @pytest.mark.parametrize("spec", tables.QUEUES, ids=lambda spec: spec.logical)
 def test_queue_has_a_dead_letter_queue_with_bounded_receives(template, spec):
-    _, queue = template.named(QUEUE, "QueueName", f"{_prefix(template)}{spec.logical}")
-    dlq_id, dlq = template.named(QUEUE, "QueueName", f"{_prefix(template)}{spec.dlq_logical}")
+    _, queue = template.named(QUEUE, "QueueName", spec.name(_prefix(template)))
+    dlq_id, dlq = template.named(QUEUE, "QueueName", spec.dlq_name(_prefix(template)))
 
     redrive = queue["Properties"]["RedrivePolicy"]
     assert references(redrive["deadLetterTargetArn"]) == {dlq_id}
@@ -161,7 +165,7 @@ def test_each_queue_has_its_expected_consumer(template, queue_logical):
     function = QUEUE_CONSUMERS[queue_logical]
     if function not in template.functions:
         pytest.skip(f"{function} is not defined in app.py yet")
-    queue_id, _ = template.named(QUEUE, "QueueName", f"{_prefix(template)}{queue_logical}")
+    queue_id, _ = template.named(QUEUE, "QueueName", tables.queue(queue_logical).name(_prefix(template)))
     consumers = [f for f, _, props in template.event_sources("SQS") if references(props["Queue"]) == {queue_id}]
     assert consumers == [function]
     assert template.props(function)["Events"][f"{function}SqsEventSource"]["Properties"]["BatchSize"] <= 10
@@ -205,7 +209,7 @@ def test_functions_get_the_tables_and_queues_of_their_own_stage_through_the_envi
         assert env["TABLE_PREFIX"] == prefix and env["QUEUE_PREFIX"] == prefix
         assert env["TICKETS_STREAM_ARN"] == {"Fn::GetAtt": [tickets_id, "StreamArn"]}
         for spec in tables.QUEUES:
-            queue_id, _ = template.named(QUEUE, "QueueName", f"{prefix}{spec.logical}")
+            queue_id, _ = template.named(QUEUE, "QueueName", spec.name(prefix))
             assert env[f"{spec.logical.upper()}_QUEUE_ARN"] == {"Fn::GetAtt": [queue_id, "Arn"]}, name
             assert env[f"{spec.logical.upper()}_QUEUE_URL"] == {"Ref": queue_id}, name
 
@@ -291,7 +295,7 @@ def _alarms(template: Template) -> list[dict]:
 
 def test_every_dead_letter_queue_has_a_depth_alarm(template):
     for spec in tables.QUEUES:
-        dlq_id, _ = template.named(QUEUE, "QueueName", f"{_prefix(template)}{spec.dlq_logical}")
+        dlq_id, _ = template.named(QUEUE, "QueueName", spec.dlq_name(_prefix(template)))
         matching = [
             a
             for a in _alarms(template)

@@ -386,9 +386,11 @@ def drain_slices(world) -> list[dict]:
     """Receive every slice message (as the fan-out worker's event source would) and post it; returns the bodies."""
     bodies = []
     while True:
-        got = world["sqs"].receive_message(
-            QueueUrl=world["fanout_url"], MaxNumberOfMessages=10, AttributeNames=["MessageGroupId"]
-        ).get("Messages", [])
+        got = (
+            world["sqs"]
+            .receive_message(QueueUrl=world["fanout_url"], MaxNumberOfMessages=10, AttributeNames=["MessageGroupId"])
+            .get("Messages", [])
+        )
         if not got:
             return bodies
         for message in got:
