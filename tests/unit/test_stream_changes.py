@@ -114,9 +114,11 @@ class FakeBroadcaster:
         self.fanned: list[tuple[str, list[dict]]] = []
 
     def fan_out(self, room: str, messages) -> int:
-        messages = list(messages)
-        self.fanned.append((room, messages))
-        return len(messages)
+        return self.fan_out_rooms({room: list(messages)})
+
+    def fan_out_rooms(self, rooms) -> int:
+        self.fanned += [(room, list(messages)) for room, messages in rooms.items()]
+        return sum(len(messages) for messages in rooms.values())
 
 
 @pytest.fixture
