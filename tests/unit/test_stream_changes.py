@@ -156,6 +156,17 @@ def test_publish_sends_one_message_per_room_with_changes_in_stream_order(service
     assert [u["ticket_id"] for u in room_messages[OTHER_ROOM][0]["updates"]] == [f"{OTHER_ROOM}-A1"]
 
 
+def test_each_update_carries_its_stream_sequence_number_when_given(service_and_broadcaster):
+    service, broadcaster = service_and_broadcaster
+    service.publish([(image("A1"), held("A1"), "4100"), (held("A1"), image("A1"), "4200"), (image("A2"), held("A2"))])
+    updates = broadcaster.fanned[0][1][0]["updates"]
+    assert [(u["ticket_id"], u.get("seq")) for u in updates] == [
+        (f"{ROOM}-A1", "4100"),
+        (f"{ROOM}-A1", "4200"),
+        (f"{ROOM}-A2", None),
+    ]
+
+
 def test_publish_of_only_invisible_changes_posts_nothing(service_and_broadcaster):
     service, broadcaster = service_and_broadcaster
     service.publish([(image("A1"), image("A1", order_id="x")), (held("A2"), None)])
