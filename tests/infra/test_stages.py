@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -62,11 +63,25 @@ def test_each_stack_packages_its_own_chalice_stage_from_the_config(template):
     for name, function in template.functions.items():
         props = function["Properties"]
         assert f":stage={template.stage}:" in props["Tags"]["aws-chalice"], name
-        assert props["MemorySize"] == stage_config["lambda_memory_size"], name
+        own = stage_config.get("lambda_functions", {}).get(chalice_name(name), {})
+        assert props["MemorySize"] == own.get("lambda_memory_size", stage_config["lambda_memory_size"]), name
         assert props["Tracing"] == ("Active" if stage_config.get("xray") else "PassThrough"), name
     assert (
         template.props("SweepExpired")["Timeout"] == stage_config["lambda_functions"]["sweep_expired"]["lambda_timeout"]
     )
+
+
+def test_prod_posting_functions_get_a_whole_vcpu(synthesis):
+    # A room's fan-out is CPU-bound at ~0.5 ms per post (docs/broadcasts.md): Lambda gives one vCPU at 1,769 MB,
+    # and more gains a single Python process nothing.
+    template = synthesis.templates["prod"]
+    for name in ("TicketsChanged", "FanoutWorker"):
+        assert template.props(name)["MemorySize"] == 1769, name
+
+
+def chalice_name(function: str) -> str:
+    """TicketsChanged -> tickets_changed: the key of .chalice/config.json's lambda_functions."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", function).lower()
 
 
 def test_stack_names_differ_per_stage():
