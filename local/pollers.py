@@ -331,6 +331,7 @@ class SqsPoller(_Loop):
         self._function_name = function_name
         self._batch_size = batch_size
         self._wait = wait_seconds
+        self._invocations = 0
 
     def _event(self, messages: list[dict]) -> dict:
         return {
@@ -349,6 +350,10 @@ class SqsPoller(_Loop):
                 for m in messages
             ]
         }
+
+    def status(self) -> dict:
+        """The loop's health and how many invocations it has made (which poller did the work shows in /api/health/)."""
+        return {**super().status(), "invocations": self._invocations}
 
     def poll_once(self) -> int:
         """One receive and delivery; returns the messages handled (0 when the invocation failed)."""
@@ -373,6 +378,7 @@ class SqsPoller(_Loop):
             return 0
         try:
             result = self._handler(self._event(messages), lambda_context(self._function_name))
+            self._invocations += 1
         except Exception as exc:
             # A failed invocation leaves the whole batch to redrive (visibility timeout, then the DLQ).
             raise InvocationFailed(f"{self._function_name} failed; the batch becomes visible again") from exc
