@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, unquote
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 from chalice.local import LambdaContext, LambdaEventConverter, LocalGateway, LocalGatewayException
 
 from infra.csp import content_security_policy
@@ -117,6 +117,46 @@ FRAMES_IN_FLIGHT_PER_SOCKET = 4
 CLOSE_GRACE_SECONDS = 0.2
 
 
+@dataclass(frozen=True)
+class ConnectionLimits:
+    """API Gateway's WebSocket connection quotas, so code that forgets them fails locally, not only deployed.
+
+    The defaults are AWS's documented values; 0 turns a limit off (tests set small values to see them act).
+    """
+
+    idle_seconds: float = 600.0  # no frame from the client for this long: closed, 1001 "Going away"
+    max_age_seconds: float = 7200.0  # a connection lives at most this long, busy or not
+    connect_rate: float = 500.0  # new connections a second (the same burst); over it a handshake is 429
+
+    def close_at(self, connected_at: float, last_frame_at: float) -> float | None:
+        """When a connection opened at `connected_at` whose client last sent a frame at `last_frame_at` is
+        closed (None: never); the same clock for all three."""
+        deadlines = []
+        if self.idle_seconds > 0:
+            deadlines.append(last_frame_at + self.idle_seconds)
+        if self.max_age_seconds > 0:
+            deadlines.append(connected_at + self.max_age_seconds)
+        return min(deadlines, default=None)
+
+
+class TokenBucket:
+    """`rate` tokens a second, at most `burst` kept: a handshake takes one or is refused (never queued)."""
+
+    def __init__(self, rate: float, burst: float, now: float) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._tokens = burst
+        self._at = now
+
+    def take(self, now: float) -> bool:
+        self._tokens = min(self.burst, self._tokens + max(0.0, now - self._at) * self.rate)
+        self._at = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True
+
+
 @dataclass
 class _Socket:
     connection_id: str
@@ -125,6 +165,11 @@ class _Socket:
     connected_at: float = field(default_factory=time.time)
     source_ip: str = "127.0.0.1"
     transport: asyncio.BaseTransport | None = None
+    # The event loop's clock (monotonic) at the handshake and at the client's last data frame: the idle timeout
+    # and the maximum age are measured on it.
+    opened_at: float = field(default_factory=time.monotonic)
+    last_frame_at: float = field(default_factory=time.monotonic)
+    going_away: bool = False  # the gateway is closing it (idle timeout, maximum age)
     # How many more of this socket's frames may be handled at once (see FRAMES_IN_FLIGHT_PER_SOCKET).
     inflight: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(FRAMES_IN_FLIGHT_PER_SOCKET))
 
@@ -144,6 +189,7 @@ class Gateway:
         web_root: Path,
         public_origin: str,
         parts_health: Callable[[], dict] | None = None,
+        limits: ConnectionLimits | None = None,
     ) -> None:
         self._module = app_module
         self._post_delay = float(os.environ.get("LOCAL_WS_POST_DELAY_MS") or 0) / 1000
@@ -161,6 +207,10 @@ class Gateway:
         }
         self._ws_pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="ws")
         self._sockets: dict[str, _Socket] = {}
+        self._limits = limits or ConnectionLimits()
+        self._watchdogs: set[asyncio.Task] = set()
+        rate = self._limits.connect_rate
+        self._new_connections = TokenBucket(rate, max(1.0, rate), time.monotonic()) if rate > 0 else None
         self._web_root = web_root
         self.public_origin = public_origin.rstrip("/")
 
@@ -313,6 +363,10 @@ class Gateway:
         return await loop.run_in_executor(self._ws_pool, handler, event, lambda_context(name))
 
     async def websocket(self, request: web.Request) -> web.StreamResponse:
+        if self._new_connections is not None and not self._new_connections.take(time.monotonic()):
+            # API Gateway throttles new connections before invoking anything: no $connect, no row.
+            log.info("handshake refused: over %s new connections a second", self._limits.connect_rate)
+            return _json_error(429, "rate_limited", "Too many new connections; retry shortly.")
         sock = _Socket(connection_id=secrets.token_urlsafe(12), source_ip=request.remote or "127.0.0.1")
         self._sockets[sock.connection_id] = sock
         try:
@@ -332,6 +386,7 @@ class Gateway:
         # aiohttp refuses a frame whose length is >= max_msg_size: + 1 lets exactly 32 KB through.
         ws = web.WebSocketResponse(max_msg_size=MAX_FRAME_BYTES + 1, heartbeat=None, compress=False)
         tasks: set[asyncio.Task] = set()
+        watchdog: asyncio.Task | None = None
         try:
             # Inside the try: a client that vanishes during the upgrade still gets its $disconnect,
             # else its row would linger until the TTL and its id would stay in _sockets for good.
@@ -339,8 +394,14 @@ class Gateway:
             sock.ws = ws
             sock.transport = request.transport
             sock.ready.set()
+            watchdog = asyncio.create_task(self._watch(sock))
+            self._watchdogs.add(watchdog)  # held here: it may outlive this handler while it closes the socket
+            watchdog.add_done_callback(self._watchdogs.discard)
             async for message in ws:
                 if message.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+                    # Only data frames count as activity: API Gateway does not take protocol pings as such
+                    # (they are answered here all the same), and a browser cannot send them anyway.
+                    sock.last_frame_at = time.monotonic()
                     await sock.inflight.acquire()  # released when the frame is handled
                     if ws.closed:
                         sock.inflight.release()
@@ -352,10 +413,39 @@ class Gateway:
                 elif message.type == WSMsgType.ERROR:
                     break
         finally:
+            if watchdog is not None and not sock.going_away:
+                watchdog.cancel()  # not while it closes the socket: the client would miss the close code
             self._sockets.pop(sock.connection_id, None)
             sock.ready.set()  # wake posts held for this socket: they now answer 410
             await self._disconnect(sock)
         return ws
+
+    async def _watch(self, sock: _Socket) -> None:
+        """Close the socket at the idle timeout or at its maximum age, whichever comes first, as API Gateway
+        does. Frames only move a timestamp; this task wakes at the deadline and looks again."""
+        while True:
+            deadline = self._limits.close_at(sock.opened_at, sock.last_frame_at)
+            if deadline is None:
+                return
+            wait = deadline - time.monotonic()
+            if wait <= 0:
+                break
+            await asyncio.sleep(wait)
+        idle = time.monotonic() - sock.last_frame_at
+        reason = "idle timeout" if 0 < self._limits.idle_seconds <= idle else "maximum connection age"
+        log.info("closing connection %s: %s", sock.connection_id, reason)
+        await self._going_away(sock)
+
+    async def _going_away(self, sock: _Socket) -> None:
+        """API Gateway's own close: 1001 "Going away"; the handler's loop ends and `$disconnect` runs."""
+        ws = sock.ws
+        if ws is None or ws.closed:
+            return
+        sock.going_away = True
+        if sock.transport is not None:
+            # As for DeleteConnection: what the client still sends after the close frame is not read.
+            asyncio.get_running_loop().call_later(CLOSE_GRACE_SECONDS, sock.transport.close)
+        await ws.close(code=WSCloseCode.GOING_AWAY, message=b"Going away")
 
     async def _message(self, sock: _Socket, data: str | bytes) -> None:
         try:

@@ -37,6 +37,18 @@ def env(name: str, default: str) -> str:
     return os.environ.get(name) or default
 
 
+def non_negative(name: str, default: str) -> float:
+    """A number setting where 0 means off; anything else fails the start with one line naming the variable."""
+    raw = env(name, default)
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise StartupError(f"{name} must be a number >= 0 (0 turns it off), not {raw!r}")
+    return value
+
+
 def prepare_environment(host: str, port: int, endpoint: str, jwt_secret: str) -> dict[str, str]:
     """The environment the Lambda code reads (chalicelib/config.py), as the deployed stack would set it."""
     origin = f"http://{host}:{port}"
@@ -156,7 +168,7 @@ class LocalStack:
     async def _start_http(self, app_module) -> None:
         from chalice.config import Config
 
-        from local.gateway import Gateway
+        from local.gateway import ConnectionLimits, Gateway
 
         config = Config.create(chalice_stage="local", app_name="tickets", lambda_timeout=60, lambda_memory_size=512)
         self.gateway = Gateway(
@@ -165,6 +177,11 @@ class LocalStack:
             web_root=ROOT / "web",
             public_origin=self.origin,
             parts_health=lambda: self.supervisor.health() if self.supervisor else {},
+            limits=ConnectionLimits(
+                idle_seconds=non_negative("LOCAL_WS_IDLE_SECONDS", "600"),
+                max_age_seconds=non_negative("LOCAL_WS_MAX_AGE_SECONDS", "7200"),
+                connect_rate=non_negative("LOCAL_WS_CONNECT_RATE", "500"),
+            ),
         )
         application = self.gateway.build(extra_subapps=self._subapps())
         self.runner = web.AppRunner(

@@ -25,7 +25,7 @@ from chalicelib.storage.seats import SeatRepository
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 # How long a socket's claim on its user's per-room cap lives without a $disconnect: API Gateway's 2 h limit.
 SOCKET_CLAIM_SECONDS = 2 * 3600 + 900
-ACTIONS = ("select", "unselect", "snapshot")
+ACTIONS = ("select", "unselect", "snapshot", "ping")
 _FLOOD_SCOPE = "ws-flood"
 
 
@@ -243,6 +243,9 @@ class SeatService:
             action = message.get("action")
             if action is not None and action not in ACTIONS:
                 raise BadRequest(f"action: unknown action, use one of {', '.join(ACTIONS)}")
+            if action == "ping":
+                # A frame that keeps the socket under API Gateway's idle timeout; browsers cannot send pings.
+                return {"type": "pong"}
             if action == "snapshot":
                 return {
                     "type": "snapshot",
