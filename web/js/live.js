@@ -1,14 +1,29 @@
 // One WebSocket to a showtime room that keeps itself connected: exponential backoff with jitter between
 // attempts, an immediate retry when the browser comes back online, and a fresh access token on each attempt
 // (the token is checked only at the handshake).
+//
+// API Gateway closes a socket after 10 minutes without a frame from the client and after 2 hours in any case
+// (code 1001): a `ping` frame goes out after 4-5 quiet minutes, and a socket the server closes is replaced
+// within about a second. Browsers cannot send protocol pings, and those would not count anyway.
 
 const BASE_DELAY_MS = 500;
 const MAX_DELAY_MS = 15_000;
+// Jittered, so the sockets of many pages opened together do not ping together.
+const KEEPALIVE_MIN_MS = 240_000;
+const KEEPALIVE_MAX_MS = 300_000;
+// A socket that stayed open this long was healthy: its loss starts the backoff over (first retry within a
+// second). One closed sooner keeps counting, so a server that accepts and then drops at once is not hammered.
+const STABLE_MS = 3_000;
 
 /** Delay before reconnect attempt `n` (1-based): exponential, capped, with "equal jitter". */
 export function backoffDelay(n, random = Math.random) {
   const ceiling = Math.min(MAX_DELAY_MS, BASE_DELAY_MS * 2 ** Math.max(0, n - 1));
   return Math.round(ceiling / 2 + random() * (ceiling / 2));
+}
+
+/** Quiet time before a keep-alive ping: 4-5 minutes, under API Gateway's 10-minute idle timeout. */
+export function keepaliveDelay(random = Math.random) {
+  return Math.round(KEEPALIVE_MIN_MS + random() * (KEEPALIVE_MAX_MS - KEEPALIVE_MIN_MS));
 }
 
 export class LiveConnection {
@@ -25,6 +40,8 @@ export class LiveConnection {
     this.ws = null;
     this.attempt = 0;
     this.timer = null;
+    this.keepalive = null;
+    this.openedAt = 0;
     this.stopped = false;
     this.connecting = false;
     this.everOpened = false;
@@ -84,8 +101,9 @@ export class LiveConnection {
     ws.addEventListener('open', () => {
       if (ws !== this.ws) return;
       const wasReconnect = this.everOpened || this.attempt > 0;
-      this.attempt = 0;
+      this.openedAt = Date.now();
       this.everOpened = true;
+      this.scheduleKeepalive();
       this.onState('open', { reconnect: wasReconnect });
     });
     ws.addEventListener('message', (event) => {
@@ -96,11 +114,15 @@ export class LiveConnection {
       } catch {
         return;
       }
-      if (msg && typeof msg === 'object') this.onMessage(msg);
+      if (msg && typeof msg === 'object' && msg.type !== 'pong') this.onMessage(msg);
     });
     ws.addEventListener('close', () => {
       if (ws !== this.ws) return;
       this.ws = null;
+      clearTimeout(this.keepalive);
+      // Closed by the server after a good while (its maximum age, the idle timeout, a restart): start over.
+      if (this.openedAt && Date.now() - this.openedAt >= STABLE_MS) this.attempt = 0;
+      this.openedAt = 0;
       if (!this.stopped) this.scheduleReconnect();
     });
     // 'error' is always followed by 'close', which does the work.
@@ -125,12 +147,19 @@ export class LiveConnection {
   send(message) {
     if (!this.isOpen) return false;
     this.ws.send(JSON.stringify(message));
+    this.scheduleKeepalive(); // any frame resets the server's idle clock
     return true;
+  }
+
+  scheduleKeepalive() {
+    clearTimeout(this.keepalive);
+    this.keepalive = setTimeout(() => this.send({ action: 'ping' }), keepaliveDelay());
   }
 
   stop() {
     this.stopped = true;
     clearTimeout(this.timer);
+    clearTimeout(this.keepalive);
     window.removeEventListener('online', this.onOnline);
     const ws = this.ws;
     this.ws = null;

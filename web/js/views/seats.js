@@ -8,6 +8,9 @@ import { announce, CHECKOUT_KEY, errorNotice, heading, loading, loginPrompt } fr
 
 const PENDING_TIMEOUT_MS = 8_000;
 const SNAPSHOT_TIMEOUT_MS = 4_000;
+// A socket the server replaces (API Gateway's 2-hour maximum age, its idle timeout) is back within about a
+// second: a gap shorter than this is not shown at all, the map keeps its last known state meanwhile.
+const LOST_GRACE_MS = 2_000;
 
 function minutes(seconds) {
   const m = Math.max(1, Math.ceil((Number(seconds) || 60) / 60));
@@ -61,6 +64,9 @@ export async function viewSeats(ctx, params) {
   const snapshots = { outstanding: 0, since: null }; // since: seatMap.version at that oldest request
   let retryAt = null;
   let restoredTimer = null;
+  let graceTimer = null; // running while a lost connection is not shown yet
+  let quietLoss = null; // the latest state seen during that grace: {state, info}
+  let lostShown = false; // the page says the connection is lost (badge, banner, dimmed hall)
   let cart = null;
   let cartTimer = null;
   let cartGeneration = 0;
@@ -317,9 +323,26 @@ export async function viewSeats(ctx, params) {
   }
 
   function onState(state, info = {}) {
+    const dropped = state === 'reconnecting' || (state === 'connecting' && info.reconnect);
+    if (dropped && !lostShown) {
+      quietLoss = { state, info };
+      graceTimer ??= setTimeout(() => {
+        graceTimer = null;
+        showState(quietLoss.state, quietLoss.info);
+      }, LOST_GRACE_MS);
+      return;
+    }
+    clearTimeout(graceTimer);
+    graceTimer = null;
+    showState(state, info);
+  }
+
+  function showState(state, info) {
     liveBadge.dataset.state = state;
     banner.dataset.state = state;
     const lost = state === 'reconnecting' || state === 'unauthenticated' || (state === 'connecting' && info.reconnect);
+    const wasLost = lostShown;
+    lostShown = lost;
     hallBox.dataset.live = lost ? 'off' : 'on';
     clearTimeout(restoredTimer);
     if (state === 'open') {
@@ -330,7 +353,7 @@ export async function viewSeats(ctx, params) {
       forgetSnapshotRequests();
       requestResync();
       scheduleCart(0);
-      if (info.reconnect) {
+      if (info.reconnect && wasLost) {
         banner.hidden = false;
         banner.dataset.state = 'restored';
         fill(banner, h('p', {}, 'Live connection restored. Seats are up to date.'));
@@ -410,6 +433,7 @@ export async function viewSeats(ctx, params) {
     clearTimeout(cartTimer);
     clearTimeout(snapshotTimer);
     clearTimeout(restoredTimer);
+    clearTimeout(graceTimer);
     for (const entry of pendingActions.values()) clearTimeout(entry.timer);
     window.removeEventListener('pageshow', onPageShow);
     live?.stop();
