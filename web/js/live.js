@@ -26,6 +26,46 @@ export function keepaliveDelay(random = Math.random) {
   return Math.round(KEEPALIVE_MIN_MS + random() * (KEEPALIVE_MAX_MS - KEEPALIVE_MIN_MS));
 }
 
+const DECIMAL = /^\d+$/;
+
+/** Whether stream sequence number `a` comes after `b`: decimal strings of any length, compared without
+ * turning them into numbers (they outgrow a double's 53 bits). */
+export function seqAfter(a, b) {
+  return a.length !== b.length ? a.length > b.length : a > b;
+}
+
+/**
+ * Remembers, per ticket, the `seq` of the last ticket_status update applied, and drops an update that is not
+ * later: a big room is posted in parallel slices, so two updates of one ticket can arrive out of order. An
+ * update without a usable `seq` is applied as it comes. Rows of a snapshot or listing carry no `seq`: after
+ * one, `reset()` lets the next update of any ticket through.
+ */
+export class UpdateOrder {
+  constructor() {
+    this.applied = new Map(); // ticket_id -> seq of the last update applied
+  }
+
+  /** The updates worth applying, in their order; they count as applied from here on. */
+  fresh(updates) {
+    const kept = [];
+    for (const u of updates || []) {
+      const seq = typeof u?.seq === 'string' && DECIMAL.test(u.seq) ? u.seq : null;
+      if (seq !== null && u.ticket_id !== undefined) {
+        const id = String(u.ticket_id);
+        const last = this.applied.get(id);
+        if (last !== undefined && !seqAfter(seq, last)) continue;
+        this.applied.set(id, seq);
+      }
+      kept.push(u);
+    }
+    return kept;
+  }
+
+  reset() {
+    this.applied.clear();
+  }
+}
+
 export class LiveConnection {
   /**
    * @param {() => Promise<string|null>} urlFactory  builds the URL (null: cannot connect, e.g. logged out)

@@ -1,7 +1,7 @@
 // The seat map of one showtime: REST listing first, then live over the WebSocket, plus the cart and checkout.
 
 import { api, liveUrl, session } from '../api.js';
-import { LiveConnection } from '../live.js';
+import { LiveConnection, UpdateOrder } from '../live.js';
 import { SeatMap } from '../seatmap.js';
 import { h, clear, countdown, formatDateTime, formatTime, isAbort, money, parseTime, seatName, append, fill } from '../util.js';
 import { announce, CHECKOUT_KEY, errorNotice, heading, loading, loginPrompt } from '../ui.js';
@@ -114,11 +114,14 @@ export async function viewSeats(ctx, params) {
     onMineExpired: (t) => { complain(`Your hold on ${seatName(t)} has expired.`); scheduleCart(); },
     onUnknownTicket: () => requestResync(),
   });
+  // Drops a ticket_status update overtaken by a later one of the same ticket (see UpdateOrder).
+  const order = new UpdateOrder();
   const forShowtime = (list) => (list || []).filter((t) => !t.showtime_id || String(t.showtime_id) === String(showtimeId));
 
   async function loadListing(since = null) {
     const listing = await api.tickets(eventId, { date: showtime.date, theater: showtime.theater }, { signal: ctx.signal });
     seatMap.load(forShowtime(listing.results), since);
+    order.reset();
   }
   try {
     await loadListing();
@@ -278,12 +281,13 @@ export async function viewSeats(ctx, params) {
         // None outstanding: a late answer to requests given up on (the REST listing re-synced us since).
         if (snapshots.outstanding === 0) break;
         seatMap.load(forShowtime(msg.tickets), snapshots.since);
+        order.reset();
         snapshots.outstanding -= 1;
         if (snapshots.outstanding === 0) forgetSnapshotRequests();
         scheduleCart();
         break;
       case 'ticket_status': {
-        const changed = seatMap.applyUpdates(msg.updates);
+        const changed = seatMap.applyUpdates(order.fresh(msg.updates));
         const cartIds = new Set((cart?.tickets || []).map((t) => String(t.ticket_id)));
         if (changed.some((t) => t.mine || cartIds.has(t.id))) scheduleCart();
         break;
