@@ -1,5 +1,5 @@
 """The seat map outlives the sockets the server closes (API Gateway's maximum connection age) without a glitch,
-and applies each ticket's updates only in `seq` order."""
+keeps a quiet socket under the idle timeout with `ping`, and applies each ticket's updates only in `seq` order."""
 
 from __future__ import annotations
 
@@ -46,6 +46,7 @@ class Proxy:
         if not hasattr(page, "route_web_socket"):
             pytest.skip("needs playwright>=1.48 (Page.route_web_socket)")
         self.routes = []
+        self.sent: list[dict] = []  # what the page sent, on every socket
         self.swallowing = False
         page.route_web_socket(re.compile(r"/ws(\?|$)"), self._handle)
 
@@ -59,7 +60,12 @@ class Proxy:
                 return
             route.send(message)
 
+        def from_page(message) -> None:
+            self.sent.append(json.loads(message))
+            server.send(message)
+
         server.on_message(from_server)
+        route.on_message(from_page)
 
     def send(self, message: dict) -> None:
         self.routes[-1].send(json.dumps(message))
@@ -156,3 +162,21 @@ def test_an_update_older_than_the_last_one_applied_for_its_ticket_is_dropped(new
     assert len(proxy.routes) > sockets
     proxy.send({"type": "ticket_status", "updates": [update(ticket_id, "held", "5")]})
     expect(seat(page, ticket_id)).to_have_attribute("data-status", "held", timeout=ACK_TIMEOUT_MS)
+
+
+@pytest.mark.browser
+def test_a_quiet_seat_map_pings_after_four_to_five_minutes(new_page, base_url, catalog):
+    page = new_page()
+    page.clock.install()  # the page's timers run on a clock the test moves
+    proxy = Proxy(page)
+    helpers.ui_login(page, helpers.register_user(base_url, "quiet"))
+    helpers.open_showtime(page, catalog[min(9, len(catalog) - 1)])
+
+    def pings() -> list[dict]:
+        return [m for m in proxy.sent if m.get("action") == "ping"]
+
+    page.clock.run_for(235_000)
+    assert pings() == [], "a ping before 4 minutes of quiet"
+    page.clock.run_for(70_000)
+    expect(page.locator("#live-status")).to_have_attribute("data-state", "open")
+    assert pings() == [{"action": "ping"}], proxy.sent
