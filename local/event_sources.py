@@ -59,8 +59,9 @@ def build_pollers(app_module: Any, sweep_interval: float) -> list:
     workers = [("purchases", app_module.purchase_worker, 10), ("refunds", app_module.refund_worker, 10)]
     # A big room's slices are posted by parallel invocations on AWS (one per FIFO group in flight): several
     # pollers here, moto keeping each group's messages in order.
-    workers += [("fanout", app_module.fanout_worker, 1)] * FANOUT_POLLERS
-    for index, (logical, handler, batch_size) in enumerate(workers):
+    workers += [(f"fanout#{n}", app_module.fanout_worker, 1) for n in range(1, FANOUT_POLLERS + 1)]
+    for name, handler, batch_size in workers:
+        logical, _, number = name.partition("#")
         pollers.append(
             SqsPoller(
                 session.client("sqs"),
@@ -68,7 +69,7 @@ def build_pollers(app_module: Any, sweep_interval: float) -> list:
                 os.environ[f"{logical.upper()}_QUEUE_ARN"],
                 handler,
                 region=region,
-                function_name=f"{logical}_worker" + (f"_{index}" if logical == "fanout" else ""),
+                function_name=f"{logical}_worker" + (f"_{number}" if number else ""),
                 batch_size=batch_size,
             )
         )
