@@ -9,11 +9,13 @@ PYTEST_ARGS ?=
 
 # Install output goes to stderr: `make bench` keeps stdout to its JSON lines.
 $(STAMP): requirements.txt requirements-dev.txt requirements-infra.txt
-	@echo "installing the requirements into $(VENV)" >&2
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV) >&2
+	@echo "installing the requirements into $(VENV) (about a minute on a fresh clone)" >&2
+	@test -x $(PY) || { echo "  creating $(VENV)" >&2; $(PYTHON) -m venv $(VENV) >&2; }
+	@echo "  updating pip" >&2
 	@# chalice (it packages with pip) requires pip<26.3: a newer pip would be installed, then downgraded.
 	@$(PY) -m pip install --quiet --upgrade "pip<26.3" >&2
-	@$(PY) -m pip install --quiet -r requirements-dev.txt -r requirements-infra.txt >&2
+	@# local/install.py: a progress line per phase instead of pip's silence (--quiet) or its hundreds of lines.
+	@$(PY) -m local.install -r requirements-dev.txt -r requirements-infra.txt
 	@touch $(STAMP)
 
 # Debian's Chromium for the browser tests (never a browser download of Playwright's own). Needs root;

@@ -137,6 +137,16 @@ class OrderTicket:
     ticket_id: str
     seat: str
     price: str
+    # Kept on the order at checkout (orders from before issue 16 have neither): the seat as the buyer saw it.
+    row: str | None = None
+    number: int | None = None
+
+    @property
+    def label(self) -> str:
+        """The seat as a buyer reads it: "Row D, seat 5" (the short `seat` label when row and number are unknown)."""
+        if self.row is not None and self.number is not None:
+            return f"Row {self.row}, seat {self.number}"
+        return f"Seat {self.seat}"
 
 
 @dataclass(frozen=True)
@@ -178,6 +188,13 @@ class OrderRecord:
     refunded_ticket_ids: tuple[str, ...] = ()
     refunds: tuple[RefundEntry, ...] = field(default_factory=tuple)
     failure_reason: str | None = None
+    # What was bought, as it was at checkout (an event renamed later does not change a receipt); None on orders
+    # written before these were kept.
+    event_title: str | None = None
+    starts_at: str | None = None
+    theater: str | None = None
+    # Why a `cancelled` order ended (order_status.CancelReason); None on other orders and older cancelled ones.
+    cancel_reason: str | None = None
 
     @property
     def ticket_ids(self) -> list[str]:

@@ -26,6 +26,14 @@ class OrderStatus(StrEnum):
 S = OrderStatus
 
 
+class CancelReason(StrEnum):
+    """Why a checkout ended `cancelled`: the buyer reads the difference on the order."""
+
+    BUYER = "buyer"  # the buyer cancelled at PayPal
+    REPLACED = "replaced"  # a later checkout of the same buyer and showtime took its place
+    PAYMENT_NOT_CREATED = "payment_not_created"  # PayPal could not create the payment
+
+
 @dataclass(frozen=True)
 class Move:
     """A named transition: from any of `sources` to one of `targets`."""

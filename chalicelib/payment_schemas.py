@@ -47,8 +47,11 @@ class StaffOrdersQuery(_Strict):
 
 class OrderTicketOut(BaseModel):
     ticket_id: str
-    seat: str
+    seat: str = Field(description='The short seat label, e.g. "D5"')
+    label: str = Field(description='The seat as a buyer reads it, e.g. "Row D, seat 5"')
     price: str
+    row: str | None = Field(default=None, description="Absent on orders placed before rows were kept")
+    number: int | None = Field(default=None, description="Absent on orders placed before rows were kept")
 
 
 class RefundOut(BaseModel):
@@ -65,6 +68,10 @@ class OrderOut(BaseModel):
     amount: str
     currency: str
     showtime_id: str
+    event_id: str | None
+    event_title: str | None = Field(description="The event's title when the order was placed (null on older orders)")
+    starts_at: str | None = Field(description="When the showtime starts, ISO 8601 UTC (null on older orders)")
+    theater: str | None = Field(description="The showtime's theater (null on older orders)")
     tickets: list[OrderTicketOut]
     refunded_ticket_ids: list[str]
     refunds: list[RefundOut]
@@ -73,6 +80,11 @@ class OrderOut(BaseModel):
     paypal_order_id: str | None
     approval_url: str | None = None
     failure_reason: str | None = None
+    cancel_reason: Literal["buyer", "replaced", "payment_not_created"] | None = Field(
+        default=None,
+        description="Only on a cancelled order: the buyer cancelled at PayPal, a later checkout replaced it, "
+        "or PayPal could not create the payment (absent on cancelled orders from before it was kept)",
+    )
 
 
 class OrdersOut(BaseModel):

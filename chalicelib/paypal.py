@@ -19,7 +19,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 import requests
@@ -46,6 +46,14 @@ _WEBHOOK_HEADER_FIELDS = {
 }
 _AUTH_ALGOS = frozenset({"SHA256withRSA"})
 _MAX_HEADER = 2048
+
+
+class Item(NamedTuple):
+    """One line of what the buyer sees at PayPal and on the receipt (quantity 1)."""
+
+    name: str
+    amount: Decimal
+    description: str | None = None
 
 
 class PayPalError(Exception):
@@ -115,6 +123,17 @@ def _money(amount: Decimal, currency: str) -> dict[str, str]:
     return {"currency_code": currency, "value": format_amount(amount)}
 
 
+def _item(item: Item, currency: str) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "name": item.name[:_MAX_TEXT],
+        "quantity": "1",
+        "unit_amount": _money(item.amount, currency),
+    }
+    if item.description:
+        body["description"] = item.description[:_MAX_TEXT]
+    return body
+
+
 def _error_from_response(response: requests.Response, error_cls: type[PayPalError] = PayPalError) -> PayPalError:
     """Build a PayPalError from any PayPal error body: v2 `{name, details[]}` or OAuth `{error}`."""
     try:
@@ -180,26 +199,23 @@ class PayPalClient:
         invoice_id: str,
         description: str,
         currency: str,
-        items: Iterable[tuple[str, Decimal]],
+        items: Iterable[Item | tuple[str, Decimal]],
         return_url: str,
         cancel_url: str,
         brand_name: str = "Tickets",
     ) -> dict[str, Any]:
         """Create an intent=CAPTURE order for `items` (one unit each). Raises PayPalError, PayPalUnavailable."""
-        item_list = list(items)
+        item_list = [Item(*item) for item in items]
         if not item_list:
             raise ValueError("an order needs at least one item")
-        total = sum((amount for _, amount in item_list), Decimal(0))
+        total = sum((item.amount for item in item_list), Decimal(0))
         unit = {
             "reference_id": reference_id,
             "custom_id": custom_id,
             "invoice_id": invoice_id,
             "description": description[:_MAX_TEXT],
             "amount": {**_money(total, currency), "breakdown": {"item_total": _money(total, currency)}},
-            "items": [
-                {"name": name[:_MAX_TEXT], "quantity": "1", "unit_amount": _money(amount, currency)}
-                for name, amount in item_list
-            ],
+            "items": [_item(item, currency) for item in item_list],
         }
         experience = {
             "brand_name": brand_name[:_MAX_TEXT],

@@ -11,11 +11,11 @@ import logging
 import signal
 import sys
 
-from local.stack import ROOT, LocalStack, StartupError, env
-from local.state import StateInUse
-
 
 async def main() -> int:
+    from local.stack import ROOT, LocalStack, StartupError, env
+    from local.state import StateInUse
+
     logging.basicConfig(level=env("LOCAL_LOG_LEVEL", "WARNING"), format="%(levelname)s %(name)s: %(message)s")
     sys.path.insert(0, str(ROOT))
     # One process runs the event loop (WebSocket frames, Management API posts) and the handler threads;
@@ -46,5 +46,14 @@ async def main() -> int:
     return 1 if stack.fatal else 0
 
 
+def run() -> int:
+    try:
+        return asyncio.run(main())
+    except KeyboardInterrupt:
+        # Ctrl-C before the stack's own handlers were in place: whatever had started is stopped by then
+        # (main's `finally`), so a traceback would only alarm.
+        return 130
+
+
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main()))
+    sys.exit(run())

@@ -201,6 +201,8 @@ class Gateway:
         self._rest_pool = ThreadPoolExecutor(max_workers=REST_CONCURRENCY, thread_name_prefix="rest")
         self._parts_health = parts_health
         self._disconnect_handlers = True
+        self._draining = False
+        self._rest_in_flight = 0  # touched on the event loop only
         port = public_origin.rsplit(":", 1)[-1].rstrip("/")
         self._hosts = {public_origin.split("://", 1)[-1].rstrip("/").lower()} | {
             f"{name}:{port}" for name in ("127.0.0.1", "localhost", "[::1]")
@@ -304,8 +306,16 @@ class Gateway:
         forwarded = headers.get("x-forwarded-for")
         remote = request.remote or "127.0.0.1"
         headers["x-forwarded-for"] = f"{forwarded}, {remote}" if forwarded else remote
+        if self._draining:
+            return _json_error(503, "service_unavailable", "The local stack is stopping.")
         loop = asyncio.get_running_loop()
-        response = await loop.run_in_executor(self._rest_pool, self._call_rest, request.method, target, headers, body)
+        self._rest_in_flight += 1
+        try:
+            response = await loop.run_in_executor(
+                self._rest_pool, self._call_rest, request.method, target, headers, body
+            )
+        finally:
+            self._rest_in_flight -= 1
         if path == _HEALTH_PATH and request.method == "GET" and self._parts_health is not None:
             response = with_parts(response, self._parts_health())
         return self._to_aiohttp(response)
@@ -521,6 +531,15 @@ class Gateway:
 
     def open_connections(self) -> int:
         return len(self._sockets)
+
+    async def drain(self, timeout: float) -> None:
+        """Take no new REST request (503 from now on) and wait up to `timeout` s for those in flight: their
+        handlers may still need this server (the PayPal emulator, the Management API), so it closes only after."""
+        self._draining = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self._rest_in_flight and loop.time() < deadline:
+            await asyncio.sleep(0.05)
 
     async def close_all(self) -> None:
         for sock in list(self._sockets.values()):

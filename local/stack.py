@@ -3,8 +3,9 @@
 Order matters: the data folder is locked, moto started (restoring the last snapshot), the environment the Lambda
 code reads is prepared, the resources are created, and only then is app.py imported, exactly as a Lambda
 container would see it. Stopping goes the other way: the event sources first (their handlers post to the gateway
-and use moto), then the gateway's sockets and HTTP server, moto last (so `$disconnect` handlers still reach it,
-and its final snapshot holds everything).
+and use moto), then the gateway: REST requests in flight finish (new ones get 503), the PayPal emulator's webhook
+deliveries are cancelled, the sockets and the HTTP server close; moto last (so `$disconnect` handlers still reach
+it, and its final snapshot holds everything).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ log = logging.getLogger("local")
 
 
 LOCAL_WEBHOOK_ID = "0LOCALWEBHOOK001"
+# How long a stop waits for REST requests in flight (a capture with PayPal's retries takes a few seconds at most).
+DRAIN_SECONDS = 10.0
 
 
 class StartupError(RuntimeError):
@@ -96,6 +99,7 @@ class LocalStack:
         self.gateway: Any = None
         self.supervisor: Any = None
         self.runner: web.AppRunner | None = None
+        self.paypal_app: web.Application | None = None
         self.fatal: str | None = None
         self._stopping: asyncio.Event | None = None
 
@@ -156,6 +160,8 @@ class LocalStack:
         warm_clients()
         container().broadcaster.client  # noqa: B018 - built once here, not by each first concurrent post
         await self._start_http(app_module)
+        if stopping.is_set():
+            return  # stopped while starting (the signal is seen at the first await): no ready line, no pollers
         self._start_event_sources()
         self._start_supervisor()
         kept = f"data kept in {self.state.path}" if self.state else "data in memory only (LOCAL_STATE_DIR is off)"
@@ -210,6 +216,7 @@ class LocalStack:
             )
         except StateFileError as exc:
             raise StartupError(str(exc)) from None
+        self.paypal_app = paypal
         return {"/paypal": paypal}
 
     def _start_event_sources(self) -> None:
@@ -242,14 +249,24 @@ class LocalStack:
         if self.event_sources is not None:
             self.event_sources.stop()  # first: its handlers post to the gateway and use moto
         if self.gateway is not None:
-            if self.moto is not None and not self.moto.alive:
-                self.gateway.skip_disconnect_handlers()  # they would only fail against a dead moto
-            await self.gateway.close_all()
-        if self.runner is not None:
-            await self.runner.cleanup()
-        if self.gateway is not None:
-            self.gateway.shutdown()
+            await self._stop_gateway()
         if self.moto is not None:
             self.moto.stop()  # last: $disconnect handlers above still reach it; its final snapshot
         if self.state is not None:
             self.state.release()
+
+    async def _stop_gateway(self) -> None:
+        moto_lost = self.moto is not None and not self.moto.alive
+        if not moto_lost:
+            # REST handlers in flight finish while the server they call (PayPal emulator, Management API) is up.
+            await self.gateway.drain(DRAIN_SECONDS)
+        if self.paypal_app is not None:
+            from local.paypal.app import SENDER_KEY
+
+            await self.paypal_app[SENDER_KEY].close()  # its webhooks would only meet a closing server
+        if moto_lost:
+            self.gateway.skip_disconnect_handlers()  # they would only fail against a dead moto
+        await self.gateway.close_all()
+        if self.runner is not None:
+            await self.runner.cleanup()
+        self.gateway.shutdown()

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from chalicelib import holds
-from chalicelib.domain import OrderRecord, OrderTicket, RefundEntry, plausible_id
+from chalicelib.domain import OrderRecord, OrderTicket, RefundEntry, ShowtimeRecord, plausible_id
 from chalicelib.errors import (
     Busy,
     Forbidden,
@@ -27,8 +27,8 @@ from chalicelib.errors import (
     PaymentProviderUnavailable,
 )
 from chalicelib.observability import logger, metrics
-from chalicelib.order_status import OrderStatus
-from chalicelib.paypal import PayPalClient, PayPalError, PayPalUnavailable, approval_url, first_capture
+from chalicelib.order_status import CancelReason, OrderStatus
+from chalicelib.paypal import Item, PayPalClient, PayPalError, PayPalUnavailable, approval_url, first_capture
 from chalicelib.queues import QueuePublisher
 from chalicelib.services.catalog import CatalogService, ticket_view
 from chalicelib.storage.orders import OrderRepository, StaleState, money
@@ -53,6 +53,22 @@ def now_iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def showing_time(starts_at: str | None) -> str | None:
+    """ "2026-12-05T19:30:00Z" -> "Sat 5 Dec 2026, 19:30 UTC": how a receipt names the showing (None if unreadable)."""
+    try:
+        moment = datetime.fromisoformat((starts_at or "").replace("Z", "+00:00")).astimezone(UTC)
+    except ValueError:
+        return None
+    return f"{moment:%a} {moment.day} {moment:%b %Y, %H:%M} UTC"
+
+
+def _ticket_view(ticket: OrderTicket) -> dict:
+    view: dict = {"ticket_id": ticket.ticket_id, "seat": ticket.seat, "label": ticket.label, "price": ticket.price}
+    if ticket.row is not None and ticket.number is not None:
+        view.update(row=ticket.row, number=ticket.number)
+    return view
+
+
 def order_view(order: OrderRecord) -> dict:
     view = {
         "order_id": order.order_id,
@@ -60,7 +76,11 @@ def order_view(order: OrderRecord) -> dict:
         "amount": order.amount,
         "currency": order.currency,
         "showtime_id": order.showtime_id,
-        "tickets": [{"ticket_id": t.ticket_id, "seat": t.seat, "price": t.price} for t in order.tickets],
+        "event_id": order.event_id,
+        "event_title": order.event_title,
+        "starts_at": order.starts_at,
+        "theater": order.theater,
+        "tickets": [_ticket_view(t) for t in order.tickets],
         "refunded_ticket_ids": list(order.refunded_ticket_ids),
         "refunds": [_refund_view(r) for r in order.refunds],
         "created_at": order.created_at,
@@ -71,7 +91,27 @@ def order_view(order: OrderRecord) -> dict:
         view["approval_url"] = order.approval_url
     if order.failure_reason:
         view["failure_reason"] = order.failure_reason
+    if order.status == OrderStatus.CANCELLED and order.cancel_reason:
+        view["cancel_reason"] = order.cancel_reason
     return view
+
+
+def paypal_description(order: OrderRecord) -> str:
+    """The purchase's one line at PayPal: what, when, where, how many (an order id means nothing to a buyer)."""
+    count = f"{len(order.tickets)} seat{'' if len(order.tickets) == 1 else 's'}"
+    parts = [order.event_title, showing_time(order.starts_at), order.theater]
+    return ", ".join([p for p in parts if p] + [count])
+
+
+def paypal_items(order: OrderRecord) -> list[Item]:
+    """One item per seat, named so the buyer can tell which: "Inception: Row D, seat 5", then when and where."""
+    details = ", ".join(p for p in (showing_time(order.starts_at), order.theater) if p) or None
+    items = []
+    for ticket in order.tickets:
+        seat = ticket.label
+        name = f"{order.event_title[: 120 - len(seat)]}: {seat}" if order.event_title else seat
+        items.append(Item(name=name, amount=money(ticket.price), description=details))
+    return items
 
 
 def _refund_view(refund: RefundEntry) -> dict:
@@ -136,11 +176,18 @@ class PaymentService:
         reused = self._reuse_open_order(user_id, showtime.id)
         if reused is not None:
             return reused
+        title = self._event_title(showtime.event_id)
         for _ in range(_ATTEMPTS):
-            order = self._start_checkout(user_id, showtime.id, showtime.event_id, showtime.currency)
+            order = self._start_checkout(user_id, showtime, title)
             if order is not None:
                 return self._attach_paypal(order)
         raise Busy("Your seats changed while checking out; please retry.")
+
+    def _event_title(self, event_id: str) -> str | None:
+        try:
+            return self._catalog.event(event_id).title
+        except NotFound:
+            return None  # a showtime without its event still sells; the order names what it can
 
     def _reuse_open_order(self, user_id: str, showtime_id: str) -> dict | None:
         open_id = self.orders.open_order_of(user_id, showtime_id)
@@ -153,10 +200,11 @@ class PaymentService:
             if existing.paypal_order_id:
                 return self._created_view(existing)
             return self._attach_paypal(existing)
-        self._end_checkout(existing, OrderStatus.CANCELLED, restore=True)
+        self._end_checkout(existing, OrderStatus.CANCELLED, restore=True, reason=CancelReason.REPLACED)
         return None
 
-    def _start_checkout(self, user_id: str, showtime_id: str, event_id: str, currency: str) -> OrderRecord | None:
+    def _start_checkout(self, user_id: str, showtime: ShowtimeRecord, event_title: str | None) -> OrderRecord | None:
+        showtime_id = showtime.id
         now = self._clock()
         cart = self._seats.read_cart(user_id, showtime_id)
         live = holds.live_holds(cart.holds, now)
@@ -170,7 +218,13 @@ class PaymentService:
             raise NoHolds()
         order_id = uuid.uuid4().hex
         tickets = tuple(
-            OrderTicket(ticket_id=tid, seat=f"{item.row}{int(item.number)}", price=item.price)
+            OrderTicket(
+                ticket_id=tid,
+                seat=f"{item.row}{int(item.number)}",
+                price=item.price,
+                row=item.row,
+                number=int(item.number),
+            )
             for tid, item in sorted(held.items(), key=lambda kv: (len(kv[1].row), kv[1].row, int(kv[1].number)))
         )
         amount = sum((money(t.price) for t in tickets), Decimal("0.00"))
@@ -178,13 +232,16 @@ class PaymentService:
             order_id=order_id,
             user_id=user_id,
             showtime_id=showtime_id,
-            event_id=event_id,
+            event_id=showtime.event_id,
             status=OrderStatus.CREATED,
             amount=f"{amount:.2f}",
-            currency=currency,
+            currency=showtime.currency,
             tickets=tickets,
             created_at=now_iso(now),
             expires_at=int(now) + self._window,
+            event_title=event_title,
+            starts_at=showtime.starts_at,
+            theater=showtime.theater,
         )
         new_holds = {**live, **{tid: order.expires_at for tid in held}}
         expiries = {tid: int(item.hold_expires_at or 0) for tid, item in held.items()}  # held: never None
@@ -202,15 +259,15 @@ class PaymentService:
                 reference_id=order.order_id,
                 custom_id=order.order_id,
                 invoice_id=order.order_id,
-                description=f"{len(order.tickets)} seat(s), showtime {order.showtime_id}",
+                description=paypal_description(order),
                 currency=order.currency,
-                items=[(f"Seat {t.seat}", money(t.price)) for t in order.tickets],
+                items=paypal_items(order),
                 return_url=self._return_url,
                 cancel_url=self._cancel_url,
             )
         except PayPalError as exc:
             logger.warning("PayPal create failed", extra={"order_id": order.order_id, "issue": exc.issue})
-            self._end_checkout(order, OrderStatus.CANCELLED, restore=True)
+            self._end_checkout(order, OrderStatus.CANCELLED, restore=True, reason=CancelReason.PAYMENT_NOT_CREATED)
             raise PaymentProviderUnavailable("PayPal could not create the payment; your seats are still held.") from exc
         url = approval_url(created)
         self.orders.attach_paypal(order.order_id, created["id"], url)
@@ -344,18 +401,22 @@ class PaymentService:
                 return {"order_id": order.order_id, "status": OrderStatus.CANCELLED}
             if order.status != OrderStatus.CREATED:
                 raise NotCancellable()
-            if self._end_checkout(order, OrderStatus.CANCELLED, restore=True):
+            if self._end_checkout(order, OrderStatus.CANCELLED, restore=True, reason=CancelReason.BUYER):
                 return {"order_id": order.order_id, "status": OrderStatus.CANCELLED}
             order = self.orders.get(order.order_id) or order
         raise Busy("The order is changing; please retry.")
 
-    def _end_checkout(self, order: OrderRecord, status: str, *, restore: bool) -> bool:
+    def _end_checkout(
+        self, order: OrderRecord, status: str, *, restore: bool, reason: CancelReason | None = None
+    ) -> bool:
         states = self.orders.tickets(order.showtime_id, order.ticket_ids)
         # An unpaid checkout that ran out counts as an unpaid hold: the buyer cools down on those seats.
         cooldown = self._seats.cooldown_seconds
         cooldown_until = int(self._clock()) + cooldown if not restore and cooldown > 0 else None
         try:
-            self.orders.end_checkout(order, status, states, restore=restore, cooldown_until=cooldown_until)
+            self.orders.end_checkout(
+                order, status, states, restore=restore, cooldown_until=cooldown_until, cancel_reason=reason
+            )
         except StaleState:
             return False
         return True

@@ -220,7 +220,7 @@ class Order(Model):
     status = UnicodeAttribute()
     amount = UnicodeAttribute()
     currency = UnicodeAttribute()
-    tickets: ListAttribute = ListAttribute(default=list)  # [{ticket_id, seat, price}]
+    tickets: ListAttribute = ListAttribute(default=list)  # [{ticket_id, seat, price, row?, number?}]
     refunded_ticket_ids: ListAttribute = ListAttribute(default=list)
     paypal_order_id = UnicodeAttribute(null=True)
     approval_url = UnicodeAttribute(null=True)
@@ -236,6 +236,11 @@ class Order(Model):
     open_shard = UnicodeAttribute(null=True)
     refunds: MapAttribute = MapAttribute(default=dict)  # refund_id -> {status, amount, ticket_ids, reason, ...}
     failure_reason = UnicodeAttribute(null=True)
+    # What was bought, copied at checkout (absent on older orders); why a cancelled order ended.
+    event_title = UnicodeAttribute(null=True)
+    starts_at = UnicodeAttribute(null=True)
+    theater = UnicodeAttribute(null=True)
+    cancel_reason = UnicodeAttribute(null=True)
     by_user = OrdersByUser()
     by_open_expiry = OrdersByOpenExpiry()
     by_attention = OrdersByAttention()

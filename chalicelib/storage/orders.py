@@ -62,6 +62,24 @@ def _refund_entries(raw: dict) -> tuple[RefundEntry, ...]:
     return tuple(entries)
 
 
+def _order_ticket(raw: dict[str, Any]) -> OrderTicket:
+    number = raw.get("number")
+    return OrderTicket(
+        ticket_id=str(raw["ticket_id"]),
+        seat=str(raw["seat"]),
+        price=str(raw["price"]),
+        row=None if raw.get("row") is None else str(raw["row"]),
+        number=None if number is None else int(number),
+    )
+
+
+def _ticket_item(ticket: OrderTicket) -> dict[str, Any]:
+    item: dict[str, Any] = {"ticket_id": ticket.ticket_id, "seat": ticket.seat, "price": ticket.price}
+    if ticket.row is not None and ticket.number is not None:
+        item.update(row=ticket.row, number=ticket.number)
+    return item
+
+
 def _record(item: Order) -> OrderRecord:
     refunds_raw = item.refunds.as_dict() if item.refunds is not None else {}
     return OrderRecord(
@@ -72,7 +90,7 @@ def _record(item: Order) -> OrderRecord:
         status=item.status,
         amount=item.amount,
         currency=item.currency,
-        tickets=tuple(OrderTicket(**{k: str(v) for k, v in t.items()}) for t in (item.tickets or [])),
+        tickets=tuple(_order_ticket(t) for t in (item.tickets or [])),
         created_at=item.created_at,
         expires_at=int(item.expires_at),
         paypal_order_id=item.paypal_order_id,
@@ -87,6 +105,10 @@ def _record(item: Order) -> OrderRecord:
         refunded_ticket_ids=tuple(item.refunded_ticket_ids or []),
         refunds=_refund_entries(refunds_raw),
         failure_reason=item.failure_reason,
+        event_title=item.event_title,
+        starts_at=item.starts_at,
+        theater=item.theater,
+        cancel_reason=item.cancel_reason,
     )
 
 
@@ -204,12 +226,15 @@ class OrderRepository:
             status=OrderStatus.CREATED,
             amount=order.amount,
             currency=order.currency,
-            tickets=[{"ticket_id": t.ticket_id, "seat": t.seat, "price": t.price} for t in order.tickets],
+            tickets=[_ticket_item(t) for t in order.tickets],
             created_at=order.created_at,
             expires_at=order.expires_at,
             open_shard=_open_shard(order.order_id),
             capture_attempt=0,
             refunds={},
+            event_title=order.event_title,
+            starts_at=order.starts_at,
+            theater=order.theater,
         )
 
     def attach_paypal(self, order_id: str, paypal_order_id: str, approval_url: str | None) -> None:
@@ -237,17 +262,21 @@ class OrderRepository:
         *,
         restore: bool,
         cooldown_until: int | None = None,
+        cancel_reason: str | None = None,
     ) -> None:
-        """created -> cancelled (tickets back to the buyer's holds) or expired (tickets released; with
-        `cooldown_until`, the buyer may not hold them again before then)."""
+        """created -> cancelled (tickets back to the buyer's holds; `cancel_reason` says why) or expired (tickets
+        released; with `cooldown_until`, the buyer may not hold them again before then)."""
         move = CANCEL if restore else EXPIRE
         if new_status not in move.targets:
             raise ValueError(f"a checkout ends cancelled (restore) or expired, not {new_status}")
         try:
             with transact_write() as tx:
+                order_actions: list[Action] = [Order.status.set(new_status), Order.open_shard.remove()]
+                if restore and cancel_reason is not None:
+                    order_actions.append(Order.cancel_reason.set(cancel_reason))
                 tx.update(
                     Order(order.order_id),
-                    actions=[Order.status.set(new_status), Order.open_shard.remove()],
+                    actions=order_actions,
                     condition=_status_in(move) & (Order.capture_attempt == order.capture_attempt),
                 )
                 cart_actions: list[Action] = [Cart.open_order.remove(), Cart.version.add(1)]

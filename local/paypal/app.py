@@ -48,6 +48,8 @@ from local.paypal.routing import EMULATOR_KEY
 from local.paypal.store import Store
 from local.paypal.webhooks import WebhookSender
 
+SENDER_KEY = web.AppKey("paypal_webhook_sender", WebhookSender)
+
 log = logging.getLogger(__name__)
 
 
@@ -82,6 +84,7 @@ def create_paypal_app(
         emulator.on_change = store.changed
     app = web.Application(middlewares=[control_errors, _saving_changes] if store else [control_errors])
     app[EMULATOR_KEY] = emulator
+    app[SENDER_KEY] = sender  # a stopping stack cancels deliveries before it closes the server they post to
     app.on_cleanup.append(sender.close)
     if store is not None:
         app.on_cleanup.append(store.close)

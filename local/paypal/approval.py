@@ -42,10 +42,24 @@ def _approval_content(order: Order, action_url: str) -> str:
     amount = f"{format_amount(order.total)} {order.currency}"
     url = html.escape(action_url, quote=True)
     return (
-        f"{description}<p>Total: <strong>{html.escape(amount)}</strong></p>\n"
+        f"{description}{_items_list(unit.get('items') or [], order.currency)}"
+        f"<p>Total: <strong>{html.escape(amount)}</strong></p>\n"
         f'<form method="post" action="{url}"><button type="submit" name="action" value="approve">Approve</button></form>\n'
         f'<form method="post" action="{url}"><button type="submit" name="action" value="cancel">Cancel</button></form>'
     )
+
+
+def _items_list(items: list, currency: str) -> str:
+    """The order's items as PayPal lists them to the buyer: name, details, quantity and price."""
+    if not items:
+        return ""
+    rows = []
+    for item in items:
+        details = f"<br><small>{html.escape(str(item['description']))}</small>" if item.get("description") else ""
+        price = f"{item['unit_amount']['value']} {currency}"
+        quantity = f" &times; {html.escape(str(item['quantity']))}" if str(item.get("quantity")) != "1" else ""
+        rows.append(f"<li>{html.escape(str(item['name']))}{quantity}: {html.escape(price)}{details}</li>")
+    return f'<ul class="items">{"".join(rows)}</ul>\n'
 
 
 async def handle_approval_page(request: web.Request) -> web.StreamResponse:

@@ -323,10 +323,27 @@ def parse_money(value: Any, where: str, api: str = "orders") -> tuple[str, Decim
     return currency, amount
 
 
+_UNIT = "/purchase_units/@reference_id=='default'"
+
+
 def _check_length(unit: dict[str, Any], key: str, limit: int) -> None:
     value = unit.get(key)
     if value is not None and (not isinstance(value, str) or not 1 <= len(value) <= limit):
-        raise ApiError(400, "INVALID_STRING_LENGTH", field=f"/purchase_units/@reference_id=='default'/{key}")
+        raise ApiError(400, "INVALID_STRING_LENGTH", field=f"{_UNIT}/{key}")
+
+
+# The item fields PayPal's spec bounds (components.schemas.item), and the categories it knows.
+_ITEM_TEXT = (("name", 1, 127), ("description", 0, 127), ("sku", 0, 127))
+_ITEM_CATEGORIES = frozenset({"DIGITAL_GOODS", "PHYSICAL_GOODS", "DONATION"})
+
+
+def _check_item(item: dict[str, Any], where: str) -> None:
+    for key, shortest, longest in _ITEM_TEXT:
+        value = item.get(key)
+        if value is not None and (not isinstance(value, str) or not shortest <= len(value) <= longest):
+            raise ApiError(400, "INVALID_STRING_LENGTH", field=f"{where}/{key}")
+    if "category" in item and item["category"] not in _ITEM_CATEGORIES:
+        raise ApiError(400, "INVALID_PARAMETER_VALUE", field=f"{where}/category")
 
 
 def _items_total(items: Any, currency: str) -> Decimal:
@@ -337,6 +354,7 @@ def _items_total(items: Any, currency: str) -> Decimal:
         where = f"/purchase_units/0/items/{index}"
         if not isinstance(item, dict) or not item.get("name") or "unit_amount" not in item:
             raise ApiError(400, "MISSING_REQUIRED_PARAMETER", field=where)
+        _check_item(item, where)
         quantity = item.get("quantity")
         if not isinstance(quantity, str) or not _QUANTITY_RE.match(quantity):
             raise ApiError(400, "INVALID_PARAMETER_VALUE", field=f"{where}/quantity")

@@ -148,3 +148,37 @@ def test_a_second_stack_on_the_same_data_folder_refuses_to_start(tmp_path):
         with pytest.raises(RuntimeError, match="is in use by pid"):
             with running_stack(env=folder):
                 pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("to_group", [False, True], ids=["to-the-stack", "to-its-process-group"])
+def test_sigterm_in_the_middle_of_use_stops_every_part_quietly_with_status_0(to_group):
+    with running_stack(env={"SWEEP_INTERVAL_SECONDS": "1"}) as stack:
+        assert stack.ready_line.startswith(f"ready: open {stack.base_url}/ "), stack.ready_line
+        showtime = demo_showtime(stack)
+        buyer = Buyer(stack)
+        seats = free_seats(stack, showtime, 3)
+        viewer = Buyer(stack).room(showtime)  # a socket open: its $disconnect runs during the stop
+        try:
+            buyer.buy(showtime, seats[:1])
+            approved(buyer, showtime, seats[1:3])  # a checkout in flight, the pollers and the sweeper busy
+            children = [part_pid(stack, "moto"), part_pid(stack, "event_sources")]
+            if to_group:
+                os.killpg(stack.process.pid, signal.SIGTERM)  # what a process manager or `kill -- -PGID` does
+            else:
+                stack.process.send_signal(signal.SIGTERM)
+            assert stack.process.wait(timeout=30) == 0
+        finally:
+            viewer.close()
+        time.sleep(0.5)  # the output pump
+        output = list(stack.output)
+        after_ready = output[output.index(stack.ready_line) + 1 :]
+        assert after_ready == ["stopped"], output
+        assert not [pid for pid in children if _alive(pid)]

@@ -553,3 +553,76 @@ def test_orders_page_through_the_buyers_own_orders_newest_first(shop):
 def test_a_crafted_orders_cursor_is_a_bad_request(shop, cursor):
     with pytest.raises(BadRequest, match="cursor"):
         shop.payments.list_orders(BUYER, limit=2, cursor=cursor)
+
+
+# ---- what was bought, on the order and at PayPal (issue 16) ----------------------------------------------------
+
+
+def test_an_order_names_the_event_showtime_theater_and_seats_as_they_were_at_checkout(shop):
+    created = shop.checkout(BUYER, shop.seats[:2])
+    showtime = shop.container.catalog.showtime(shop.showtime_id)
+    event = shop.container.catalog.event(showtime.event_id)
+
+    for view in (created, shop.payments.order(BUYER, created["order_id"])):
+        assert (view["event_id"], view["event_title"]) == (event.id, event.title)
+        assert (view["starts_at"], view["theater"]) == ("2031-01-01T19:30:00Z", showtime.theater)
+        assert [(t["seat"], t["label"], t["row"], t["number"], t["price"]) for t in view["tickets"]] == [
+            ("A1", "Row A, seat 1", "A", 1, "10.00"),
+            ("A2", "Row A, seat 2", "A", 2, "10.00"),
+        ]
+    listing = shop.payments.list_orders(BUYER, limit=100, cursor=None)["results"]
+    [listed] = [o for o in listing if o["order_id"] == created["order_id"]]
+    assert listed["event_title"] == event.title
+
+
+def test_the_paypal_order_carries_one_readable_item_per_seat_and_no_internal_ids(shop):
+    created = shop.checkout(BUYER, shop.seats[:2])
+    theater = shop.container.catalog.showtime(shop.showtime_id).theater
+    title = shop.container.catalog.event(shop.container.catalog.showtime(shop.showtime_id).event_id).title
+
+    unit = shop.container.paypal().get_order(created["paypal_order_id"])["purchase_units"][0]
+
+    assert unit["description"] == f"{title}, Wed 1 Jan 2031, 19:30 UTC, {theater}, 2 seats"
+    assert [(i["name"], i["description"], i["quantity"], i["unit_amount"]["value"]) for i in unit["items"]] == [
+        (f"{title}: Row A, seat 1", f"Wed 1 Jan 2031, 19:30 UTC, {theater}", "1", "10.00"),
+        (f"{title}: Row A, seat 2", f"Wed 1 Jan 2031, 19:30 UTC, {theater}", "1", "10.00"),
+    ]
+    assert unit["amount"]["breakdown"]["item_total"] == {"currency_code": "USD", "value": "20.00"}
+    assert shop.showtime_id not in json.dumps(unit)
+
+
+def test_a_cancelled_order_says_why_it_ended(shop):
+    replaced = shop.checkout(BUYER, shop.seats[:1])
+    shop.hold(BUYER, shop.seats[1:2])
+    cancelled_by_buyer = shop.payments.create(BUYER, shop.showtime_id)
+    shop.payments.cancel(BUYER, cancelled_by_buyer["paypal_order_id"])
+
+    assert shop.payments.order(BUYER, replaced["order_id"])["cancel_reason"] == "replaced"
+    assert shop.payments.order(BUYER, cancelled_by_buyer["order_id"])["cancel_reason"] == "buyer"
+    assert "cancel_reason" not in shop.payments.create(BUYER, shop.showtime_id)
+
+
+def test_an_order_from_before_its_purchase_details_were_kept_still_reads(shop):
+    from chalicelib.storage.models import Order
+
+    old_id = uuid.uuid4().hex
+    Order(
+        order_id=old_id,
+        user_id=BUYER,
+        showtime_id=shop.showtime_id,
+        event_id=None,
+        status="cancelled",
+        amount="10.00",
+        currency="USD",
+        tickets=[{"ticket_id": shop.seats[0], "seat": "A1", "price": "10.00"}],
+        created_at="2020-01-01T00:00:00.000000Z",
+        expires_at=1,
+        capture_attempt=0,
+        refunds={},
+    ).save()
+
+    view = shop.payments.order(BUYER, old_id)
+
+    assert (view["event_title"], view["starts_at"], view["theater"]) == (None, None, None)
+    assert view["tickets"] == [{"ticket_id": shop.seats[0], "seat": "A1", "label": "Seat A1", "price": "10.00"}]
+    assert "cancel_reason" not in view

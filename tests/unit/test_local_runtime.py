@@ -295,3 +295,40 @@ def test_state_defaults_to_the_checkout_folder(tmp_path):
 
     assert StateDir.from_env({}).path == DEFAULT_DIR
     assert StateDir.from_env({"LOCAL_STATE_DIR": str(tmp_path)}).path == tmp_path
+
+
+def test_install_progress_reports_phases_not_pips_every_line():
+    import io
+
+    from local.install import Progress
+
+    out = io.StringIO()
+    progress = Progress(out, tty=False)
+    for n in range(30):
+        progress.line(f"Collecting package-{n}==1.0 (from -r requirements-dev.txt (line {n}))")
+        progress.line(f"  Downloading package_{n}-1.0-py3-none-any.whl (12 kB)")
+    progress.line("Requirement already satisfied: boto3 in ./.venv/lib/python3.11/site-packages (1.35.0)")
+    progress.line("WARNING: Location 'file:///x' is ignored: it is neither a file nor a directory.")
+    progress.line("Installing collected packages: a, b, c")
+    progress.done()
+
+    lines = out.getvalue().splitlines()
+    assert lines[:3] == [
+        "  packages looked at: 25…",
+        "WARNING: Location 'file:///x' is ignored: it is neither a file nor a directory.",
+        "  installing 3 packages…",
+    ]
+    assert lines[3].startswith("  done: 31 packages in ")
+    assert len(lines) == 4
+
+
+def test_install_progress_on_a_terminal_rewrites_one_line_per_package():
+    import io
+
+    from local.install import Progress
+
+    out = io.StringIO()
+    progress = Progress(out, tty=True)
+    progress.line("Collecting boto3>=1.35")
+    progress.line("Requirement already satisfied: requests in ./x (2.32)")
+    assert out.getvalue() == "\r\033[K  packages looked at: 1 (boto3>=1.35)\r\033[K  packages looked at: 2 (requests)"

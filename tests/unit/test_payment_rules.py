@@ -4,12 +4,14 @@ webhook body must carry before anything is looked up, and what an order shows it
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
 
 from chalicelib.errors import BadRequest, NotRefundable
-from chalicelib.services.payments import order_view
+from chalicelib.paypal import Item
+from chalicelib.services.payments import order_view, paypal_description, paypal_items, showing_time
 from chalicelib.services.refunds import (
     capture_id_of,
     completes_capture,
@@ -163,3 +165,59 @@ def test_a_failed_refund_shows_its_reason():
             "reason": "The refund window for this payment has passed.",
         }
     ]
+
+
+def bought(**extra) -> OrderRecord:
+    """An order placed since issue 16: it keeps the event, the showing and each seat's row and number."""
+    seats = (
+        OrderTicket("S-D5", "D5", "12.00", row="D", number=5),
+        OrderTicket("S-D6", "D6", "9.50", row="D", number=6),
+    )
+    details = {"event_title": "Inception", "starts_at": "2031-01-01T19:30:00Z", "theater": "Hall 2"}
+    return replace(order(**{**details, **extra}), tickets=seats, amount="21.50")
+
+
+def test_an_order_shows_what_was_bought_and_each_seat_as_a_buyer_reads_it():
+    view = order_view(bought())
+    assert (view["event_title"], view["starts_at"], view["theater"]) == ("Inception", "2031-01-01T19:30:00Z", "Hall 2")
+    assert view["tickets"][0] == {
+        "ticket_id": "S-D5",
+        "seat": "D5",
+        "label": "Row D, seat 5",
+        "row": "D",
+        "number": 5,
+        "price": "12.00",
+    }
+
+
+def test_an_order_from_before_the_details_were_kept_reads_with_nulls_and_short_labels():
+    view = order_view(order())
+    assert (view["event_title"], view["starts_at"], view["theater"]) == (None, None, None)
+    assert view["tickets"][0] == {"ticket_id": "S-A1", "seat": "A1", "label": "Seat A1", "price": "12.00"}
+
+
+def test_only_a_cancelled_order_says_why_it_was_cancelled():
+    assert order_view(order(status="cancelled", cancel_reason="replaced"))["cancel_reason"] == "replaced"
+    assert "cancel_reason" not in order_view(order(status="cancelled"))
+    assert "cancel_reason" not in order_view(order(status="created", cancel_reason="replaced"))
+
+
+def test_paypal_sees_the_event_the_showing_and_one_item_per_seat():
+    assert showing_time("2031-01-01T19:30:00Z") == "Wed 1 Jan 2031, 19:30 UTC"
+    assert paypal_description(bought()) == "Inception, Wed 1 Jan 2031, 19:30 UTC, Hall 2, 2 seats"
+    assert paypal_items(bought()) == [
+        Item("Inception: Row D, seat 5", Decimal("12.00"), "Wed 1 Jan 2031, 19:30 UTC, Hall 2"),
+        Item("Inception: Row D, seat 6", Decimal("9.50"), "Wed 1 Jan 2031, 19:30 UTC, Hall 2"),
+    ]
+
+
+def test_a_long_event_title_is_shortened_before_the_seat_so_the_item_stays_within_paypals_limit():
+    [first, _] = paypal_items(bought(event_title="x" * 300))
+    assert len(first.name) <= 127
+    assert first.name.endswith(": Row D, seat 5")
+
+
+def test_without_the_details_paypal_still_gets_seat_names_and_a_count():
+    assert paypal_description(order(prices=("12.00",))) == "1 seat"
+    assert [i.name for i in paypal_items(order(prices=("12.00",)))] == ["Seat A1"]
+    assert paypal_items(order(prices=("12.00",)))[0].description is None

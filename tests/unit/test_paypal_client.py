@@ -16,6 +16,7 @@ import requests
 from chalicelib.paypal import (
     LIVE_BASE_URL,
     SANDBOX_BASE_URL,
+    Item,
     PayPalClient,
     PayPalError,
     PayPalUnavailable,
@@ -407,6 +408,38 @@ def test_create_order_body_matches_paypal_contract(client: PayPalClient, session
         "shipping_preference": "NO_SHIPPING",
     }
     assert "application_context" not in body
+
+
+def test_create_order_items_carry_a_readable_description_within_paypals_limits(
+    client: PayPalClient, session: FakeSession
+) -> None:
+    session.on("POST", "/v2/checkout/orders", (201, order_body("PAYER_ACTION_REQUIRED")))
+
+    client.create_order(
+        request_id="create-b2",
+        reference_id="b2",
+        custom_id="b2",
+        invoice_id="b2",
+        description="Inception, Wed 1 Jan 2031, 19:30 UTC, Hall 2, 2 seats",
+        currency="USD",
+        items=[
+            Item("Inception: Row D, seat 5", Decimal("12.00"), "Wed 1 Jan 2031, 19:30 UTC, Hall 2"),
+            Item("n" * 200, Decimal("9.50"), "d" * 200),
+        ],
+        return_url="https://tickets.example/paypal/return",
+        cancel_url="https://tickets.example/paypal/cancel",
+    )
+
+    [call] = session.api_calls()
+    validate_request("POST", "/v2/checkout/orders", call.json)
+    first, long = call.json["purchase_units"][0]["items"]
+    assert first == {
+        "name": "Inception: Row D, seat 5",
+        "quantity": "1",
+        "unit_amount": {"currency_code": "USD", "value": "12.00"},
+        "description": "Wed 1 Jan 2031, 19:30 UTC, Hall 2",
+    }
+    assert (len(long["name"]), len(long["description"])) == (127, 127)
 
 
 def test_full_refund_sends_empty_body_and_partial_sends_amount(client: PayPalClient, session: FakeSession) -> None:

@@ -183,3 +183,44 @@ def test_an_unknown_dispute_is_a_paypal_404():
     with pytest.raises(ApiError) as unknown:
         paypal.get_dispute("PP-D-00000")
     assert (unknown.value.status, unknown.value.issue) == (404, "INVALID_RESOURCE_ID")
+
+
+def with_items(*items: dict, total: str = "24.00") -> dict:
+    body = order_body(total)
+    unit = body["purchase_units"][0]
+    unit["amount"]["breakdown"] = {"item_total": {"currency_code": "USD", "value": total}}
+    unit["items"] = list(items)
+    return body
+
+
+def item(name: str = "Inception: Row D, seat 5", value: str = "12.00", **extra) -> dict:
+    return {"name": name, "quantity": "1", "unit_amount": {"currency_code": "USD", "value": value}, **extra}
+
+
+def test_an_order_keeps_its_items_and_shows_them_on_the_approval_page():
+    from local.paypal.approval import _approval_content
+
+    paypal, _ = emulator()
+    body = with_items(item(description="Wed 1 Jan 2031, 19:30 UTC, Hall 2"), item("Inception: Row D, seat 6"))
+    _, created = paypal.create_order(body, BASE, "return=representation")
+    assert created["purchase_units"][0]["items"] == body["purchase_units"][0]["items"]
+    page = _approval_content(paypal.orders[created["id"]], "http://paypal.test/approve")
+    assert "Inception: Row D, seat 5: 12.00 USD<br><small>Wed 1 Jan 2031, 19:30 UTC, Hall 2</small>" in page
+    assert "Inception: Row D, seat 6: 12.00 USD" in page
+
+
+@pytest.mark.parametrize(
+    "bad, field",
+    [
+        (item(name="n" * 128), "/purchase_units/0/items/0/name"),
+        (item(description="d" * 128), "/purchase_units/0/items/0/description"),
+        (item(sku="s" * 128), "/purchase_units/0/items/0/sku"),
+        (item(category="TICKETS"), "/purchase_units/0/items/0/category"),
+    ],
+)
+def test_item_fields_outside_paypals_limits_are_refused_as_paypal_does(bad, field):
+    paypal, _ = emulator()
+    with pytest.raises(ApiError) as refused:
+        paypal.create_order(with_items(bad, item()), BASE, "")
+    assert refused.value.status == 400
+    assert refused.value.field == field

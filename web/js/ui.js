@@ -1,6 +1,6 @@
 // Pieces shared by the views.
 
-import { append, fill, h, isAbort } from './util.js';
+import { append, fill, formatDateTime, h, isAbort } from './util.js';
 
 export function heading(text, level = 1) {
   // tabindex=-1: the router moves focus here after a navigation, so screen readers hear the new page.
@@ -32,25 +32,69 @@ export function loginPrompt(text, next) {
       h('a', { href: `#/register?next=${encodeURIComponent(next)}` }, 'Create an account')));
 }
 
+// The API's statuses are for programs; a buyer reads these (data-status keeps the API's word for styling and tests).
+export const ORDER_STATUS_LABEL = {
+  created: 'Awaiting payment',
+  processing: 'Confirming payment',
+  paid: 'Paid',
+  failed: 'Payment failed',
+  cancelled: 'Cancelled',
+  expired: 'Not paid in time',
+  refund_pending: 'Refund in progress',
+  partially_refunded: 'Partly refunded',
+  refunded: 'Refunded',
+  reversed: 'Payment reversed',
+};
+
 export const ORDER_STATUS_TEXT = {
   created: 'Waiting for your approval at PayPal.',
   processing: 'Payment received, confirming your seats…',
-  paid: 'Paid. Your tickets are booked.',
+  paid: 'Your tickets are paid for and booked.',
   failed: 'The payment did not go through, or the seats could not be secured (any capture is refunded).',
   cancelled: 'No payment was taken.',
-  expired: 'The payment window closed before the payment was made.',
+  expired: 'The payment window closed before the payment was made. Nothing was charged.',
   refund_pending: 'A refund is being processed…',
   partially_refunded: 'Some tickets were refunded; the others are still yours.',
   refunded: 'All tickets were refunded.',
   reversed: 'The payment was taken back through PayPal, so these tickets are no longer valid.',
 };
 
+// Why a cancelled order ended (the API's `cancel_reason`); older cancelled orders carry none.
+const CANCELLED_LABEL = { replaced: 'Replaced by a later checkout' };
+const CANCELLED_TEXT = {
+  buyer: 'You cancelled the payment at PayPal. Nothing was charged.',
+  replaced: 'You started a new checkout for this showtime, so this unpaid one was closed and its seats moved to '
+    + 'the newer order. Nothing was charged for this one.',
+  payment_not_created: 'PayPal could not start this payment. Nothing was charged.',
+};
+
+/** The status as a buyer says it: "Awaiting payment", not "created". */
+export function orderStatusLabel(status, cancelReason) {
+  if (status === 'cancelled' && CANCELLED_LABEL[cancelReason]) return CANCELLED_LABEL[cancelReason];
+  return ORDER_STATUS_LABEL[status] || String(status || 'unknown').replace(/_/g, ' ');
+}
+
+/** A status chip: the buyer's words, the API's status in data-status. */
+export function statusChip(status, cancelReason, tag = 'span') {
+  return h(tag, { class: 'status-chip', 'data-status': status || 'unknown', 'data-reason': cancelReason || null },
+    orderStatusLabel(status, cancelReason));
+}
+
 /** The `#order-status` line: data-status carries the raw status for tests and styling. */
-export function orderStatusLine(status, id = 'order-status') {
-  const text = ORDER_STATUS_TEXT[status] || '';
+export function orderStatusLine(status, id = 'order-status', cancelReason = null) {
+  const text = (status === 'cancelled' && CANCELLED_TEXT[cancelReason]) || ORDER_STATUS_TEXT[status] || '';
   return h('p', { id, class: 'order-status', 'data-status': status || 'unknown', role: 'status' },
-    'Status: ', h('strong', { class: 'status-chip', 'data-status': status || 'unknown' }, (status || 'unknown').replace(/_/g, ' ')),
-    text ? ` ${text}` : '');
+    'Status: ', statusChip(status, cancelReason, 'strong'), text ? ` ${text}` : '');
+}
+
+/** What an order bought, in words: its event's title, or the order's short id for orders that predate titles. */
+export function orderTitle(order) {
+  return order.event_title || `Order ${String(order.order_id || '').slice(0, 8)}`;
+}
+
+/** "Sat 5 Dec, 19:30 · Hall 1": when and where the showing is ('' when the order does not say). */
+export function showingText(order) {
+  return [order.starts_at ? formatDateTime(order.starts_at) : '', order.theater || ''].filter(Boolean).join(' · ');
 }
 
 /** Announces text in a live region, even when it repeats the previous message. */

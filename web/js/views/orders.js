@@ -2,13 +2,17 @@
 
 import { api, session } from '../api.js';
 import { h, formatDateTime, isAbort, money, seatName, append, fill } from '../util.js';
-import { errorNotice, heading, loading, loginPrompt, orderStatusLine, pagedList } from '../ui.js';
+import {
+  errorNotice, heading, loading, loginPrompt, orderStatusLabel, orderStatusLine, orderTitle, pagedList, showingText,
+  statusChip,
+} from '../ui.js';
 import { pollOrder } from './payment.js';
 
 const REFUNDABLE = new Set(['paid', 'partially_refunded']);
 const BUSY = new Set(['processing', 'refund_pending']);
 
 const shortId = (id) => String(id).slice(0, 8);
+const REFUND_STATUS_LABEL = { pending: 'In progress', completed: 'Refunded', failed: 'Failed' };
 
 export async function viewOrders(ctx) {
   ctx.setTitle('My orders');
@@ -32,14 +36,21 @@ export async function viewOrders(ctx) {
   });
 }
 
+/** "Row D seat 5, Row D seat 6": which seats, so two orders of one showtime can be told apart. */
+function seatsText(order) {
+  return (order.tickets || []).map(seatName).join(', ');
+}
+
 function orderItem(order) {
-  const count = (order.tickets || []).length;
+  const showing = showingText(order);
+  const seats = seatsText(order);
   return h('li', { class: 'order-item', 'data-order-id': order.order_id, 'data-status': order.status },
-    h('a', { href: `#/orders/${encodeURIComponent(order.order_id)}` }, `Order ${shortId(order.order_id)}`),
-    h('span', { class: 'status-chip', 'data-status': order.status }, String(order.status || '').replace(/_/g, ' ')),
+    h('a', { href: `#/orders/${encodeURIComponent(order.order_id)}`, class: 'order-title' }, orderTitle(order)),
+    statusChip(order.status, order.cancel_reason),
+    showing ? h('span', { class: 'order-showing' }, showing) : null,
+    seats ? h('span', { class: 'order-seats' }, seats) : null,
     h('span', { class: 'order-amount' }, money(order.amount, order.currency)),
-    count ? h('span', { class: 'order-count' }, `${count} ticket${count === 1 ? '' : 's'}`) : null,
-    order.created_at ? h('span', { class: 'order-date' }, formatDateTime(order.created_at)) : null);
+    order.created_at ? h('span', { class: 'order-date' }, `ordered ${formatDateTime(order.created_at)}`) : null);
 }
 
 /** Tickets of this order that can still be refunded (not already refunded or being refunded). */
@@ -61,7 +72,7 @@ function refundableTickets(order) {
 
 export async function viewOrder(ctx, params) {
   const orderId = params[0];
-  ctx.setTitle(`Order ${shortId(orderId)}`);
+  ctx.setTitle(`Order ${shortId(orderId)}`);  // until the order says what it bought
   if (!session.loggedIn) {
     append(ctx.main, heading('Order'), loginPrompt('Log in to see this order.', `#/orders/${encodeURIComponent(orderId)}`));
     return;
@@ -79,15 +90,16 @@ export async function viewOrder(ctx, params) {
   const statusSlot = h('div', { class: 'status-slot' });
   const body = h('div', { class: 'order-body' });
   const refundMessage = h('p', { id: 'refund-message', class: 'refund-message', 'aria-live': 'polite' });
+  ctx.setTitle(orderTitle(order));
   fill(ctx.main, 
     h('p', { class: 'breadcrumb' }, h('a', { href: '#/orders' }, '← My orders')),
-    heading(`Order ${shortId(orderId)}`),
+    heading(orderTitle(order)),
     statusSlot, refundMessage, body);
 
   let polling = false;
   const render = (o) => {
     order = o;
-    fill(statusSlot, orderStatusLine(o.status));
+    fill(statusSlot, orderStatusLine(o.status, 'order-status', o.cancel_reason));
     renderBody(o);
   };
 
@@ -122,7 +134,7 @@ export async function viewOrder(ctx, params) {
         await follow({ ...o, status: 'refund_pending' });
         refundMessage.textContent = order.status === 'refund_pending'
           ? 'The refund is still being processed. Check this page again later.'
-          : `Refund finished: the order is now ${order.status.replace(/_/g, ' ')}.`;
+          : `Refund finished: the order is now ${orderStatusLabel(order.status).toLowerCase()}.`;
         const failed = (order.refunds || []).find((x) => x.refund_id === r.refund_id && x.status === 'failed');
         if (failed) refundMessage.textContent = `The refund failed${failed.reason ? `: ${failed.reason}` : '.'}`;
       } catch (err) {
@@ -137,6 +149,8 @@ export async function viewOrder(ctx, params) {
 
     fill(body, 
       h('dl', { class: 'order-facts' },
+        o.starts_at ? [h('dt', {}, 'Showing'), h('dd', { class: 'order-starts' }, formatDateTime(o.starts_at))] : null,
+        o.theater ? [h('dt', {}, 'Theater'), h('dd', { class: 'order-theater' }, o.theater)] : null,
         h('dt', {}, 'Amount'), h('dd', {}, money(o.amount, o.currency)),
         o.created_at ? [h('dt', {}, 'Ordered'), h('dd', {}, formatDateTime(o.created_at))] : null,
         h('dt', {}, 'Order id'), h('dd', { class: 'mono' }, o.order_id || orderId)),
@@ -183,7 +197,7 @@ function refundsList(o) {
   return h('section', { class: 'refunds' },
     h('h2', {}, 'Refunds'),
     h('ul', {}, refunds.map((r) => h('li', { 'data-refund-id': r.refund_id, 'data-status': r.status },
-      h('span', { class: 'status-chip', 'data-status': r.status }, r.status), ' ',
+      h('span', { class: 'status-chip', 'data-status': r.status }, REFUND_STATUS_LABEL[r.status] || r.status), ' ',
       money(r.amount, r.currency || o.currency),
       r.reason ? ` · ${r.reason}` : ''))));
 }

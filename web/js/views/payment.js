@@ -3,7 +3,9 @@
 
 import { api, session } from '../api.js';
 import { h, clear, isAbort, money, seatName, sleep, append, fill } from '../util.js';
-import { CHECKOUT_KEY, errorNotice, heading, notice, orderStatusLine, savedCheckout } from '../ui.js';
+import {
+  CHECKOUT_KEY, errorNotice, heading, notice, orderStatusLine, orderTitle, savedCheckout, showingText,
+} from '../ui.js';
 import { authForm } from './auth.js';
 
 const POLL_LIMIT_MS = 180_000;
@@ -75,7 +77,7 @@ export async function viewPaypalReturn(ctx, _params, query) {
   }
 
   const render = (order) => {
-    fill(statusSlot, orderStatusLine(order.status));
+    fill(statusSlot, orderStatusLine(order.status, 'order-status', order.cancel_reason));
     renderDetails(details, order, checkout);
   };
   render(result);
@@ -102,6 +104,11 @@ export async function viewPaypalReturn(ctx, _params, query) {
 
 function renderDetails(details, order, checkout) {
   clear(details);
+  // Execute's own answer has only the id and status: the title waits for the order itself.
+  if (order.event_title || order.starts_at) {
+    const showing = showingText(order);
+    append(details, h('p', { class: 'order-what' }, h('strong', {}, orderTitle(order)), showing ? ` · ${showing}` : ''));
+  }
   const tickets = order.tickets || [];
   if (tickets.length) {
     append(details, h('h2', {}, 'Tickets'),
@@ -135,8 +142,8 @@ export async function viewPaypalCancel(ctx, _params, query) {
     const result = await api.cancelPayment(token, { signal: ctx.signal });
     if (sameOrder) sessionStorage.removeItem(CHECKOUT_KEY);
     fill(box, 
-      orderStatusLine(result.status || 'cancelled'),
-      h('p', {}, 'Nothing was charged. Your seats stay held for you until their hold runs out, so you can pay again.'),
+      orderStatusLine(result.status || 'cancelled', 'order-status', 'buyer'),
+      h('p', {}, 'Your seats stay held for you until their hold runs out, so you can pay again.'),
       h('p', { class: 'actions' }, seatsLink(sameOrder), ' ', h('a', { href: '#/orders' }, 'My orders')));
   } catch (err) {
     if (isAbort(err)) return;
