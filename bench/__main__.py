@@ -3,6 +3,8 @@
     .venv/bin/python -m bench            # the full run (about 4-9 minutes on 2 cores)
     .venv/bin/python -m bench --quick    # a smoke run of every figure with small numbers (< 1 minute)
     .venv/bin/python -m bench --only flood    # one figure: flood_select_ack_ms (its own stack, limits on)
+    .venv/bin/python -m bench --only rush     # one figure: premiere_rush (its own stack, AWS's post delay and rate)
+    .venv/bin/python -m bench --only rush --slice-size 250    # the same with the room posted in 4 slices
 
 Human progress goes to stderr. See bench/README.md for what each figure means.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import platform
@@ -38,7 +41,7 @@ for _name, _value in (
 ):
     os.environ.setdefault(_name, _value)
 
-from bench import awscount, flood, phases, stats  # noqa: E402
+from bench import awscount, flood, phases, rush, stats  # noqa: E402
 from bench.clients import Client  # noqa: E402
 from bench.memory import (  # noqa: E402
     RssSampler,
@@ -78,6 +81,7 @@ class Plan:
     idle_window: float = 5.0
     settle: float = 2.0  # pause before an RSS sample, so closed connections are gone
     flood: flood.FloodPlan = flood.FloodPlan()
+    premiere: rush.RushPlan = rush.RushPlan()
 
 
 QUICK = Plan(
@@ -101,6 +105,7 @@ QUICK = Plan(
     idle_window=1.0,
     settle=0.5,
     flood=flood.FloodPlan(users=5, baseline_window=2.0, window=3.0, grace=2.0),
+    premiere=rush.RushPlan(viewers=100, buyers=20, arrival_s=5.0, seats=120, settle_s=2.0),
 )
 
 
@@ -358,21 +363,40 @@ async def run_flood(plan: flood.FloodPlan) -> None:
         log(f"flood: done in {time.perf_counter() - started:.0f}s; stopping its stack")
 
 
+async def run_rush(plan: rush.RushPlan) -> None:
+    """premiere_rush on a stack of its own: AWS's post delay and connection rate on, the abuse limits off."""
+    started = time.perf_counter()
+    log(f"rush: starting a stack, post delay {plan.post_delay_ms} ms, fan-out slice size {plan.slice_size}")
+    raise_fd_limit(2 * (plan.viewers + plan.buyers) + 1024)
+    with ExitStack() as exits:
+        stack, endpoint = await asyncio.to_thread(start_stack, exits, env=rush.stack_env(plan))
+        stack_cpu = lambda: tree_cpu_seconds(stack.process.pid)  # noqa: E731
+        emit(await rush.run(stack, Tables(endpoint), plan, stack_cpu))
+        log(f"rush: done in {time.perf_counter() - started:.0f}s; stopping its stack")
+
+
 async def run_all(plan: Plan, only: str | None) -> None:
     if only is None:
         await run(plan)
     else:
         emit(environment("start"))
-    await run_flood(plan.flood)
+    if only in (None, "flood"):
+        await run_flood(plan.flood)
+    if only in (None, "rush"):
+        await run_rush(plan.premiere)
     emit(environment("end"))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run of every figure with small numbers")
-    parser.add_argument("--only", choices=("flood",), help="run one figure (with its own stack)")
+    parser.add_argument("--only", choices=("flood", "rush"), help="run one figure (with its own stack)")
+    parser.add_argument("--slice-size", type=int, help="premiere_rush: FANOUT_SLICE_SIZE of its stack")
     args = parser.parse_args(argv)
-    asyncio.run(run_all(QUICK if args.quick else Plan(), args.only))
+    plan = QUICK if args.quick else Plan()
+    if args.slice_size is not None:
+        plan = dataclasses.replace(plan, premiere=dataclasses.replace(plan.premiere, slice_size=args.slice_size))
+    asyncio.run(run_all(plan, args.only))
     return 0
 
 
