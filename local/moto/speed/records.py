@@ -13,11 +13,11 @@ def _json_get_records(handler: Any) -> tuple[int, dict[str, str], str]:
 
     limit = handler._get_param("Limit")
     result = handler.backend.get_records(handler._get_param("ShardIterator"), 1000 if limit is None else limit)
-    body = json.dumps(result, default=_wire_value, separators=(",", ":"))
+    body = json.dumps(result, default=wire_value, separators=(",", ":"))
     return 200, {"Content-Type": "application/x-amz-json-1.0"}, body
 
 
-def _wire_value(value: Any) -> Any:
+def wire_value(value: Any) -> Any:
     """What moto's JSON serializer writes for the non-JSON values a stream record holds."""
     import base64
     import calendar
@@ -31,7 +31,7 @@ def _wire_value(value: Any) -> Any:
         return seconds + (value.microsecond // 1000) / 1000.0 if value.microsecond else seconds
     if isinstance(value, bytes | bytearray):
         return base64.b64encode(value).decode("ascii")  # B and BS attribute values
-    raise TypeError(f"{type(value).__name__} in a stream record")
+    raise TypeError(f"{type(value).__name__} in an answer of plain JSON")
 
 
 def patches() -> list[tuple[Any, str, Any]]:

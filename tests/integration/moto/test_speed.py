@@ -6,7 +6,7 @@ import contextlib
 import datetime as dt
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import boto3
@@ -511,3 +511,93 @@ def test_cached_moto_lookups_answer_what_moto_computes(
 
 
 # --------------------------------------------------------------------------------------
+
+
+# Plain-JSON Query and GetItem
+# --------------------------------------------------------------------------------------
+
+
+def read_items_both_ways(
+    dynamodb: Any, read: Callable[[], list[dict[str, Any]]], moto_originals: dict, monkeypatch: pytest.MonkeyPatch
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """What `read` answers through the patched Query and GetItem, then through moto's own (serializer and all)."""
+    from moto.dynamodb.responses import DynamoHandler
+
+    patched = read()
+    for name in ("query", "get_item"):
+        monkeypatch.setattr(DynamoHandler, name, moto_originals[DynamoHandler, name])
+    return patched, read()
+
+
+def without_metadata(answer: dict[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in answer.items() if name != "ResponseMetadata"}
+
+
+def test_query_and_get_item_through_the_patch_equal_moto_serialized_answers(
+    patched_moto: tuple[Any, Any], moto_originals: dict[tuple[Any, str], Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dynamodb, _ = patched_moto
+    dynamodb.create_table(
+        TableName="rooms",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": name, "AttributeType": "S"} for name in ("pk", "sk", "room", "connection_id")
+        ],
+        BillingMode="PAY_PER_REQUEST",
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "by_room",
+                "KeySchema": [
+                    {"AttributeName": "room", "KeyType": "HASH"},
+                    {"AttributeName": "connection_id", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
+            }
+        ],
+    )
+    for index in range(7):
+        item = {**RICH_ITEM, "pk": {"S": f"c{index}"}, "sk": {"S": "x"}, "room": {"S": "r1"}}
+        dynamodb.put_item(TableName="rooms", Item={**item, "connection_id": {"S": f"c{index}"}, "blob": {"B": b"\x00"}})
+
+    def read() -> list[dict[str, Any]]:
+        answers = []
+        start: dict[str, Any] = {}
+        while True:  # pages of 3 from the index: LastEvaluatedKey present, then absent
+            page = dynamodb.query(
+                TableName="rooms",
+                IndexName="by_room",
+                KeyConditionExpression="room = :r",
+                ExpressionAttributeValues={":r": {"S": "r1"}},
+                Limit=3,
+                **start,
+            )
+            answers.append(without_metadata(page))
+            if "LastEvaluatedKey" not in page:
+                break
+            start = {"ExclusiveStartKey": page["LastEvaluatedKey"]}
+        key = {"pk": {"S": "c2"}, "sk": {"S": "x"}}
+        answers.append(
+            without_metadata(
+                dynamodb.query(
+                    TableName="rooms",
+                    KeyConditionExpression="pk = :p",
+                    ExpressionAttributeValues={":p": {"S": "c2"}},
+                    ReturnConsumedCapacity="TOTAL",
+                )
+            )
+        )
+        answers.append(without_metadata(dynamodb.get_item(TableName="rooms", Key=key, ConsistentRead=True)))
+        answers.append(
+            without_metadata(dynamodb.get_item(TableName="rooms", Key=key, ProjectionExpression="meta.tags"))
+        )
+        answers.append(
+            without_metadata(dynamodb.get_item(TableName="rooms", Key={"pk": {"S": "no"}, "sk": {"S": "x"}}))
+        )
+        return answers
+
+    patched, by_moto = read_items_both_ways(dynamodb, read, moto_originals, monkeypatch)
+
+    assert patched == by_moto
+    assert [len(answer.get("Items", ())) for answer in patched[:3]] == [3, 3, 1]
+    assert patched[3]["Items"][0]["meta"] == RICH_ITEM["meta"] and patched[3]["Items"][0]["blob"] == {"B": b"\x00"}
+    assert patched[-1] == {}  # no such item: no Item member at all
