@@ -5,19 +5,37 @@ Each handler: parse -> one service call -> dict, or raise. No boto3 / pynamodb h
 
 from __future__ import annotations
 
+import importlib
 import json
+from typing import TYPE_CHECKING
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from chalice import Chalice, Rate
 
-from chalicelib import payment_schemas, schemas
 from chalicelib.auth import bearer_token
 from chalicelib.config import get_settings
 from chalicelib.errors import DomainError, PayloadTooLarge
 from chalicelib.http import MAX_BODY_BYTES, endpoint, json_response, parse_body, parse_query, status_for
 from chalicelib.observability import logger, metrics
-from chalicelib.openapi import document as openapi_document
 from chalicelib.wiring import container
+
+
+class _OnFirstUse:
+    """A module imported when a handler first reads from it. The request models (pydantic) are most of the app's
+    import time, and a cold start of a handler that parses no body (a WebSocket frame, a queue or stream batch)
+    should not pay for them (infra/README.md, "Cold start")."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attribute: str):
+        return getattr(importlib.import_module(self._name), attribute)
+
+
+if TYPE_CHECKING:
+    from chalicelib import payment_schemas, schemas
+else:
+    schemas = _OnFirstUse("chalicelib.schemas")
+    payment_schemas = _OnFirstUse("chalicelib.payment_schemas")
 
 app = Chalice(app_name="tickets")
 app.experimental_feature_flags.update(["WEBSOCKETS"])
@@ -99,7 +117,9 @@ def health():
 @app.route("/api/schema", methods=["GET"])
 @endpoint()
 def schema():
-    return openapi_document()
+    from chalicelib.openapi import document
+
+    return document()
 
 
 # --- accounts -------------------------------------------------------------------------------
@@ -295,25 +315,28 @@ def _refund_record(record) -> None:
     container().refunds.process(message["order_id"], message["refund_id"])
 
 
-@app.on_sqs_message(queue_arn=_settings.purchases_queue_arn, batch_size=10)
-def purchase_worker(event):
+def _each_record(event, record_handler):
+    """batchItemFailures for the records `record_handler` raised on. powertools' batch utility is imported here:
+    only the queue workers use it."""
+    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+
     # One processor per invocation: powertools' BatchProcessor keeps per-batch state.
     return process_partial_response(
         event=event.to_dict(),
-        record_handler=_purchase_record,
+        record_handler=record_handler,
         processor=BatchProcessor(event_type=EventType.SQS),
         context=event.context,
     )
+
+
+@app.on_sqs_message(queue_arn=_settings.purchases_queue_arn, batch_size=10)
+def purchase_worker(event):
+    return _each_record(event, _purchase_record)
 
 
 @app.on_sqs_message(queue_arn=_settings.refunds_queue_arn, batch_size=10)
 def refund_worker(event):
-    return process_partial_response(
-        event=event.to_dict(),
-        record_handler=_refund_record,
-        processor=BatchProcessor(event_type=EventType.SQS),
-        context=event.context,
-    )
+    return _each_record(event, _refund_record)
 
 
 # --- WebSocket seat selection ---------------------------------------------------------------

@@ -5,13 +5,15 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from chalice.app import Response
-from pydantic import BaseModel, ValidationError
 
 from chalicelib import errors
 from chalicelib.observability import logger
+
+if TYPE_CHECKING:  # pydantic is imported by the first request that parses something (cold start)
+    from pydantic import BaseModel, ValidationError
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -31,7 +33,7 @@ STATUS: dict[type[errors.DomainError], int] = {
 
 JSON_HEADERS: dict[str, str | list[str]] = {"Content-Type": "application/json"}
 
-M = TypeVar("M", bound=BaseModel)
+M = TypeVar("M", bound="BaseModel")
 
 
 def status_for(exc: errors.DomainError) -> int:
@@ -134,6 +136,8 @@ def parse_body(raw: bytes | str | None, content_type: str | None, model: type[M]
     data = _decode_json(raw)
     if not isinstance(data, dict):
         raise errors.BadRequest("body: a JSON object is required")
+    from pydantic import ValidationError
+
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -147,6 +151,8 @@ def _is_json(content_type: str) -> bool:
 
 def parse_query(params: dict[str, str] | None, model: type[M]) -> M:
     """Validate query parameters against a model. Raises BadRequest naming the parameter."""
+    from pydantic import ValidationError
+
     try:
         return model.model_validate(dict(params or {}))
     except ValidationError as exc:

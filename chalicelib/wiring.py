@@ -7,33 +7,30 @@ import threading
 import time
 from collections.abc import Callable
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import boto3
 from botocore.config import Config as BotoConfig
 
 from chalicelib import auth
-from chalicelib.broadcast import Broadcaster
 from chalicelib.config import ConfigError, Settings, get_settings
-from chalicelib.limits import RateLimiter
-from chalicelib.management_api import ManagementApi
-from chalicelib.paypal import PayPalClient, base_url_for
-from chalicelib.queues import QueuePublisher
-from chalicelib.services.accounts import AccountService
-from chalicelib.services.catalog import CatalogService
-from chalicelib.services.chargebacks import ChargebackService
-from chalicelib.services.health import HealthCheck
-from chalicelib.services.payments import PaymentService
-from chalicelib.services.refunds import RefundService
-from chalicelib.services.seats import SeatService
-from chalicelib.services.sessions import SessionService
 from chalicelib.storage import bind_models
-from chalicelib.storage.accounts import AccountRepository
-from chalicelib.storage.catalog import CatalogRepository
-from chalicelib.storage.connections import ConnectionRepository
-from chalicelib.storage.limits import LimitRepository
-from chalicelib.storage.orders import OrderRepository
-from chalicelib.storage.seats import SeatRepository
-from chalicelib.storage.sessions import SessionRepository
+
+# Each service (and what it alone needs: PayPal's client, the Management API's, ...) is imported when a handler
+# first asks for it, so a cold start imports only what that handler kind uses (infra/README.md, "Cold start").
+if TYPE_CHECKING:
+    from chalicelib.broadcast import Broadcaster
+    from chalicelib.limits import RateLimiter
+    from chalicelib.paypal import PayPalClient
+    from chalicelib.services.accounts import AccountService
+    from chalicelib.services.catalog import CatalogService
+    from chalicelib.services.chargebacks import ChargebackService
+    from chalicelib.services.health import HealthCheck
+    from chalicelib.services.payments import PaymentService
+    from chalicelib.services.refunds import RefundService
+    from chalicelib.services.seats import SeatService
+    from chalicelib.services.sessions import SessionService
+    from chalicelib.storage.connections import ConnectionRepository
 
 
 class Container:
@@ -59,6 +56,8 @@ class Container:
         )
 
     def management_client(self):
+        from chalicelib.management_api import ManagementApi
+
         if not self.settings.ws_management_endpoint:
             raise ConfigError("WS_MANAGEMENT_ENDPOINT must be set to post to WebSocket clients")
         return ManagementApi(
@@ -81,6 +80,8 @@ class Container:
 
     # --- PayPal -------------------------------------------------------------------------
     def paypal(self) -> PayPalClient:
+        from chalicelib.paypal import PayPalClient, base_url_for
+
         if self._paypal is None:
             with self._lock:
                 if self._paypal is None:
@@ -122,15 +123,24 @@ class Container:
     # --- repositories and services --------------------------------------------------------
     @cached_property
     def catalog(self) -> CatalogService:
+        from chalicelib.services.catalog import CatalogService
+        from chalicelib.storage.catalog import CatalogRepository
+
         return CatalogService(CatalogRepository(), clock=self.clock)
 
     @cached_property
     def health(self) -> HealthCheck:
+        from chalicelib.services.health import HealthCheck
+        from chalicelib.storage.catalog import CatalogRepository
+
         repo = CatalogRepository()
         return HealthCheck(lambda: repo.get_category("health-probe"))
 
     @cached_property
     def accounts(self) -> AccountService:
+        from chalicelib.services.accounts import AccountService
+        from chalicelib.storage.accounts import AccountRepository
+
         return AccountService(
             AccountRepository(),
             self.token_config,
@@ -143,6 +153,10 @@ class Container:
 
     @cached_property
     def sessions(self) -> SessionService:
+        from chalicelib.services.sessions import SessionService
+        from chalicelib.storage.accounts import AccountRepository
+        from chalicelib.storage.sessions import SessionRepository
+
         return SessionService(
             SessionRepository(),
             AccountRepository(),
@@ -154,14 +168,22 @@ class Container:
 
     @cached_property
     def limiter(self) -> RateLimiter:
+        from chalicelib.limits import RateLimiter
+        from chalicelib.storage.limits import LimitRepository
+
         return RateLimiter(LimitRepository(), clock=self.clock)
 
     @cached_property
     def connections(self) -> ConnectionRepository:
+        from chalicelib.storage.connections import ConnectionRepository
+
         return ConnectionRepository()
 
     @cached_property
     def broadcaster(self) -> Broadcaster:
+        from chalicelib.broadcast import Broadcaster
+        from chalicelib.queues import QueuePublisher
+
         settings = self.settings
         return Broadcaster(
             self.management_client,
@@ -176,6 +198,9 @@ class Container:
 
     @cached_property
     def seats(self) -> SeatService:
+        from chalicelib.services.seats import SeatService
+        from chalicelib.storage.seats import SeatRepository
+
         limits = self.settings.limits
         repo = SeatRepository(
             hold_seconds=self.settings.hold_seconds,
@@ -198,6 +223,10 @@ class Container:
 
     @cached_property
     def payments(self) -> PaymentService:
+        from chalicelib.queues import QueuePublisher
+        from chalicelib.services.payments import PaymentService
+        from chalicelib.storage.orders import OrderRepository
+
         return PaymentService(
             orders=OrderRepository(),
             seats=self.seats.repo,
@@ -212,10 +241,15 @@ class Container:
 
     @cached_property
     def chargebacks(self) -> ChargebackService:
+        from chalicelib.services.chargebacks import ChargebackService
+
         return ChargebackService(orders=self.payments.orders, paypal=self.paypal)
 
     @cached_property
     def refunds(self) -> RefundService:
+        from chalicelib.queues import QueuePublisher
+        from chalicelib.services.refunds import RefundService
+
         return RefundService(
             orders=self.payments.orders,
             payments=self.payments,
