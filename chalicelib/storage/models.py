@@ -6,6 +6,7 @@ module reads no environment and opens no connection.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 
 from pynamodb.attributes import (
@@ -16,6 +17,7 @@ from pynamodb.attributes import (
     UnicodeAttribute,
 )
 from pynamodb.connection import Connection as PynamoConnection
+from pynamodb.connection import TableConnection
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, IncludeProjection, KeysOnlyProjection
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
@@ -34,7 +36,24 @@ class _Meta:
     max_retry_attempts = 3
 
 
-class User(Model):
+class _Model(Model):
+    """Every model of a process on one pynamodb Connection, so one botocore session and DynamoDB client: pynamodb
+    builds one per model class, and each build loads botocore's endpoint and service JSON again (~50 ms of a cold
+    start per table a request touches)."""
+
+    @classmethod
+    def _get_connection(cls) -> TableConnection:
+        table = super()._get_connection()
+        shared = _shared_connection()
+        if table.connection is not shared:
+            meta_table = table.get_meta_table()
+            table.connection = shared
+            with contextlib.suppress(ValueError):  # already added by a concurrent first call
+                shared.add_meta_table(meta_table)
+        return table
+
+
+class User(_Model):
     class Meta(_Meta):
         pass
 
@@ -48,7 +67,7 @@ class User(Model):
     session_epoch = NumberAttribute(default=0)
 
 
-class Category(Model):
+class Category(_Model):
     class Meta(_Meta):
         pass
 
@@ -65,7 +84,7 @@ class EventsByCategory(GlobalSecondaryIndex["Event"]):
     created_at = UnicodeAttribute(range_key=True)
 
 
-class Event(Model):
+class Event(_Model):
     class Meta(_Meta):
         pass
 
@@ -88,7 +107,7 @@ class ShowtimesByEvent(GlobalSecondaryIndex["Showtime"]):
     starts_at = UnicodeAttribute(range_key=True)
 
 
-class Showtime(Model):
+class Showtime(_Model):
     class Meta(_Meta):
         pass
 
@@ -114,7 +133,7 @@ class TicketsByExpiry(GlobalSecondaryIndex["Ticket"]):
     hold_expires_at = NumberAttribute(range_key=True)
 
 
-class Ticket(Model):
+class Ticket(_Model):
     class Meta(_Meta):
         pass
 
@@ -137,7 +156,7 @@ class Ticket(Model):
     by_expiry = TicketsByExpiry()
 
 
-class Cart(Model):
+class Cart(_Model):
     class Meta(_Meta):
         pass
 
@@ -167,7 +186,7 @@ class ConnectionsByUser(GlobalSecondaryIndex["Connection"]):
     connection_id = UnicodeAttribute(range_key=True)
 
 
-class Connection(Model):
+class Connection(_Model):
     class Meta(_Meta):
         pass
 
@@ -209,7 +228,7 @@ class OrdersByOpenExpiry(GlobalSecondaryIndex["Order"]):
     expires_at = NumberAttribute(range_key=True)
 
 
-class Order(Model):
+class Order(_Model):
     class Meta(_Meta):
         pass
 
@@ -246,7 +265,7 @@ class Order(Model):
     by_attention = OrdersByAttention()
 
 
-class PaymentRef(Model):
+class PaymentRef(_Model):
     class Meta(_Meta):
         pass
 
@@ -255,7 +274,7 @@ class PaymentRef(Model):
     expires_at = NumberAttribute(null=True)
 
 
-class Session(Model):
+class Session(_Model):
     """SESSION#<id>: one sign-in, i.e. one refresh-token family; WSTICKET#<id>: a WebSocket connect ticket."""
 
     class Meta(_Meta):
@@ -273,7 +292,7 @@ class Session(Model):
     expires_at = NumberAttribute()
 
 
-class Limit(Model):
+class Limit(_Model):
     """A rate-limit window: `pk` = <scope>#<subject>#<window start>; its counters are attributes of their own
     (written with raw UpdateItem ADDs, see storage/limits.py), so one write counts several limits at once."""
 
@@ -305,8 +324,8 @@ _binding: dict[str, object] = {"region": _Meta.region, "host": None, "connection
 _binding_lock = threading.Lock()
 
 
-def transact_write() -> TransactWrite:
-    """A TransactWrite on the connection bound by bind_models (one per process, thread-safe)."""
+def _shared_connection() -> PynamoConnection:
+    """The connection bound by bind_models: one per process, thread-safe, its client built on first use."""
     connection = _binding["connection"]
     if connection is None:
         with _binding_lock:
@@ -323,7 +342,12 @@ def transact_write() -> TransactWrite:
                 # Build the botocore client now, once: concurrent first calls would each build one.
                 connection.client  # noqa: B018
                 _binding["connection"] = connection
-    return TransactWrite(connection=connection)  # type: ignore[arg-type]
+    return connection  # type: ignore[return-value]
+
+
+def transact_write() -> TransactWrite:
+    """A TransactWrite on the shared connection."""
+    return TransactWrite(connection=_shared_connection())
 
 
 def bind_models(settings: Settings) -> None:
@@ -338,8 +362,8 @@ def bind_models(settings: Settings) -> None:
 
 
 def warm_clients() -> None:
-    """Build every model's botocore client now. A process that serves many threads at once (the local
-    runtime) would otherwise have each of its first concurrent requests build its own, ~0.1 s of CPU each."""
+    """Build the shared botocore client and every model's table connection now. A process that serves many threads
+    at once (the local runtime) would otherwise have each of its first concurrent requests build a client of its
+    own, ~0.1 s of CPU each."""
     for model in MODELS.values():
-        model._get_connection().connection.client  # noqa: B018
-    transact_write()
+        model._get_connection()
