@@ -26,6 +26,7 @@ from chalicelib.services.payments import PaymentService
 from chalicelib.services.refunds import RefundService
 from chalicelib.services.seats import SeatService
 from chalicelib.services.sessions import SessionService
+from chalicelib.services.staff import StaffService
 from chalicelib.storage import bind_models
 from chalicelib.storage.accounts import AccountRepository
 from chalicelib.storage.catalog import CatalogRepository
@@ -226,6 +227,17 @@ class Container:
             chargebacks=self.chargebacks,
             webhook_id=self.settings.paypal_webhook_id,
             webhooks_on=self.settings.paypal_webhooks == "verify",
+            clock=self.clock,
+        )
+
+    @cached_property
+    def staff(self) -> StaffService:
+        return StaffService(
+            catalog=self.catalog,
+            catalog_repo=CatalogRepository(),
+            orders=self.payments.orders,
+            accounts=AccountRepository(),
+            chargebacks=self.chargebacks,
             clock=self.clock,
         )
 
