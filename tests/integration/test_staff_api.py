@@ -47,7 +47,9 @@ def call(api, method: str, path: str, token: str | None = None, body: dict | Non
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     if body is not None:
         headers["Content-Type"] = "application/json"
-    response = getattr(api.http, method.lower())(path, headers=headers, body=json.dumps(body) if body is not None else None)
+    response = getattr(api.http, method.lower())(
+        path, headers=headers, body=json.dumps(body) if body is not None else None
+    )
     return response.status_code, json.loads(response.body) if response.body else None
 
 
