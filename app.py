@@ -208,12 +208,28 @@ def event_detail(event_id):
     return container().catalog.event_detail(event_id)
 
 
+@app.route("/api/events/{event_id}", methods=["PATCH"], content_types=["application/json"])
+@endpoint()
+def update_event(event_id):
+    _staff()
+    body = _body(schemas.EventPatchIn)
+    return container().catalog.update_event(event_id, body.changes())
+
+
 @app.route("/api/events/{event_id}/showtimes", methods=["POST"], content_types=["application/json"])
 @endpoint(status=201)
 def create_showtime(event_id):
     _staff()
     body = _body(schemas.ShowtimeIn)
     return container().catalog.create_showtime(event_id, **body.model_dump())
+
+
+@app.route("/api/events/{event_id}/showtimes/{showtime_id}", methods=["PATCH"], content_types=["application/json"])
+@endpoint()
+def update_showtime(event_id, showtime_id):
+    _staff()
+    body = _body(schemas.ShowtimePatchIn)
+    return container().catalog.update_showtime(event_id, showtime_id, starts_at=body.starts_at)
 
 
 @app.route("/api/events/{event_id}/tickets", methods=["GET"])
@@ -296,7 +312,24 @@ def order_detail(order_id):
 def staff_orders():
     _staff()
     query = _query(payment_schemas.StaffOrdersQuery)
-    return container().chargebacks.needing_attention(query.attention, limit=query.limit, cursor=query.cursor)
+    return container().staff.orders(
+        attention=query.attention, email=query.email, order_id=query.order_id, limit=query.limit, cursor=query.cursor
+    )
+
+
+@app.route("/api/staff/orders/{order_id}/refund", methods=["POST"], content_types=["application/json"])
+@endpoint(status=202)
+def staff_refund(order_id):
+    _staff()
+    body = _body(payment_schemas.StaffRefundIn)
+    return container().refunds.request_for_staff(order_id, body.ticket_ids)
+
+
+@app.route("/api/staff/showtimes/{showtime_id}", methods=["GET"])
+@endpoint()
+def staff_showtime(showtime_id):
+    _staff()
+    return container().staff.showtime_report(showtime_id)
 
 
 # --- workers -------------------------------------------------------------------------------

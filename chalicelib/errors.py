@@ -64,6 +64,11 @@ class AlreadyExists(Conflict):
     default_message = "This resource already exists."
 
 
+class HasSales(Conflict):
+    code = "showtime_has_sales"
+    default_message = "Seats of this showtime are sold or being paid for."
+
+
 # --- seat selection -------------------------------------------------------------------------
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from chalicelib.domain import ID_PATTERN, PAYPAL_ID_PATTERN
+from chalicelib.schemas import normal_email
 
 
 class _Strict(BaseModel):
@@ -38,11 +39,25 @@ class OrdersQuery(_Strict):
 
 
 class StaffOrdersQuery(_Strict):
-    attention: Literal["disputed", "reversed"] = Field(
-        description="disputed: a PayPal dispute is open; reversed: the payment was taken back, its tickets are void"
+    attention: Literal["disputed", "reversed"] | None = Field(
+        default=None,
+        description="disputed: a PayPal dispute is open; reversed: the payment was taken back, its tickets are void",
     )
+    email: str | None = Field(default=None, max_length=254, description="The buyer's email: their orders")
+    order_id: str | None = Field(default=None, pattern=ID_PATTERN, description="One order by its id")
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        # Spelled as accounts store it (NFKC, lower case), so any spelling of the address finds the buyer.
+        return None if value is None else normal_email(value.strip())
+
     cursor: str | None = Field(default=None, max_length=2048)
     limit: int = Field(default=20, ge=1, le=100)
+
+
+class StaffRefundIn(_Strict):
+    ticket_ids: list[str] | None = Field(default=None, min_length=1, max_length=50)
 
 
 class OrderTicketOut(BaseModel):
@@ -100,6 +115,7 @@ class DisputeOut(BaseModel):
 
 class StaffOrderOut(OrderOut):
     user_id: str
+    email: str | None = Field(default=None, description="The buyer's email (null if the account is gone)")
     capture_id: str | None
     dispute: DisputeOut | None = None
 
@@ -216,10 +232,20 @@ def payment_operations(operation_cls) -> tuple:
         op(
             "GET",
             "/api/staff/orders",
-            "Orders staff must look at: disputed, or reversed (staff)",
+            "Orders for staff: disputed or reversed ones, a buyer's (by email), or one by id (staff)",
             StaffOrdersOut,
             query=StaffOrdersQuery,
             auth="staff",
             errors=(400, 401, 403),
+        ),
+        op(
+            "POST",
+            "/api/staff/orders/{order_id}/refund",
+            "Refund a buyer's order, or some of its tickets, as the buyer could (staff)",
+            RefundCreatedOut,
+            202,
+            StaffRefundIn,
+            auth="staff",
+            errors=(400, 401, 403, 404, 409, 413, 415),
         ),
     )

@@ -244,11 +244,47 @@ class ShowtimeIn(Strict):
         return value
 
 
+class EventPatchIn(Strict):
+    """A staff edit of an event: only the fields sent change (at least one)."""
+
+    title: str | None = Field(default=None, min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=5000)
+    category: str | None = Field(default=None, pattern=_SLUG)
+    duration_minutes: int | None = Field(default=None, ge=1, le=1440, strict=True)
+
+    @field_validator("title")
+    @classmethod
+    def _title(cls, value: str | None) -> str | None:
+        return None if value is None else safe_text(value)
+
+    @field_validator("description")
+    @classmethod
+    def _description(cls, value: str | None) -> str | None:
+        return None if value is None else safe_text(value, newlines=True)
+
+    def changes(self) -> dict:
+        return self.model_dump(exclude_none=True)
+
+
+class ShowtimePatchIn(Strict):
+    """A staff edit of a showtime: its start, on the same date (seats, hall and price are fixed at creation)."""
+
+    starts_at: str = Field(max_length=40, description="HH:MM on the showtime's date, or an ISO 8601 datetime")
+
+
 class ShowtimeCreatedOut(ShowtimeOut):
     event_id: str
     tickets: int
     price: str
     currency: str
+
+
+class StaffShowtimeOut(ShowtimeCreatedOut):
+    event_title: str
+    held: int = Field(description="Held by a buyer, or in a checkout")
+    sold: int = Field(description="Sold and valid (not refunded, not void)")
+    void: int = Field(description="Sold, then taken back through PayPal: not valid for entry")
+    revenue: str = Field(description="The sum of the prices of the seats sold now (refunded seats are not sold)")
 
 
 class HealthOut(BaseModel):

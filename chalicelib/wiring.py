@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from chalicelib.services.refunds import RefundService
     from chalicelib.services.seats import SeatService
     from chalicelib.services.sessions import SessionService
+    from chalicelib.services.staff import StaffService
     from chalicelib.storage.connections import ConnectionRepository
 
 
@@ -260,6 +261,21 @@ class Container:
             chargebacks=self.chargebacks,
             webhook_id=self.settings.paypal_webhook_id,
             webhooks_on=self.settings.paypal_webhooks == "verify",
+            clock=self.clock,
+        )
+
+    @cached_property
+    def staff(self) -> StaffService:
+        from chalicelib.services.staff import StaffService
+        from chalicelib.storage.accounts import AccountRepository
+        from chalicelib.storage.catalog import CatalogRepository
+
+        return StaffService(
+            catalog=self.catalog,
+            catalog_repo=CatalogRepository(),
+            orders=self.payments.orders,
+            accounts=AccountRepository(),
+            chargebacks=self.chargebacks,
             clock=self.clock,
         )
 

@@ -11,6 +11,8 @@ import { viewEvent, viewEvents } from './js/views/events.js';
 import { viewSeats } from './js/views/seats.js';
 import { viewPaypalCancel, viewPaypalReturn } from './js/views/payment.js';
 import { viewOrder, viewOrders } from './js/views/orders.js';
+import { viewStaffEvent, viewStaffHome, viewStaffShowtime } from './js/views/staff.js';
+import { viewStaffOrders } from './js/views/staffOrders.js';
 
 const APP_NAME = 'Tickets';
 
@@ -22,6 +24,10 @@ const routes = [
   [/^\/orders\/([^/]+)$/, viewOrder, 'orders'],
   [/^\/login$/, viewLogin, 'login'],
   [/^\/register$/, viewRegister, 'register'],
+  [/^\/staff$/, viewStaffHome, 'staff'],
+  [/^\/staff\/events\/([^/]+)$/, viewStaffEvent, 'staff'],
+  [/^\/staff\/showtimes\/([^/]+)$/, viewStaffShowtime, 'staff'],
+  [/^\/staff\/orders$/, viewStaffOrders, 'staff'],
 ];
 
 const main = document.getElementById('main');
@@ -48,6 +54,7 @@ function parseHash() {
 function renderNav(section) {
   const link = (href, text, key) => h('li', {}, h('a', { href, 'aria-current': section === key ? 'page' : null }, text));
   const items = [link('#/events', 'Events', 'events'), link('#/orders', 'My orders', 'orders')];
+  if (session.isStaff) items.push(link('#/staff', 'Staff', 'staff'));
   if (session.loggedIn) {
     const out = h('button', { type: 'button', class: 'link-button', id: 'logout' }, 'Log out');
     out.addEventListener('click', () => {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import time
@@ -11,7 +12,7 @@ from decimal import Decimal
 
 from chalicelib import holds
 from chalicelib.domain import EventRecord, ShowtimeRecord, TicketRecord, plausible_id
-from chalicelib.errors import BadRequest, NotFound
+from chalicelib.errors import BadRequest, HasSales, NotFound
 from chalicelib.storage.catalog import CatalogRepository
 
 
@@ -75,7 +76,7 @@ def ticket_view(ticket: TicketRecord, viewer: str | None, now: float) -> dict:
 
 
 class CatalogService:
-    """Raises NotFound, BadRequest, AlreadyExists."""
+    """Raises NotFound, BadRequest, AlreadyExists, HasSales."""
 
     def __init__(self, repo: CatalogRepository, clock: Callable[[], float] = time.time) -> None:
         self._repo = repo
@@ -204,6 +205,56 @@ class CatalogService:
             "price": record.price,
             "currency": record.currency,
         }
+
+    def update_event(self, event_id: str, changes: dict) -> dict:
+        """Change an event's title, description, category or duration. Raises NotFound, BadRequest.
+
+        Orders keep the title they were bought under (their receipts stay true)."""
+        if not changes:
+            raise BadRequest("body: send at least one of title, description, category, duration_minutes")
+        event = self.event(event_id)
+        category, category_name = event.category, event.category_name
+        if "category" in changes:
+            found = self._repo.get_category(changes["category"])
+            if found is None:
+                raise BadRequest("category: unknown category slug")
+            category, category_name = found.slug, found.name
+        record = dataclasses.replace(
+            event,
+            title=changes.get("title", event.title),
+            description=changes.get("description", event.description),
+            duration_minutes=changes.get("duration_minutes", event.duration_minutes),
+            category=category,
+            category_name=category_name,
+        )
+        if not self._repo.update_event(record):
+            raise NotFound("No such event.")
+        return event_view(record)
+
+    def update_showtime(self, event_id: str, showtime_id: str, *, starts_at: str) -> dict:
+        """Move a showtime's start within its date, while none of its seats is sold or in a checkout (their
+        orders and PayPal receipts name the start they were bought for). Raises NotFound, BadRequest, HasSales."""
+        event = self.event(event_id)
+        showtime = self.showtime(showtime_id)
+        if showtime.event_id != event.id:
+            raise NotFound("No such showtime.")
+        moved = starts_at_iso(dt.date.fromisoformat(showtime.date), starts_at)
+        if any(status in _SALES for status, _expiry in self._repo.iter_ticket_states(showtime.id)):
+            raise HasSales("Seats of this showtime are sold or being paid for, so its start cannot move.")
+        if not self._repo.set_showtime_start(showtime.id, moved):
+            raise NotFound("No such showtime.")
+        view = self._showtime_view(dataclasses.replace(showtime, starts_at=moved), self._clock())
+        return {
+            **view,
+            "event_id": event.id,
+            "tickets": showtime.tickets_count,
+            "price": showtime.price,
+            "currency": showtime.currency,
+        }
+
+
+# Seats whose order names the showtime's start: sold (or void), or in a checkout.
+_SALES = frozenset({holds.SOLD, holds.VOID, holds.CHECKOUT})
 
 
 def _generate_tickets(showtime: ShowtimeRecord) -> Iterator[TicketRecord]:

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from decimal import Decimal
 
-from chalicelib.domain import PAYPAL_EVENT_FIELD_MAX, OrderRecord, RefundEntry, plausible_paypal_id
+from chalicelib.domain import PAYPAL_EVENT_FIELD_MAX, OrderRecord, RefundEntry, plausible_id, plausible_paypal_id
 from chalicelib.errors import (
     BadRequest,
     DomainError,
@@ -74,6 +74,17 @@ class RefundService:
         order = self._orders.get(order_id) if order_id else None
         if order is None or order.user_id != user_id:
             raise NotFound("No such order.")
+        return self._request(order, ticket_ids)
+
+    def request_for_staff(self, order_id: str, ticket_ids: list[str] | None) -> dict:
+        """A refund staff start for a buyer: the same rules, amount and worker as the buyer's own."""
+        order = self._orders.get(order_id) if plausible_id(order_id) else None
+        if order is None:
+            raise NotFound("No such order.")
+        logger.info("staff refund requested", extra={"order_id": order.order_id})
+        return self._request(order, ticket_ids)
+
+    def _request(self, order: OrderRecord, ticket_ids: list[str] | None) -> dict:
         if order.status not in REQUEST_REFUND.sources:
             raise NotRefundable(f"An order in status {order.status} cannot be refunded.")
         if order.dispute_status == DISPUTE_OPEN:

@@ -7,7 +7,7 @@ import binascii
 import json
 from collections.abc import Iterable, Iterator
 
-from pynamodb.exceptions import PutError, TransactWriteError
+from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
 
 from chalicelib.domain import CategoryRecord, EventRecord, Page, ShowtimeRecord, TicketRecord
 from chalicelib.errors import AlreadyExists, BadRequest
@@ -175,6 +175,25 @@ class CatalogRepository:
                 raise AlreadyExists("An event with this id already exists.") from exc
             raise
 
+    def update_event(self, record: EventRecord) -> bool:
+        """Write an event's editable fields; False when it no longer exists."""
+        try:
+            Event(id=record.id).update(
+                actions=[
+                    Event.title.set(record.title),
+                    Event.description.set(record.description),
+                    Event.category.set(record.category),
+                    Event.category_name.set(record.category_name),
+                    Event.duration_minutes.set(record.duration_minutes),
+                ],
+                condition=Event.id.exists(),
+            )
+        except UpdateError as exc:
+            if condition_failed(exc):
+                return False
+            raise
+        return True
+
     # --- showtimes ----------------------------------------------------------------------
     def list_showtimes(self, event_id: str) -> list[ShowtimeRecord]:
         return [_showtime(s) for s in Showtime.by_event.query(event_id)]
@@ -218,6 +237,16 @@ class CatalogRepository:
                 raise AlreadyExists("A showtime for this event, date and theater already exists.") from exc
             raise
 
+    def set_showtime_start(self, showtime_id: str, starts_at: str) -> bool:
+        """Move a showtime's start (same date); False when it no longer exists."""
+        try:
+            Showtime(id=showtime_id).update(actions=[Showtime.starts_at.set(starts_at)], condition=Showtime.id.exists())
+        except UpdateError as exc:
+            if condition_failed(exc):
+                return False
+            raise
+        return True
+
     @staticmethod
     def _write_ticket_batch(batch: list[TicketRecord]) -> None:
         # Conditional puts in one transaction: re-running a half-finished showtime creation never
@@ -245,3 +274,13 @@ class CatalogRepository:
         """Only what availability needs (status and expiry), for the event detail counts."""
         for t in Ticket.query(showtime_id, attributes_to_get=["status", "hold_expires_at"]):
             yield t.status, (int(t.hold_expires_at) if t.hold_expires_at is not None else None)
+
+    def iter_ticket_sales(self, showtime_id: str) -> Iterator[tuple[str, int | None, str]]:
+        """Status, hold expiry and price of each seat: what a staff occupancy and revenue report needs.
+
+        One Query of the showtime's partition, projected to three attributes (strongly consistent).
+        """
+        for t in Ticket.query(
+            showtime_id, consistent_read=True, attributes_to_get=["status", "hold_expires_at", "price"]
+        ):
+            yield t.status, (int(t.hold_expires_at) if t.hold_expires_at is not None else None), t.price

@@ -11,6 +11,7 @@ import urllib.request
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 
 PASSWORD = "correct-horse-battery"
 # What one user does reaches the others "within a second": 2 s leaves room for a loaded machine.
@@ -150,3 +151,57 @@ def pay_with_emulator(page) -> None:
     approve.click()
     page.wait_for_url("**/paypal/return**", timeout=SLOW_TIMEOUT_MS)
     expect(page.locator("#order-status")).to_have_attribute("data-status", "paid", timeout=SLOW_TIMEOUT_MS)
+
+
+# ---- staff and accessibility -------------------------------------------------------------------------------------
+
+STAFF_EMAIL = os.environ.get("DEMO_STAFF_EMAIL", "staff@example.com")
+STAFF_PASSWORD = os.environ.get("DEMO_STAFF_PASSWORD", "staff-password")
+_REPO_ROOT = Path(__file__).resolve().parents[2]
+# axe-core's browser build: AXE_CORE_JS names it, else an npm install of axe-core in the checkout
+# (`npm install --no-save axe-core@4`).
+AXE_CANDIDATES = (
+    os.environ.get("AXE_CORE_JS", ""),
+    str(_REPO_ROOT / "node_modules" / "axe-core" / "axe.min.js"),
+    "/usr/share/nodejs/axe-core/axe.min.js",
+)
+
+
+def axe_source() -> str | None:
+    for candidate in AXE_CANDIDATES:
+        if candidate and Path(candidate).is_file():
+            return Path(candidate).read_text(encoding="utf-8")
+    return None
+
+
+def axe_violations(page, context: str = "body") -> list[str]:
+    """axe-core's WCAG 2.x A/AA violations on the page as it is now, one line each ("rule: target ...").
+
+    The source is evaluated through the DevTools protocol, so the page's Content-Security-Policy (script-src
+    'self') stays as deployed."""
+    import pytest
+
+    source = axe_source()
+    if source is None:
+        pytest.skip("axe-core is missing: npm install --no-save axe-core@4 (or set AXE_CORE_JS)")
+    if not page.evaluate("() => Boolean(window.axe)"):
+        page.evaluate(f"() => {{ {source}\n; if (!window.axe && typeof axe !== 'undefined') window.axe = axe; }}")
+    result = page.evaluate(
+        """async (context) => {
+            const r = await window.axe.run(context, {
+                runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa'] },
+            });
+            return r.violations.map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
+        }""",
+        context,
+    )
+    return list(result)
+
+
+def assert_accessible(page, what: str) -> None:
+    violations = axe_violations(page)
+    assert not violations, f"axe-core on {what}:\n" + "\n".join(violations)
+
+
+def ui_login_staff(page) -> None:
+    ui_login(page, STAFF_EMAIL, STAFF_PASSWORD)

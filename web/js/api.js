@@ -253,6 +253,18 @@ export const api = {
   }),
   orders: (query, opts) => request('GET', '/orders/', { query, ...opts }),
   order: (id, opts) => request('GET', `/orders/${encodeURIComponent(id)}/`, opts),
+  // Staff only (the server answers 403 to everyone else).
+  createEvent: (body, opts) => request('POST', '/events/', { body, ...opts }),
+  updateEvent: (id, body, opts) => request('PATCH', `/events/${encodeURIComponent(id)}/`, { body, ...opts }),
+  createShowtime: (eventId, body, opts) => request('POST', `/events/${encodeURIComponent(eventId)}/showtimes/`, { body, ...opts }),
+  updateShowtime: (eventId, showtimeId, body, opts) => request('PATCH',
+    `/events/${encodeURIComponent(eventId)}/showtimes/${encodeURIComponent(showtimeId)}/`, { body, ...opts }),
+  staffShowtime: (id, opts) => request('GET', `/staff/showtimes/${encodeURIComponent(id)}/`, opts),
+  staffOrders: (query, opts) => request('GET', '/staff/orders/', { query, ...opts }),
+  staffRefund: (orderId, ticketIds, opts) => request('POST', `/staff/orders/${encodeURIComponent(orderId)}/refund/`, {
+    body: ticketIds ? { ticket_ids: ticketIds } : {},
+    ...opts,
+  }),
 };
 
 /**

@@ -54,7 +54,7 @@ function orderItem(order) {
 }
 
 /** Tickets of this order that can still be refunded (not already refunded or being refunded). */
-function refundableTickets(order) {
+export function refundableTickets(order) {
   if (!REFUNDABLE.has(order.status)) return new Set();
   const taken = new Set((order.refunded_ticket_ids || []).map(String));
   for (const refund of order.refunds || []) {

@@ -84,6 +84,22 @@ export async function viewSeats(ctx, params) {
   const payStatus = h('p', { class: 'pay-status', role: 'status' });
   const skip = h('button', { type: 'button', class: 'skip-link' }, 'Skip the seat map');
   skip.addEventListener('click', () => cartHeading.focus());
+  const prices = h('p', { id: 'seat-prices', class: 'seat-prices' });
+  // Shown only while the hall is wider than its box (a big hall on a phone): the seats past the edge exist.
+  const scrollHint = h('p', { id: 'hall-scroll-hint', class: 'hall-scroll-hint', hidden: true });
+  // On a narrow screen the cart is below the hall: this bar keeps the picked seats, the total and the way to pay
+  // in sight while choosing (CSS shows it only there).
+  const barSummary = h('p', { id: 'cart-bar-summary', class: 'cart-bar-summary' });
+  const barPay = h('button', { type: 'button', id: 'cart-bar-pay', class: 'primary' }, 'Pay with PayPal');
+  const barReview = h('a', { href: '#cart-heading', class: 'cart-bar-review' }, 'Review');
+  const cartBar = h('div', { id: 'cart-bar', class: 'cart-bar', role: 'region', 'aria-label': 'Your seats, total', hidden: true },
+    barSummary, h('p', { class: 'cart-bar-actions' }, barReview, barPay));
+  barPay.addEventListener('click', () => payButton.click());
+  barReview.addEventListener('click', (event) => {
+    event.preventDefault();
+    cartHeading.scrollIntoView({ block: 'start' });
+    cartHeading.focus();
+  });
 
   fill(ctx.main, 
     h('p', { class: 'breadcrumb' }, h('a', { href: `#/events/${encodeURIComponent(eventId)}` }, `← ${event.title}`)),
@@ -96,15 +112,35 @@ export async function viewSeats(ctx, params) {
         h('h2', { id: 'hall-heading', class: 'visually-hidden' }, 'Seat map'),
         skip,
         legend(),
+        prices,
         h('div', { class: 'messages' }, messageInfo, messageError),
         h('div', { class: 'screen', 'aria-hidden': 'true' }, 'Screen'),
+        scrollHint,
         hallBox,
         h('p', { class: 'hint' }, 'Use Tab or the arrow keys to move between seats, Enter or Space to pick or release one.')),
+      cartBar,
       h('aside', { class: 'cart', 'aria-labelledby': 'cart-heading' }, cartHeading, cartBody, payButton, payStatus)),
   );
 
-  const say = (text) => { messageError.textContent = ''; announce(messageInfo, text); };
-  const complain = (text) => { messageInfo.textContent = ''; announce(messageError, text); };
+  // `heldId`: the seat a "held for you" message is about; the message goes once that hold is over, however it
+  // ended (expiry seen here, the sweep's update, a snapshot, a checkout elsewhere).
+  const say = (text, heldId = null) => {
+    messageError.textContent = '';
+    if (heldId) messageInfo.dataset.ticketId = heldId;
+    else delete messageInfo.dataset.ticketId;
+    announce(messageInfo, text);
+  };
+  const complain = (text) => { clearInfo(); announce(messageError, text); };
+  function clearInfo() {
+    messageInfo.textContent = '';
+    delete messageInfo.dataset.ticketId;
+  }
+  function dropStaleHeldMessage() {
+    const id = messageInfo.dataset.ticketId;
+    if (!id) return;
+    const t = seatMap.get(id);
+    if (!t || seatMap.view(t) !== 'mine') clearInfo();
+  }
 
   // ---- seat map -------------------------------------------------------------------------------------------
   const pendingActions = new Map(); // ticket_id -> {action, timer, retried}
@@ -122,7 +158,27 @@ export async function viewSeats(ctx, params) {
     const listing = await api.tickets(eventId, { date: showtime.date, theater: showtime.theater }, { signal: ctx.signal });
     seatMap.load(forShowtime(listing.results), since);
     order.reset();
+    showPrices(listing.results);
+    updateScrollHint();
   }
+
+  function showPrices(list) {
+    const mine = forShowtime(list);
+    const amounts = [...new Set(mine.map((t) => t.price).filter(Boolean))].sort((a, b) => Number(a) - Number(b));
+    const currency = mine.find((t) => t.currency)?.currency || '';
+    if (!amounts.length) prices.textContent = '';
+    else if (amounts.length === 1) prices.textContent = `Price per seat: ${money(amounts[0], currency)}`;
+    else prices.textContent = `Prices per seat: ${money(amounts[0], currency)} to ${money(amounts.at(-1), currency)} (each seat names its price)`;
+  }
+
+  function updateScrollHint() {
+    const hidden = hallBox.scrollWidth - hallBox.clientWidth;
+    hallBox.dataset.overflow = hidden > 1 ? 'true' : 'false';
+    scrollHint.hidden = hidden <= 1;
+    scrollHint.textContent = hidden > 1 ? 'The hall is wider than the screen: scroll it sideways to see every seat. →' : '';
+  }
+  const resizeObserver = new ResizeObserver(() => updateScrollHint());
+  resizeObserver.observe(hallBox);
   try {
     await loadListing();
   } catch (err) {
@@ -198,9 +254,12 @@ export async function viewSeats(ctx, params) {
       return;
     }
     const tickets = cart?.tickets || [];
+    renderCartBar(tickets);
     if (!tickets.length) {
       append(cartBody, h('p', { class: 'cart-empty' }, 'No seats held yet. Pick your seats on the map.'));
       payButton.disabled = true;
+      dropStaleHeldMessage();
+      if (messageInfo.dataset.ticketId) clearInfo(); // the server says nothing is held: no "held for you" beside it
       return;
     }
     append(cartBody, 
@@ -219,15 +278,27 @@ export async function viewSeats(ctx, params) {
       h('p', { class: 'cart-expiry', id: 'cart-expiry' }),
     );
     payButton.disabled = false;
+    barPay.disabled = false;
     updateCartExpiry();
+  }
+
+  function renderCartBar(tickets) {
+    cartBar.hidden = !tickets.length;
+    barPay.disabled = payButton.disabled || !tickets.length;
+    if (!tickets.length) return;
+    const n = tickets.length;
+    fill(barSummary, h('strong', {}, `${n} seat${n === 1 ? '' : 's'}: ${tickets.map(seatName).join(', ')}`), ' · Total ',
+      h('strong', { id: 'cart-bar-total' }, money(cart.total, cart.currency)), ' ', h('span', { id: 'cart-bar-expiry' }));
   }
 
   function updateCartExpiry() {
     const el = cartBody.querySelector('#cart-expiry');
+    const barEl = cartBar.querySelector('#cart-bar-expiry');
     if (!el) return;
     const mine = seatMap.mine();
     const expiresAt = mine[0]?.expiresAt ?? parseTime(cart?.expires_at);
     el.textContent = expiresAt ? `Held for you until ${formatTime(expiresAt)} (${countdown(expiresAt - Date.now())} left).` : '';
+    if (barEl) barEl.textContent = expiresAt ? `· ${countdown(expiresAt - Date.now())} left` : '';
   }
 
   payButton.addEventListener('click', async () => {
@@ -297,7 +368,7 @@ export async function viewSeats(ctx, params) {
         const t = seatMap.markMine(msg.ticket_id, msg.expires_at);
         if (t) {
           const until = parseTime(msg.expires_at);
-          say(`${seatName(t)} is held for you${until ? ` until ${formatTime(until)}` : ''}.`);
+          say(`${seatName(t)} is held for you${until ? ` until ${formatTime(until)}` : ''}.`, t.id);
         }
         scheduleCart(0);
         break;
@@ -417,6 +488,7 @@ export async function viewSeats(ctx, params) {
 
   const ticker = setInterval(() => {
     seatMap.tick();
+    dropStaleHeldMessage();
     updateCartExpiry();
     updateBannerWait();
   }, 1_000);
@@ -440,6 +512,7 @@ export async function viewSeats(ctx, params) {
     clearTimeout(graceTimer);
     for (const entry of pendingActions.values()) clearTimeout(entry.timer);
     window.removeEventListener('pageshow', onPageShow);
+    resizeObserver.disconnect();
     live?.stop();
   });
 }
