@@ -19,12 +19,16 @@ $(STAMP): requirements.txt requirements-dev.txt requirements-infra.txt
 	@touch $(STAMP)
 
 # Debian's Chromium for the browser tests (never a browser download of Playwright's own). Needs root;
-# without it the browser tests skip with a visible reason.
+# without it the browser tests skip with a visible reason. axe-core (npm, into node_modules/, git-ignored) for
+# their accessibility checks.
 browser-deps:
 	@test -x /usr/bin/chromium || { \
 		if [ "$$(id -u)" = 0 ]; then (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 			|| echo "chromium could not be installed: browser tests will be skipped"; \
 		else echo "not root: install Debian's chromium to run the browser tests"; fi; }
+	@test -f node_modules/axe-core/axe.min.js || { command -v npm >/dev/null \
+		&& npm install --no-save --no-audit --no-fund --silent axe-core@4 >/dev/null \
+		|| echo "axe-core could not be installed (npm): the accessibility checks of the browser tests will be skipped"; }
 
 install: $(STAMP)
 
