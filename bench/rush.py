@@ -192,6 +192,17 @@ def _buyer(user: User, ws_url: str, room: Room, plan: RushPlan) -> Buyer:
     return Buyer(user, client, taken, [], [])
 
 
+def _pollers_work(stack) -> dict:
+    """Stream batches and records delivered (records per batch = how much the rush coalesced), fan-out slices."""
+    pollers = requests.get(stack.api("health/"), timeout=30).json()["parts"]["event_sources"]["pollers"]
+    stream = pollers.get("stream-poller", {})
+    return {
+        "stream_batches": stream.get("batches"),
+        "stream_records": stream.get("records"),
+        "fanout_invocations": sum(p.get("invocations", 0) for name, p in pollers.items() if "fanout" in name),
+    }
+
+
 def _double_holds(buyers: list[Buyer], tables: Tables, room: Room) -> dict:
     acked: defaultdict[str, set[str]] = defaultdict(set)
     for buyer in buyers:
@@ -332,6 +343,7 @@ async def run(stack, tables: Tables, plan: RushPlan, stack_cpu) -> dict:
     viewer = users.pop()
     room = await asyncio.to_thread(Rooms(stack).create, "premiere", plan.seats)
     figure, buyers = await measure(stack, room, viewer, users, plan, stack_cpu)
+    figure["event_sources"] = await asyncio.to_thread(_pollers_work, stack)
     figure["double_holds"] = await asyncio.to_thread(_double_holds, buyers, tables, room)
     doubles = figure["double_holds"]
     figure["meets_target"] = figure["meets_target"] and not (

@@ -290,6 +290,11 @@ class StreamPoller(_Loop):
                 self._positions.setdefault(shard, None)
             return list(self._positions)
 
+    def status(self) -> dict:
+        """The loop's health and how many batches (of how many records) it has delivered: their ratio shows how
+        much a rush coalesces."""
+        return {**super().status(), "batches": self.batches, "records": self.records}
+
     def positions(self) -> dict[str, str | None]:
         """Shard id -> the last sequence number delivered (None: from the oldest record kept)."""
         with self._positions_lock:
