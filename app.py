@@ -320,9 +320,9 @@ def staff_orders():
 @app.route("/api/staff/orders/{order_id}/refund", methods=["POST"], content_types=["application/json"])
 @endpoint(status=202)
 def staff_refund(order_id):
-    _staff()
+    staff_user = _staff()
     body = _body(payment_schemas.StaffRefundIn)
-    return container().refunds.request_for_staff(order_id, body.ticket_ids)
+    return container().refunds.request_for_staff(order_id, body.ticket_ids, staff_user=staff_user)
 
 
 @app.route("/api/staff/showtimes/{showtime_id}", methods=["GET"])

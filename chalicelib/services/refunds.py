@@ -76,12 +76,13 @@ class RefundService:
             raise NotFound("No such order.")
         return self._request(order, ticket_ids)
 
-    def request_for_staff(self, order_id: str, ticket_ids: list[str] | None) -> dict:
-        """A refund staff start for a buyer: the same rules, amount and worker as the buyer's own."""
+    def request_for_staff(self, order_id: str, ticket_ids: list[str] | None, *, staff_user: str) -> dict:
+        """A refund staff start for a buyer: the same rules, amount and worker as the buyer's own. Logged with the
+        staff member who asked (the audit trail of money leaving on someone else's behalf)."""
         order = self._orders.get(order_id) if plausible_id(order_id) else None
         if order is None:
             raise NotFound("No such order.")
-        logger.info("staff refund requested", extra={"order_id": order.order_id})
+        logger.info("staff refund requested", extra={"order_id": order.order_id, "staff_user_id": staff_user})
         return self._request(order, ticket_ids)
 
     def _request(self, order: OrderRecord, ticket_ids: list[str] | None) -> dict:
