@@ -307,6 +307,12 @@ def order_detail(order_id):
     return container().payments.order(_user(), order_id)
 
 
+@app.route("/api/orders/{order_id}/resend", methods=["POST"])
+@endpoint(status=202)
+def order_resend(order_id):
+    return container().emails.resend(_user(), order_id)
+
+
 @app.route("/api/staff/orders", methods=["GET"])
 @endpoint()
 def staff_orders():
@@ -348,6 +354,12 @@ def _refund_record(record) -> None:
     container().refunds.process(message["order_id"], message["refund_id"])
 
 
+def _email_record(record) -> None:
+    job = json.loads(record.body)
+    logger.thread_safe_append_keys(order_id=job["order_id"])
+    container().emails.deliver(job)
+
+
 def _each_record(event, record_handler):
     """batchItemFailures for the records `record_handler` raised on. powertools' batch utility is imported here:
     only the queue workers use it."""
@@ -370,6 +382,12 @@ def purchase_worker(event):
 @app.on_sqs_message(queue_arn=_settings.refunds_queue_arn, batch_size=10)
 def refund_worker(event):
     return _each_record(event, _refund_record)
+
+
+@app.on_sqs_message(queue_arn=_settings.emails_queue_arn, batch_size=10)
+def email_worker(event):
+    # A job SES refuses is a batch item failure: retried after the visibility timeout, then the DLQ.
+    return _each_record(event, _email_record)
 
 
 # --- WebSocket seat selection ---------------------------------------------------------------

@@ -52,6 +52,7 @@ class AbuseLimits:
     login_per_source: tuple[int, int]
     login_failures_per_account: tuple[int, int]
     holds_per_source: tuple[int, int]
+    resends_per_user: tuple[int, int]
     ws_window_seconds: int
     ws_messages_per_user: int
     ws_messages_per_connection: int
@@ -69,6 +70,7 @@ def _abuse_limits(env: dict[str, str], hold_seconds: int) -> AbuseLimits:
         login_per_source=_rate(env, "LIMIT_LOGIN_PER_SOURCE", "60/600"),
         login_failures_per_account=_rate(env, "LIMIT_LOGIN_FAILURES_PER_ACCOUNT", "5/900"),
         holds_per_source=_rate(env, "LIMIT_HOLDS_PER_SOURCE", "40/600"),
+        resends_per_user=_rate(env, "LIMIT_RESENDS_PER_USER", "3/3600"),
         ws_window_seconds=_int(env, "LIMIT_WS_WINDOW_SECONDS", 10, minimum=1),
         ws_messages_per_user=_int(env, "LIMIT_WS_MESSAGES_PER_USER", 60),
         ws_messages_per_connection=_int(env, "LIMIT_WS_MESSAGES_PER_CONNECTION", 40),
@@ -97,6 +99,13 @@ class Settings:
     refunds_queue_url: str | None
     fanout_queue_arn: str
     fanout_queue_url: str | None
+    emails_queue_arn: str
+    emails_queue_url: str | None  # None: no emails are sent (tests and tools that do not need them)
+    # Email (docs/email.md): SES's endpoint (None: AWS's), the verified sender, and where a buyer's order page is
+    # (`{order_id}` is replaced): the email links there for the tickets.
+    ses_endpoint: str | None
+    email_sender: str
+    order_page_url: str
     # Room fan-out (docs/broadcasts.md): posts in flight per invocation, and the room size above which a batch is
     # posted in slices by parallel invocations (0: never).
     fanout_concurrency: int
@@ -174,6 +183,11 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
             "FANOUT_QUEUE_ARN", "arn:aws:sqs:us-east-1:123456789012:tickets-fanout-placeholder.fifo"
         ),
         fanout_queue_url=_opt(env, "FANOUT_QUEUE_URL"),
+        emails_queue_arn=env.get("EMAILS_QUEUE_ARN", "arn:aws:sqs:us-east-1:123456789012:tickets-emails-placeholder"),
+        emails_queue_url=_opt(env, "EMAILS_QUEUE_URL"),
+        ses_endpoint=_opt(env, "AWS_ENDPOINT_URL_SES") or generic_endpoint,
+        email_sender=env.get("EMAIL_SENDER") or "tickets@example.com",
+        order_page_url=_order_page_url(env),
         fanout_concurrency=_int(env, "FANOUT_CONCURRENCY", 64, minimum=1),
         fanout_slice_size=_int(env, "FANOUT_SLICE_SIZE", 1000),
         jwt_secret=jwt_secret,
@@ -200,6 +214,13 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         payment_cancel_url=env.get("PAYMENT_CANCEL_URL", "http://127.0.0.1:8000/paypal/cancel"),
         limits=_abuse_limits(env, hold_seconds),
     )
+
+
+def _order_page_url(env: dict[str, str]) -> str:
+    raw = env.get("ORDER_PAGE_URL") or "http://127.0.0.1:8000/#/orders/{order_id}"
+    if "{order_id}" not in raw:
+        raise ConfigError(f"ORDER_PAGE_URL must contain {{order_id}}, got {raw!r}")
+    return raw
 
 
 def _webhook_settings(env: dict[str, str], paypal_mode: str) -> tuple[str | None, str]:

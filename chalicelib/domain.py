@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TypeGuard
 
 # The one rule for our ids (events, showtimes, tickets, orders, users, refunds): what we generate is always
@@ -199,3 +200,12 @@ class OrderRecord:
     @property
     def ticket_ids(self) -> list[str]:
         return [t.ticket_id for t in self.tickets]
+
+
+def showing_time(starts_at: str | None) -> str | None:
+    """ "2026-12-05T19:30:00Z" -> "Sat 5 Dec 2026, 19:30 UTC": how a receipt names the showing (None if unreadable)."""
+    try:
+        moment = datetime.fromisoformat((starts_at or "").replace("Z", "+00:00")).astimezone(UTC)
+    except ValueError:
+        return None
+    return f"{moment:%a} {moment.day} {moment:%b %Y, %H:%M} UTC"

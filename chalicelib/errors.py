@@ -135,6 +135,11 @@ class NotCancellable(Conflict):
     default_message = "The order can no longer be cancelled."
 
 
+class NotResendable(Conflict):
+    code = "not_resendable"
+    default_message = "Only a paid order's tickets can be sent again."
+
+
 class NotRefundable(Conflict):
     code = "not_refundable"
     default_message = "The order cannot be refunded."

@@ -29,3 +29,27 @@ class QueuePublisher:
         self._client.send_message(  # type: ignore[attr-defined]
             QueueUrl=self._url, MessageBody=json.dumps(message, separators=(",", ":")), **extra
         )
+
+
+class EmailJobs:
+    """Jobs for the email worker, each with the idempotency key of the one email it may send (chalicelib/emails.py).
+    Raises what QueuePublisher raises: each caller decides whether a job that could not be queued is retried."""
+
+    def __init__(self, publisher: QueuePublisher) -> None:
+        self._publisher = publisher
+
+    def receipt(self, order_id: str) -> None:
+        self._send("receipt", order_id, f"{order_id}#receipt")
+
+    def resend(self, order_id: str, request_id: str) -> None:
+        """A receipt the buyer asked for again: a key of its own, so it is sent even though the first one was."""
+        self._send("receipt", order_id, f"{order_id}#resend#{request_id}")
+
+    def refund(self, order_id: str, refund_id: str) -> None:
+        self._send("refund", order_id, f"{order_id}#refund#{refund_id}", refund_id=refund_id)
+
+    def failed(self, order_id: str) -> None:
+        self._send("failed", order_id, f"{order_id}#failed")
+
+    def _send(self, kind: str, order_id: str, key: str, **extra: str) -> None:
+        self._publisher.send({"kind": kind, "order_id": order_id, "key": key, **extra})

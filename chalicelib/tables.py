@@ -169,6 +169,15 @@ LIMITS = TableSpec(
     "past windows. Keys spread over users, connections and sources, so no single one is hot.",
 )
 
+EMAILS = TableSpec(
+    logical="emails",
+    hash_key=Key("key"),
+    ttl_attribute="expires_at",
+    purpose="one item per email the worker sends (<order id>#<kind>[#<id>]): claimed before SES is asked, marked "
+    "sent after, so a redelivered job sends nothing twice; TTL removes them after a month. Keys spread over orders: "
+    "no hot key.",
+)
+
 TABLES: tuple[TableSpec, ...] = (
     USERS,
     CATEGORIES,
@@ -181,6 +190,7 @@ TABLES: tuple[TableSpec, ...] = (
     PAYMENT_REFS,
     SESSIONS,
     LIMITS,
+    EMAILS,
 )
 
 PURCHASES = QueueSpec(
@@ -206,7 +216,14 @@ FANOUT = QueueSpec(
     purpose="slices of a big room's broadcast (group <room>#<slice>), posted by parallel invocations",
 )
 
-QUEUES: tuple[QueueSpec, ...] = (PURCHASES, REFUNDS, FANOUT)
+EMAILS_QUEUE = QueueSpec(
+    logical="emails",
+    consumer_timeout_seconds=30,
+    purpose="emails to buyers (receipts, refund and failure notices) waiting for the email worker; a job SES keeps "
+    "refusing ends in the DLQ after max_receive_count tries",
+)
+
+QUEUES: tuple[QueueSpec, ...] = (PURCHASES, REFUNDS, FANOUT, EMAILS_QUEUE)
 
 
 def queue(logical: str) -> QueueSpec:

@@ -22,9 +22,11 @@ if TYPE_CHECKING:
     from chalicelib.broadcast import Broadcaster
     from chalicelib.limits import RateLimiter
     from chalicelib.paypal import PayPalClient
+    from chalicelib.queues import EmailJobs
     from chalicelib.services.accounts import AccountService
     from chalicelib.services.catalog import CatalogService
     from chalicelib.services.chargebacks import ChargebackService
+    from chalicelib.services.emails import EmailService
     from chalicelib.services.health import HealthCheck
     from chalicelib.services.payments import PaymentService
     from chalicelib.services.refunds import RefundService
@@ -77,6 +79,11 @@ class Container:
     def sqs_client(self):
         return boto3.session.Session().client(
             "sqs", endpoint_url=self.settings.sqs_endpoint, config=self._boto_config()
+        )
+
+    def ses_client(self):
+        return boto3.session.Session().client(
+            "ses", endpoint_url=self.settings.ses_endpoint, config=self._boto_config()
         )
 
     # --- PayPal -------------------------------------------------------------------------
@@ -237,6 +244,7 @@ class Container:
             payment_window_seconds=self.settings.payment_window_seconds,
             return_url=self.settings.payment_return_url,
             cancel_url=self.settings.payment_cancel_url,
+            emails=self.email_jobs,
             clock=self.clock,
         )
 
@@ -261,6 +269,40 @@ class Container:
             chargebacks=self.chargebacks,
             webhook_id=self.settings.paypal_webhook_id,
             webhooks_on=self.settings.paypal_webhooks == "verify",
+            emails=self.email_jobs,
+            clock=self.clock,
+        )
+
+    @cached_property
+    def email_jobs(self) -> EmailJobs | None:
+        """None without EMAILS_QUEUE_URL: orders then change without queueing any email."""
+        from chalicelib.queues import EmailJobs, QueuePublisher
+
+        url = self.settings.emails_queue_url
+        return EmailJobs(QueuePublisher(self.sqs_client, url, "emails")) if url else None
+
+    @cached_property
+    def emails(self) -> EmailService:
+        from chalicelib import tables
+        from chalicelib.mailer import Mailer
+        from chalicelib.queues import EmailJobs, QueuePublisher
+        from chalicelib.services.emails import EmailService
+        from chalicelib.storage.accounts import AccountRepository
+        from chalicelib.storage.emails import EmailLedger
+        from chalicelib.storage.orders import OrderRepository
+
+        settings = self.settings
+        return EmailService(
+            orders=OrderRepository(),
+            accounts=AccountRepository(),
+            ledger=EmailLedger(),
+            mailer=Mailer(self.ses_client, settings.email_sender),
+            jobs=self.email_jobs or EmailJobs(QueuePublisher(self.sqs_client, None, "emails")),
+            limiter=self.limiter,
+            resend_limit=settings.limits.resends_per_user,
+            order_page_url=settings.order_page_url,
+            # A claim outlives the invocation that took it (the worker's timeout), never much more.
+            lease_seconds=tables.EMAILS_QUEUE.consumer_timeout_seconds,
             clock=self.clock,
         )
 

@@ -1,6 +1,6 @@
 """The event source mappings of the local stack in a process of their own, as Lambda runs them apart.
 
-The DynamoDB Streams poller (broadcasts), the SQS pollers (purchase and refund workers) and the sweep timer
+The DynamoDB Streams poller (broadcasts), the SQS pollers (purchase, refund, email and fan-out workers) and the sweep timer
 invoke the handlers of app.py here, with this process's own container (caches, clients), exactly as separate
 Lambda functions would. They reach the gateway only over HTTP (the Management API), so a rush of fan-out
 posts no longer competes for one interpreter lock with the WebSocket handlers.
@@ -56,7 +56,11 @@ def build_pollers(app_module: Any, sweep_interval: float) -> list:
         stream,
         Timer(app_module.sweep_expired, interval=sweep_interval, name="sweep_expired", region=region),
     ]
-    workers = [("purchases", app_module.purchase_worker, 10), ("refunds", app_module.refund_worker, 10)]
+    workers = [
+        ("purchases", app_module.purchase_worker, 10),
+        ("refunds", app_module.refund_worker, 10),
+        ("emails", app_module.email_worker, 10),
+    ]
     # A big room's slices are posted by parallel invocations on AWS (one per FIFO group in flight): several
     # pollers here, moto keeping each group's messages in order.
     workers += [(f"fanout#{n}", app_module.fanout_worker, 1) for n in range(1, FANOUT_POLLERS + 1)]

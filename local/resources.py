@@ -1,4 +1,5 @@
-"""Create the tables and queues described in chalicelib.tables on any AWS-compatible endpoint.
+"""Create the tables and queues described in chalicelib.tables on any AWS-compatible endpoint, and verify the
+email sender with SES.
 
 Idempotent: existing tables and queues keep their data, so restarts never fail on old data; an index a newer
 version of the code added is created on an existing table (a `.local-state` from before it still works).
@@ -118,3 +119,8 @@ def ensure_queues(sqs, settings: Settings, visibility_seconds: int | None = None
         urls[spec.logical] = url
         urls[spec.dlq_logical] = dlq_url
     return urls
+
+
+def ensure_sender(ses, settings: Settings) -> None:
+    """Verify the sender identity (EMAIL_SENDER): SES sends from verified identities only, moto's SES too."""
+    ses.verify_email_identity(EmailAddress=settings.email_sender)

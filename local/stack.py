@@ -76,6 +76,9 @@ def prepare_environment(host: str, port: int, endpoint: str, jwt_secret: str) ->
         "PAYPAL_CLIENT_SECRET": env("PAYPAL_CLIENT_SECRET", "local-secret"),
         "PAYMENT_RETURN_URL": env("PAYMENT_RETURN_URL", f"{origin}/paypal/return"),
         "PAYMENT_CANCEL_URL": env("PAYMENT_CANCEL_URL", f"{origin}/paypal/cancel"),
+        # What the buyer's emails link to; the mail itself is read back from moto's SES at /local/outbox.
+        "ORDER_PAGE_URL": env("ORDER_PAGE_URL", f"{origin}/#/orders/{{order_id}}"),
+        "EMAIL_SENDER": env("EMAIL_SENDER", "tickets@example.com"),
         "POWERTOOLS_METRICS_DISABLED": env("POWERTOOLS_METRICS_DISABLED", "true"),
         "POWERTOOLS_TRACE_DISABLED": "true",
         "POWERTOOLS_LOG_LEVEL": env("POWERTOOLS_LOG_LEVEL", env("LOG_LEVEL", "WARNING")),
@@ -123,7 +126,7 @@ class LocalStack:
     def create_resources(self) -> dict[str, str]:
         from chalicelib import tables
         from chalicelib.config import load_settings
-        from local.resources import ensure_queues, ensure_tables
+        from local.resources import ensure_queues, ensure_sender, ensure_tables
 
         settings = load_settings()
         session = boto3.session.Session()
@@ -131,6 +134,7 @@ class LocalStack:
         sqs = session.client("sqs")
         queues = ensure_queues(sqs, settings, visibility_seconds=int(env("LOCAL_QUEUE_VISIBILITY_SECONDS", "5")))
         os.environ["TICKETS_STREAM_ARN"] = streams["tickets"]
+        ensure_sender(session.client("ses"), settings)
         for logical in (spec.logical for spec in tables.QUEUES):
             arn = sqs.get_queue_attributes(QueueUrl=queues[logical], AttributeNames=["QueueArn"])["Attributes"]
             os.environ[f"{logical.upper()}_QUEUE_URL"] = queues[logical]
@@ -217,7 +221,9 @@ class LocalStack:
         except StateFileError as exc:
             raise StartupError(str(exc)) from None
         self.paypal_app = paypal
-        return {"/paypal": paypal}
+        from local.outbox import create_outbox_app
+
+        return {"/paypal": paypal, "/local": create_outbox_app(lambda: os.environ["AWS_ENDPOINT_URL"])}
 
     def _start_event_sources(self) -> None:
         from local.event_sources import EventSourcesProcess

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from chalicelib import holds
-from chalicelib.domain import OrderRecord, OrderTicket, RefundEntry, ShowtimeRecord, plausible_id
+from chalicelib.domain import OrderRecord, OrderTicket, RefundEntry, ShowtimeRecord, plausible_id, showing_time
 from chalicelib.errors import (
     Busy,
     Forbidden,
@@ -29,7 +29,7 @@ from chalicelib.errors import (
 from chalicelib.observability import logger, metrics
 from chalicelib.order_status import CancelReason, OrderStatus
 from chalicelib.paypal import Item, PayPalClient, PayPalError, PayPalUnavailable, approval_url, first_capture
-from chalicelib.queues import QueuePublisher
+from chalicelib.queues import EmailJobs, QueuePublisher
 from chalicelib.services.catalog import CatalogService, ticket_view
 from chalicelib.storage.orders import OrderRepository, StaleState, money
 from chalicelib.storage.seats import SeatRepository
@@ -51,15 +51,6 @@ CAPTURE_GRACE_SECONDS = 300
 
 def now_iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def showing_time(starts_at: str | None) -> str | None:
-    """ "2026-12-05T19:30:00Z" -> "Sat 5 Dec 2026, 19:30 UTC": how a receipt names the showing (None if unreadable)."""
-    try:
-        moment = datetime.fromisoformat((starts_at or "").replace("Z", "+00:00")).astimezone(UTC)
-    except ValueError:
-        return None
-    return f"{moment:%a} {moment.day} {moment:%b %Y, %H:%M} UTC"
 
 
 def _ticket_view(ticket: OrderTicket) -> dict:
@@ -141,6 +132,7 @@ class PaymentService:
         payment_window_seconds: int,
         return_url: str,
         cancel_url: str,
+        emails: EmailJobs | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.orders = orders
@@ -151,6 +143,7 @@ class PaymentService:
         self._window = payment_window_seconds
         self._return_url = return_url
         self._cancel_url = cancel_url
+        self._emails = emails  # None: no emails (settings without EMAILS_QUEUE_URL)
         self._clock = clock
 
     # --- cart ---------------------------------------------------------------------------
@@ -392,6 +385,19 @@ class PaymentService:
             self.orders.fail_order(order, reason, states, refund)
         except StaleState:
             logger.info("order moved before it could be failed", extra={"order_id": order_id})
+            return
+        self._notify_failed(order_id)
+
+    def _notify_failed(self, order_id: str) -> None:
+        """Best effort: a declined payment is failed by a request, a webhook or the sweeper, none of which may fail
+        because SQS did. The buyer sees the failure on the order page anyway (docs/email.md)."""
+        if self._emails is None:
+            return
+        try:
+            self._emails.failed(order_id)
+        except Exception:  # noqa: BLE001 - logged and counted, never raised
+            logger.exception("failure email not queued", extra={"order_id": order_id})
+            metrics.add_metric(name="EmailsNotQueued", unit="Count", value=1)
 
     # --- cancel -------------------------------------------------------------------------
     def cancel(self, user_id: str, paypal_order_id: str) -> dict:
@@ -434,7 +440,18 @@ class PaymentService:
 
     # --- purchase worker ----------------------------------------------------------------
     def complete_purchase(self, order_id: str, refund_lost: Callable[[OrderRecord], RefundEntry]) -> str:
-        """Turn a captured order into sold tickets, exactly once. Returns the order's final status."""
+        """Turn a captured order into sold tickets, exactly once, and queue the buyer's email (a receipt, or the
+        failure notice when the seats were lost). Returns the order's final status. Raises the queue's errors once
+        the order is settled: the purchase message is redelivered and queues the email again (the worker sends it
+        once per order)."""
+        status = self._complete_purchase(order_id, refund_lost)
+        if self._emails is not None and status == OrderStatus.PAID:
+            self._emails.receipt(order_id)
+        elif self._emails is not None and status == OrderStatus.FAILED:
+            self._emails.failed(order_id)
+        return status
+
+    def _complete_purchase(self, order_id: str, refund_lost: Callable[[OrderRecord], RefundEntry]) -> str:
         order = self.orders.get(order_id)
         if order is None:
             logger.warning("purchase for an unknown order", extra={"order_id": order_id})

@@ -22,7 +22,7 @@ from chalicelib.errors import (
 from chalicelib.observability import logger, metrics
 from chalicelib.order_status import OPEN, REQUEST_REFUND, OrderStatus
 from chalicelib.paypal import PayPalClient, PayPalError, PayPalUnavailable
-from chalicelib.queues import QueuePublisher
+from chalicelib.queues import EmailJobs, QueuePublisher
 from chalicelib.services.catalog import CatalogService
 from chalicelib.services.chargebacks import ChargebackService
 from chalicelib.services.payments import PaymentService, now_iso
@@ -56,6 +56,7 @@ class RefundService:
         chargebacks: ChargebackService,
         webhook_id: str | None,
         webhooks_on: bool = True,
+        emails: EmailJobs | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._orders = orders
@@ -67,6 +68,7 @@ class RefundService:
         self._chargebacks = chargebacks
         self._webhook_id = webhook_id
         self._webhooks_on = webhooks_on
+        self._emails = emails  # None: no emails (settings without EMAILS_QUEUE_URL)
         self._clock = clock
 
     # --- buyer refunds ------------------------------------------------------------------
@@ -122,7 +124,15 @@ class RefundService:
 
     # --- refund worker ------------------------------------------------------------------
     def process(self, order_id: str, refund_id: str) -> str:
-        """Run one pending refund against PayPal, exactly once. Raises PayPalUnavailable (retry)."""
+        """Run one pending refund against PayPal, exactly once, and queue the buyer's notice once it has settled
+        (completed or failed). Raises PayPalUnavailable (retry), and the queue's errors once the refund is settled:
+        the refund message is redelivered and queues the notice again (the worker sends it once per refund)."""
+        outcome = self._process(order_id, refund_id)
+        if self._emails is not None and outcome in ("completed", "failed"):
+            self._emails.refund(order_id, refund_id)
+        return outcome
+
+    def _process(self, order_id: str, refund_id: str) -> str:
         order = self._orders.get(order_id)
         refund = next((r for r in order.refunds if r.refund_id == refund_id), None) if order else None
         if order is None or refund is None or refund.status != "pending":

@@ -303,6 +303,22 @@ class Limit(_Model):
     expires_at = NumberAttribute(null=True)
 
 
+class SentEmail(_Model):
+    """One email of the email worker (storage/emails.py): `key` = <order id>#<kind>[#<id>]; `state` sending (a
+    claim, good until `lease_until`) or sent."""
+
+    class Meta(_Meta):
+        pass
+
+    key = UnicodeAttribute(hash_key=True)
+    state = UnicodeAttribute()
+    lease_until = NumberAttribute(null=True)
+    claim = UnicodeAttribute(null=True)  # which attempt holds the lease: only it may release or complete it
+    message_id = UnicodeAttribute(null=True)
+    sent_at = NumberAttribute(null=True)
+    expires_at = NumberAttribute()
+
+
 MODELS: dict[str, type[Model]] = {
     tables.USERS.logical: User,
     tables.CATEGORIES.logical: Category,
@@ -315,6 +331,7 @@ MODELS: dict[str, type[Model]] = {
     tables.PAYMENT_REFS.logical: PaymentRef,
     tables.SESSIONS.logical: Session,
     tables.LIMITS.logical: Limit,
+    tables.EMAILS.logical: SentEmail,
 }
 
 
