@@ -405,7 +405,7 @@ class PaymentLab:
         import boto3
 
         from chalicelib.storage.catalog import CatalogRepository
-        from local.resources import ensure_tables
+        from local.resources import ensure_sender, ensure_tables
         from tests.support.tables import make_settings
 
         self.endpoint = moto_endpoint
@@ -416,6 +416,7 @@ class PaymentLab:
         session = boto3.session.Session(region_name=settings.region)
         ensure_tables(session.client("dynamodb", endpoint_url=settings.dynamodb_endpoint), settings)
         self.sqs = session.client("sqs", endpoint_url=settings.sqs_endpoint)
+        ensure_sender(session.client("ses", endpoint_url=moto_endpoint), settings)
         self._containers: dict[frozenset, Any] = {}
         self.default = self._containers[frozenset()] = self.container()  # binds the models to the lab's tables
         CatalogRepository().put_category("drama", "Drama")
@@ -434,7 +435,7 @@ class PaymentLab:
         bare = make_settings(self.endpoint, TABLE_PREFIX=self.table_prefix, QUEUE_PREFIX=queue_prefix)
         urls = ensure_queues(self.sqs, bare, visibility_seconds=self.visibility_seconds)
         queues = {}
-        for logical in ("purchases", "refunds"):
+        for logical in ("purchases", "refunds", "emails"):
             attributes = self.sqs.get_queue_attributes(QueueUrl=urls[logical], AttributeNames=["QueueArn"])
             queues[f"{logical.upper()}_QUEUE_URL"] = urls[logical]
             queues[f"{logical.upper()}_QUEUE_ARN"] = attributes["Attributes"]["QueueArn"]
