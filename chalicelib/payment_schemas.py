@@ -230,6 +230,15 @@ def payment_operations(operation_cls) -> tuple:
         ),
         op("GET", "/api/orders/{order_id}", "One of the caller's orders", OrderOut, auth="required", errors=(401, 404)),
         op(
+            "POST",
+            "/api/orders/{order_id}/resend",
+            "Email the caller's tickets again (a new receipt, queued)",
+            OrderStatusOut,
+            status=202,
+            auth="required",
+            errors=(401, 404, 409, 429),
+        ),
+        op(
             "GET",
             "/api/staff/orders",
             "Orders for staff: disputed or reversed ones, a buyer's (by email), or one by id (staff)",

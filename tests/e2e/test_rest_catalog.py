@@ -88,6 +88,7 @@ def test_health_is_ok(stack, path):
         "timer-sweep_expired",
         "sqs-poller-purchases_worker",
         "sqs-poller-refunds_worker",
+        "sqs-poller-emails_worker",
         *(f"sqs-poller-fanout_worker_{n}" for n in range(1, 5)),
     }
     assert {p["status"] for p in pollers.values()} <= {"ok", "starting"}
