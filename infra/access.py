@@ -31,6 +31,7 @@ class FunctionAccess:
     sends_to: tuple[str, ...] = ()  # queue logical names the function sends messages to
     secrets: tuple[str, ...] = ()  # JWT, PAYPAL
     posts_to_connections: bool = False  # execute-api:ManageConnections on this stage's WebSocket API
+    sends_email: bool = False  # ses:SendEmail from the stage's sender identity only
     purpose: str = ""
 
 
@@ -49,12 +50,13 @@ FUNCTIONS: dict[str, FunctionAccess] = {
             tables.CONNECTIONS.logical: WRITE,
             tables.LIMITS.logical: WRITE,
         },
-        sends_to=(tables.PURCHASES.logical, tables.REFUNDS.logical),
+        sends_to=(tables.PURCHASES.logical, tables.REFUNDS.logical, tables.EMAILS_QUEUE.logical),
         secrets=(JWT, PAYPAL),
         posts_to_connections=True,
         purpose="every REST route: accounts, catalog (staff writes), cart, checkout, execute, refund, webhook; "
         "counts sign-in and registration limits; sessions (refresh rotation, sign-out, password change, WebSocket "
-        "tickets); closes the sockets of a session that ended (Management API DeleteConnection)",
+        "tickets); closes the sockets of a session that ended (Management API DeleteConnection); queues a "
+        "buyer's receipt again on request, and the notice of a payment declined at execute or by webhook",
     ),
     "WebsocketConnect": FunctionAccess(
         tables={
@@ -103,11 +105,11 @@ FUNCTIONS: dict[str, FunctionAccess] = {
             tables.CARTS.logical: WRITE,
             tables.ORDERS.logical: WRITE,
         },
-        sends_to=(tables.PURCHASES.logical, tables.REFUNDS.logical),
+        sends_to=(tables.PURCHASES.logical, tables.REFUNDS.logical, tables.EMAILS_QUEUE.logical),
         secrets=(PAYPAL,),
         purpose="releases expired holds and expires unpaid orders; an order PayPal captured meanwhile, or a "
         "captured order whose purchase message was lost, is handed to the purchase worker; refunds left "
-        "pending are re-sent to the refund worker",
+        "pending are re-sent to the refund worker; a capture found declined queues the buyer's notice",
     ),
     "PurchaseWorker": FunctionAccess(
         tables={
@@ -115,13 +117,27 @@ FUNCTIONS: dict[str, FunctionAccess] = {
             tables.CARTS.logical: WRITE,
             tables.ORDERS.logical: WRITE,
         },
+        sends_to=(tables.EMAILS_QUEUE.logical,),
         secrets=(PAYPAL,),
-        purpose="purchases queue: tickets checkout -> sold, order -> paid; refunds a capture whose seats were lost",
+        purpose="purchases queue: tickets checkout -> sold, order -> paid; refunds a capture whose seats were lost; "
+        "queues the buyer's receipt or failure notice",
     ),
     "RefundWorker": FunctionAccess(
         tables={tables.TICKETS.logical: WRITE, tables.ORDERS.logical: WRITE},
+        sends_to=(tables.EMAILS_QUEUE.logical,),
         secrets=(PAYPAL,),
-        purpose="refunds queue: PayPal capture refund, order status, refunded tickets -> available",
+        purpose="refunds queue: PayPal capture refund, order status, refunded tickets -> available; queues the "
+        "buyer's refund notice",
+    ),
+    "EmailWorker": FunctionAccess(
+        tables={
+            tables.ORDERS.logical: READ,
+            tables.USERS.logical: READ,
+            tables.EMAILS.logical: WRITE,
+        },
+        sends_email=True,
+        purpose="emails queue: reads the order and the buyer's address, claims the email's key, sends it through "
+        "SES from the stage's sender, marks it sent",
     ),
 }
 
@@ -136,4 +152,5 @@ EXPECTED_FUNCTIONS: tuple[str, ...] = (
     "PurchaseWorker",
     "RefundWorker",
     "FanoutWorker",
+    "EmailWorker",
 )

@@ -27,9 +27,10 @@ RESERVED_CONCURRENCY = {
     "TicketsChanged": "stream_concurrency",
     "SweepExpired": "sweep_concurrency",
     "FanoutWorker": "fanout_concurrency",
+    "EmailWorker": "email_concurrency",
 }
 # Functions an SQS queue triggers: their reservation is also their event source's MaximumConcurrency (2-1000).
-QUEUE_WORKERS = ("PurchaseWorker", "RefundWorker", "FanoutWorker")
+QUEUE_WORKERS = ("PurchaseWorker", "RefundWorker", "FanoutWorker", "EmailWorker")
 # Lambda refuses a reservation that leaves less than this unreserved in the account (per region).
 MIN_UNRESERVED_CONCURRENCY = 100
 # WAF rate-based rules: the smallest and largest limit WAF accepts per evaluation window.
@@ -57,6 +58,9 @@ class StageSettings:
     ws_burst_limit: int = 400
     log_retention_days: int = 14
     alarm_email: str = ""
+    # Who buyers' emails come from: an address (or an address of a domain) verified in SES in the stage's region.
+    # The email worker may send from it alone (docs/email.md).
+    email_sender: str = "tickets@example.com"
     # Alarm when a function reports at least this many errors / throttles in one alarm period.
     errors_threshold: int = 1
     throttles_threshold: int = 1
@@ -76,6 +80,8 @@ class StageSettings:
     fanout_concurrency: int = 0
     stream_concurrency: int = 0
     sweep_concurrency: int = 0
+    # Emails in flight: keeps the worker under SES's sending rate (14/s by default out of the sandbox, 1/s in it).
+    email_concurrency: int = 0
     # The account's Lambda concurrency quota in the stage's region (1,000 unless raised): reservations must leave
     # MIN_UNRESERVED_CONCURRENCY of it unreserved.
     account_concurrency: int = 1000
@@ -121,6 +127,7 @@ DEFAULTS: dict[str, StageSettings] = {
         fanout_concurrency=2,
         stream_concurrency=5,
         sweep_concurrency=1,
+        email_concurrency=2,
         waf_token_limit=100,
         waf_register_limit=50,
         waf_webhook_limit=5_000,
@@ -143,6 +150,7 @@ DEFAULTS: dict[str, StageSettings] = {
         fanout_concurrency=20,
         stream_concurrency=20,
         sweep_concurrency=2,
+        email_concurrency=5,
     ),
 }
 
@@ -192,7 +200,16 @@ def stage_settings(name: str, context: Callable[[str], object | None] = lambda k
             raise ValueError(f"context {name}:{field} must be positive")
     _check_concurrency(settings)
     _check_waf(settings)
+    _check_email(settings)
     return settings
+
+
+def _check_email(settings: StageSettings) -> None:
+    local, _, domain = settings.email_sender.partition("@")
+    if not local or "." not in domain:
+        raise ValueError(
+            f"context {settings.name}:email_sender must be an email address, got {settings.email_sender!r}"
+        )
 
 
 def _check_concurrency(settings: StageSettings) -> None:

@@ -282,6 +282,9 @@ class TicketsStack(cdk.Stack):
                 "tickets:paypal-webhooks-off",
                 "paypal_webhook_id is not set: PayPal webhooks are refused until it is (README, Deploy).",
             )
+        env["EMAIL_SENDER"] = settings.email_sender
+        # The buyer's order page in the web app, where the tickets are (the emails link there).
+        env["ORDER_PAGE_URL"] = f"{(settings.frontend_url or self.web.url).rstrip('/')}/#/orders/{{order_id}}"
         for spec in tables.TABLES:
             if spec.stream:
                 env[f"{spec.logical.upper().replace('-', '_')}_STREAM_ARN"] = self.tables[spec.logical].table_stream_arn
@@ -326,10 +329,7 @@ class TicketsStack(cdk.Stack):
             self.queues[logical].grant_send_messages(role)
         for key in grants.secrets:
             self._grant_secret(key, role)
-        if grants.posts_to_connections:
-            role.add_to_policy(
-                iam.PolicyStatement(actions=["execute-api:ManageConnections"], resources=[self._connections_arn()])
-            )
+        self._grant_services(grants, role)
         for event_name, event in (resource["Properties"].get("Events") or {}).items():
             self._wire_event_source(name, event_name, event, role)
         if resource["Properties"].get("Tracing") == "Active":
@@ -359,6 +359,30 @@ class TicketsStack(cdk.Stack):
         role.add_to_policy(
             iam.PolicyStatement(
                 actions=["logs:CreateLogStream", "logs:PutLogEvents"], resources=[log_group.log_group_arn]
+            )
+        )
+
+    def _grant_services(self, grants: access.FunctionAccess, role: iam.Role) -> None:
+        if grants.sends_email:
+            self._grant_send_email(role)
+        if grants.posts_to_connections:
+            role.add_to_policy(
+                iam.PolicyStatement(actions=["execute-api:ManageConnections"], resources=[self._connections_arn()])
+            )
+
+    def _grant_send_email(self, role: iam.Role) -> None:
+        """SendEmail from the stage's sender only: its address identity or its domain's, whichever SES verified,
+        and From must be that address."""
+        sender = self.settings.email_sender
+        identities = [
+            f"arn:{self.partition}:ses:{self.region}:{self.account}:identity/{name}"
+            for name in (sender, sender.rsplit("@", 1)[1])
+        ]
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["ses:SendEmail"],
+                resources=identities,
+                conditions={"StringEquals": {"ses:FromAddress": sender}},
             )
         )
 

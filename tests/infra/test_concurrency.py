@@ -16,7 +16,7 @@ from tests.infra.cfn import Template, references
 
 pytestmark = pytest.mark.slow
 
-WORKERS = ("PurchaseWorker", "RefundWorker", "TicketsChanged")
+WORKERS = ("PurchaseWorker", "RefundWorker", "EmailWorker", "TicketsChanged")
 
 
 def _reserved(template: Template, function: str) -> int | None:

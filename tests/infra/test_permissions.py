@@ -164,13 +164,39 @@ def test_function_permissions_are_exactly_what_its_access_entry_and_triggers_nee
     for function in template.functions:
         expected = _Expected(template, function)
         grants = template.grants_of_role(template.role_of(function))
-        known = ("dynamodb:", "sqs:", "secretsmanager:", "ssm:", "execute-api:", "logs:", "xray:")
+        known = ("dynamodb:", "sqs:", "secretsmanager:", "ssm:", "execute-api:", "logs:", "xray:", "ses:")
         assert all(g.action.startswith(known) for g in grants), [g.action for g in grants]
         _check_dynamodb(expected, grants)
         _check_sqs(expected, grants)
         _check_secrets(template, expected, grants)
         _check_connections(template, expected, grants)
         _check_logs_and_tracing(expected, grants)
+        _check_email(template, function, grants)
+
+
+def _check_email(template: Template, function: str, grants: list[Grant]) -> None:
+    ses = [g for g in grants if g.action.startswith("ses:")]
+    if not access.FUNCTIONS[function].sends_email:
+        assert not ses, function
+        return
+    sender = DEFAULTS[template.stage].email_sender
+    assert {g.action for g in ses} == {"ses:SendEmail"}
+    identities = {literal_text(g.resource).rsplit(":identity/", 1)[1] for g in ses}
+    assert identities == {sender, sender.split("@")[1]}
+
+
+def test_only_the_email_worker_sends_email_and_only_from_the_stage_sender(template):
+    senders = {f for f in template.functions if access.FUNCTIONS[f].sends_email}
+    assert senders == {"EmailWorker"}
+    sender = DEFAULTS[template.stage].email_sender
+    statements = [
+        statement
+        for policy in template.of_type(POLICY).values()
+        if template.role_of("EmailWorker") in references(policy["Properties"]["Roles"])
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        if statement["Action"] == "ses:SendEmail"
+    ]
+    assert [s["Condition"] for s in statements] == [{"StringEquals": {"ses:FromAddress": sender}}]
 
 
 def test_only_functions_that_post_to_clients_may_manage_connections(template):

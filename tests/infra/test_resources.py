@@ -22,6 +22,7 @@ QUEUE_CONSUMERS = {
     tables.PURCHASES.logical: "PurchaseWorker",
     tables.REFUNDS.logical: "RefundWorker",
     tables.FANOUT.logical: "FanoutWorker",
+    tables.EMAILS_QUEUE.logical: "EmailWorker",
 }
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -233,6 +234,25 @@ def test_secrets_reach_the_functions_as_secret_references_never_as_values(templa
         assert not {"JWT_SECRET", "PAYPAL_CLIENT_ID", "PAYPAL_CLIENT_SECRET"} & set(env), name
         for variable, key in (("JWT_SECRET_PARAMETER", access.JWT), ("PAYPAL_SECRET_PARAMETER", access.PAYPAL)):
             assert env[variable] == f"/aws/reference/secretsmanager/tickets-{template.stage}/{key}", name
+
+
+def test_the_email_queue_retries_a_refused_email_a_few_times_then_dead_letters_it(template):
+    prefix = _prefix(template)
+    _, queue = template.named(QUEUE, "QueueName", tables.EMAILS_QUEUE.name(prefix))
+    dlq_id, _ = template.named(QUEUE, "QueueName", tables.EMAILS_QUEUE.dlq_name(prefix))
+    redrive = queue["Properties"]["RedrivePolicy"]
+    assert references(redrive["deadLetterTargetArn"]) == {dlq_id}
+    assert redrive["maxReceiveCount"] == 5
+    # A worker that died holding a claim lets it lapse before the message comes back.
+    assert queue["Properties"]["VisibilityTimeout"] >= template.props("EmailWorker")["Timeout"]
+
+
+def test_functions_send_from_the_stage_sender_and_link_to_the_web_apps_order_page(template):
+    sender = DEFAULTS[template.stage].email_sender
+    for name, function in template.functions.items():
+        env = function["Properties"]["Environment"]["Variables"]
+        assert env["EMAIL_SENDER"] == sender, name
+        assert literal_text(env["ORDER_PAGE_URL"]).endswith("/#/orders/{order_id}"), name
 
 
 def test_every_function_passes_the_apps_startup_check_with_webhooks_verified_or_refused(template, synthesis):

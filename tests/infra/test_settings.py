@@ -47,6 +47,8 @@ def test_context_values_override_the_stage_defaults_with_their_field_types():
         ("dev:rest_rate_limit", "0"),
         ("dev:retain_data", "maybe"),
         ("dev:ws_burst_limit", "many"),
+        ("dev:email_sender", "tickets"),
+        ("dev:email_sender", "tickets@localhost"),
     ],
 )
 def test_invalid_context_values_are_refused_naming_the_setting(key, value):
