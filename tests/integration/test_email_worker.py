@@ -14,7 +14,7 @@ from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingErro
 from chalice.test import Client
 
 from chalicelib import holds, tables, wiring
-from chalicelib.storage.emails import EmailLedger
+from chalicelib.storage.emails import Claim, EmailLedger
 from chalicelib.storage.models import Ticket
 from local.gateway import lambda_context
 from local.outbox import sent_mail
@@ -217,3 +217,21 @@ def test_resends_are_rate_limited_per_buyer(app_module, api, shop):
 
     assert [status for status, _ in answers] == [202, 202, 202, 429]
     assert answers[-1][1]["code"] == "rate_limited"
+
+
+# --- the ledger's claim ------------------------------------------------------------------------------
+
+
+def test_a_live_claim_keeps_others_off_and_a_lapsed_one_is_taken_over(shop):
+    ledger, key = EmailLedger(), f"{uuid.uuid4().hex}#receipt"
+    keep = {"lease_seconds": 30, "keep_seconds": 3600}
+
+    assert ledger.claim(key, "first", now=1000, **keep) == Claim.TAKEN
+    assert ledger.claim(key, "second", now=1029, **keep) == Claim.HELD
+    assert ledger.claim(key, "second", now=1031, **keep) == Claim.TAKEN  # the first attempt died mid-send
+    ledger.mark_sent(key, "first", message_id="late", now=1032)  # the first attempt's mark changes nothing
+    assert ledger.state(key) == "sending"
+    ledger.mark_sent(key, "second", message_id="m2", now=1033)
+
+    assert ledger.state(key) == "sent"
+    assert ledger.claim(key, "third", now=9999, **keep) == Claim.SENT
