@@ -18,6 +18,7 @@ from chalicelib.storage.emails import Claim, EmailLedger
 from chalicelib.storage.models import Ticket
 from local.gateway import lambda_context
 from local.outbox import sent_mail
+from tests.support.payflow import approve_on_page, webhook_event
 
 PASSWORD = "email-worker-password"
 
@@ -157,6 +158,25 @@ def test_an_order_whose_seats_were_lost_sends_a_failure_notice(app_module, lab, 
     [notice] = mail_to(lab, address)
     assert notice["subject"] == "Your order for Pay could not be completed"
     assert "refunded in full" in notice["body"]
+
+
+def test_a_capture_denied_later_sends_a_failure_notice_saying_no_money_was_taken(app_module, lab, shop):
+    user_id, address = _buyer(shop)
+    created = shop.checkout(user_id, shop.seats[:1])
+    approve_on_page(created["approval_url"])
+    shop.emulator.fault("capture", "pending")
+    shop.payments.execute(user_id, created["paypal_order_id"])
+    capture_id = shop.capture_id(created["paypal_order_id"])
+    shop.emulator.deny_capture(capture_id)
+
+    event = webhook_event("PAYMENT.CAPTURE.DENIED", {"id": capture_id})
+    shop.refunds.webhook({}, json.dumps(event).encode())  # fails the order, queues the notice (best effort)
+    work(app_module, shop, "emails", app_module.email_worker, created["order_id"])
+
+    [notice] = mail_to(lab, address)
+    assert notice["subject"] == "Your order for Pay could not be completed"
+    assert "The payment was declined by PayPal." in notice["body"]
+    assert "No money was taken for this order." in notice["body"]
 
 
 # --- resend (app.py's route through chalice.test.Client) ----------------------------------------------
