@@ -126,6 +126,24 @@ def test_an_email_ses_refuses_is_retried_then_dead_lettered(app_module, lab):
     assert mail_to(lab, address) == []
 
 
+def test_an_email_queue_that_refuses_never_undoes_a_purchase_and_the_purchase_message_is_redelivered(app_module, lab):
+    # A queue nobody answers at: SQS is down for the email jobs.
+    shop = lab.shop(EMAILS_QUEUE_URL="http://127.0.0.1:9/000000000000/nowhere")
+    user_id, _ = _buyer(shop)
+    created = shop.captured(user_id, shop.seats[:1])
+    previous = wiring._container
+    wiring._container = shop.container
+    try:
+        messages = shop.receive_for("purchases", created["order_id"])
+        with pytest.raises(BatchProcessingError):  # the message comes back and queues the receipt again
+            app_module.purchase_worker(shop.sqs_event("purchases", messages), lambda_context("purchases_worker"))
+    finally:
+        wiring._container = previous
+
+    assert shop.order(created["order_id"]).status == "paid"
+    assert shop.ticket(shop.seats[0]).status == holds.SOLD
+
+
 def test_a_completed_refund_sends_its_confirmation(app_module, lab, shop):
     user_id, address = _buyer(shop)
     order_id = paid(app_module, shop, user_id, shop.seats[:2])

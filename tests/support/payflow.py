@@ -449,8 +449,7 @@ class PaymentLab:
             PAYPAL_CLIENT_SECRET="local-secret",
             PAYMENT_RETURN_URL="http://shop.test/paypal/return",
             PAYMENT_CANCEL_URL="http://shop.test/paypal/cancel",
-            **queues,
-            **env,
+            **{**queues, **env},  # env may point a queue elsewhere (a test of an unreachable one)
         )
         return Container(settings)
 
