@@ -41,8 +41,10 @@ class Mailer:
                     },
                 },
             )
+        # `from None`: SES's message may quote the buyer's address, and the worker's failure is logged with its
+        # cause; the code is what an operator needs.
         except ClientError as exc:
-            raise EmailNotSent(exc.response.get("Error", {}).get("Code", "Unknown")) from exc
+            raise EmailNotSent(exc.response.get("Error", {}).get("Code", "Unknown")) from None
         except BotoCoreError as exc:
-            raise EmailNotSent(type(exc).__name__) from exc
+            raise EmailNotSent(type(exc).__name__) from None
         return answer["MessageId"]
