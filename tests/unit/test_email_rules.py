@@ -7,6 +7,7 @@ import pytest
 from chalicelib.config import ConfigError, load_settings
 from chalicelib.domain import OrderRecord, OrderTicket, RefundEntry
 from chalicelib.emails import Kind, compose
+from chalicelib.mailer import EmailNotSent, Mailer
 
 URL = "https://tickets.example/#/orders/o1"
 
@@ -122,3 +123,46 @@ def test_the_order_page_url_must_have_a_place_for_the_order_id():
     settings = load_settings({"ORDER_PAGE_URL": "https://tickets.example/#/orders/{order_id}"})
     assert settings.order_page_url == "https://tickets.example/#/orders/{order_id}"
     assert load_settings({}).limits.resends_per_user == (3, 3600)
+
+
+class FakeSes:
+    """SES v1's send_email as botocore answers it: a message id, or a ClientError by code."""
+
+    def __init__(self, error_code: str | None = None) -> None:
+        self.error_code = error_code
+        self.sent: list[dict] = []
+
+    def send_email(self, **request):
+        from botocore.exceptions import ClientError
+
+        if self.error_code:
+            message = "Email address is not verified: buyer@example.com"
+            raise ClientError({"Error": {"Code": self.error_code, "Message": message}}, "SendEmail")
+        self.sent.append(request)
+        return {"MessageId": f"m{len(self.sent)}"}
+
+
+def test_the_mailer_sends_both_bodies_from_the_configured_sender():
+    ses = FakeSes()
+    email = compose(Kind.RECEIPT, order(), order_url=URL)
+    assert email is not None
+
+    assert Mailer(lambda: ses, "tickets@example.com").send("buyer@example.com", email) == "m1"
+
+    (request,) = ses.sent
+    assert request["Source"] == "tickets@example.com"
+    assert request["Destination"] == {"ToAddresses": ["buyer@example.com"]}
+    assert request["Message"]["Subject"]["Data"] == email.subject
+    assert request["Message"]["Body"]["Text"]["Data"] == email.text
+    assert request["Message"]["Body"]["Html"]["Data"] == email.html
+
+
+def test_an_ses_refusal_becomes_email_not_sent_by_code_without_the_address():
+    email = compose(Kind.RECEIPT, order(), order_url=URL)
+    assert email is not None
+
+    with pytest.raises(EmailNotSent) as raised:
+        Mailer(lambda: FakeSes("MessageRejected"), "tickets@example.com").send("buyer@example.com", email)
+
+    assert raised.value.code == "MessageRejected"
+    assert "buyer@example.com" not in str(raised.value) and raised.value.__cause__ is None
