@@ -253,6 +253,7 @@ export const api = {
   }),
   orders: (query, opts) => request('GET', '/orders/', { query, ...opts }),
   order: (id, opts) => request('GET', `/orders/${encodeURIComponent(id)}/`, opts),
+  resendTickets: (id, opts) => request('POST', `/orders/${encodeURIComponent(id)}/resend/`, opts),
   // Staff only (the server answers 403 to everyone else).
   createEvent: (body, opts) => request('POST', '/events/', { body, ...opts }),
   updateEvent: (id, body, opts) => request('PATCH', `/events/${encodeURIComponent(id)}/`, { body, ...opts }),

@@ -10,6 +10,8 @@ import { pollOrder } from './payment.js';
 
 const REFUNDABLE = new Set(['paid', 'partially_refunded']);
 const BUSY = new Set(['processing', 'refund_pending']);
+// Orders whose tickets still hold: their receipt can be emailed again (POST /api/orders/{id}/resend/).
+const RESENDABLE = new Set(['paid', 'partially_refunded', 'refund_pending']);
 
 const shortId = (id) => String(id).slice(0, 8);
 const REFUND_STATUS_LABEL = { pending: 'In progress', completed: 'Refunded', failed: 'Failed' };
@@ -90,6 +92,8 @@ export async function viewOrder(ctx, params) {
   const statusSlot = h('div', { class: 'status-slot' });
   const body = h('div', { class: 'order-body' });
   const refundMessage = h('p', { id: 'refund-message', class: 'refund-message', 'aria-live': 'polite' });
+  // Kept across re-renders (polling), so "on its way" stays until the buyer leaves.
+  const resendMessage = h('span', { id: 'resend-message', class: 'resend-message', 'aria-live': 'polite' });
   ctx.setTitle(orderTitle(order));
   fill(ctx.main, 
     h('p', { class: 'breadcrumb' }, h('a', { href: '#/orders' }, '← My orders')),
@@ -158,11 +162,30 @@ export async function viewOrder(ctx, params) {
         h('legend', {}, refundable.size ? 'Tickets (tick the ones to refund)' : 'Tickets'),
         h('ul', {}, items)),
       refundable.size ? h('p', { class: 'actions' }, selectedButton, ' ', allButton) : null,
+      resendControl(o),
       o.status === 'created' && o.approval_url
         ? h('p', { class: 'actions' }, h('a', { href: o.approval_url, class: 'button-link' }, 'Continue to PayPal to pay'))
         : null,
       o.failure_reason ? h('p', { class: 'failure-reason' }, `Reason: ${o.failure_reason}`) : null,
       refundsList(o));
+  }
+
+  function resendControl(o) {
+    if (!RESENDABLE.has(o.status)) return null;
+    const button = h('button', { type: 'button', class: 'secondary', id: 'resend-tickets' }, 'Email me my tickets again');
+    button.addEventListener('click', async () => {
+      button.disabled = true;
+      resendMessage.textContent = 'Asking for the email…';
+      try {
+        await api.resendTickets(o.order_id || orderId, { signal: ctx.signal });
+        resendMessage.textContent = 'Your tickets are on their way to your email address.';
+      } catch (err) {
+        if (isAbort(err)) return;
+        resendMessage.textContent = err.message;
+        button.disabled = false;
+      }
+    });
+    return h('p', { class: 'actions' }, button, resendMessage);
   }
 
   async function follow(start) {
