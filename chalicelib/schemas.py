@@ -272,6 +272,33 @@ class ShowtimePatchIn(Strict):
     starts_at: str = Field(max_length=40, description="HH:MM on the showtime's date, or an ISO 8601 datetime")
 
 
+class SaleIn(Strict):
+    """A showtime's on-sale settings (staff): when it opens, whether a waiting room guards it, at what pace people
+    are let in."""
+
+    on_sale_at: dt.datetime = Field(description="ISO 8601 with a time zone (Z or an offset)")
+    guarded: bool = Field(description="true: buyers join a waiting room and need an admission to pick seats")
+    rate_per_minute: int = Field(default=60, ge=1, le=100000, strict=True, description="admissions per minute")
+    max_shopping: int = Field(
+        default=0, ge=0, le=100000, strict=True, description="at most this many admitted people at once (0: no cap)"
+    )
+
+    @field_validator("on_sale_at")
+    @classmethod
+    def _aware(cls, value: dt.datetime) -> dt.datetime:
+        if value.tzinfo is None:
+            raise ValueError("needs a time zone (Z or an offset)")
+        return value
+
+
+class SaleControlIn(Strict):
+    """Operators during a sale: pause, resume, change the rate or the cap (only the fields sent change)."""
+
+    paused: bool | None = None
+    rate_per_minute: int | None = Field(default=None, ge=1, le=100000, strict=True)
+    max_shopping: int | None = Field(default=None, ge=0, le=100000, strict=True)
+
+
 class ShowtimeCreatedOut(ShowtimeOut):
     event_id: str
     tickets: int

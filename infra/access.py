@@ -48,6 +48,7 @@ FUNCTIONS: dict[str, FunctionAccess] = {
             tables.SESSIONS.logical: WRITE,
             tables.CONNECTIONS.logical: WRITE,
             tables.LIMITS.logical: WRITE,
+            tables.WAITROOM.logical: WRITE,
         },
         sends_to=(tables.PURCHASES.logical, tables.REFUNDS.logical),
         secrets=(JWT, PAYPAL),
@@ -80,10 +81,13 @@ FUNCTIONS: dict[str, FunctionAccess] = {
             tables.LIMITS.logical: WRITE,
             tables.USERS.logical: READ,
             tables.SESSIONS.logical: READ,
+            tables.WAITROOM.logical: READ,
         },
+        secrets=(JWT,),
         posts_to_connections=True,
         purpose="select / unselect / snapshot, the reply to the sender (a 410 deletes the row); counts message and "
-        "hold limits; checks the socket's session is still live (closes it when not)",
+        "hold limits; checks the socket's session is still live (closes it when not); in a guarded showtime verifies "
+        "the admission (signed with the JWT secret) and reads the caller's place in the waiting room",
     ),
     "TicketsChanged": FunctionAccess(
         tables={tables.CONNECTIONS.logical: WRITE},
@@ -114,14 +118,21 @@ FUNCTIONS: dict[str, FunctionAccess] = {
             tables.TICKETS.logical: WRITE,
             tables.CARTS.logical: WRITE,
             tables.ORDERS.logical: WRITE,
+            tables.WAITROOM.logical: WRITE,
         },
         secrets=(PAYPAL,),
-        purpose="purchases queue: tickets checkout -> sold, order -> paid; refunds a capture whose seats were lost",
+        purpose="purchases queue: tickets checkout -> sold, order -> paid; refunds a capture whose seats were lost; "
+        "a buyer admitted through a waiting room frees their place",
     ),
     "RefundWorker": FunctionAccess(
         tables={tables.TICKETS.logical: WRITE, tables.ORDERS.logical: WRITE},
         secrets=(PAYPAL,),
         purpose="refunds queue: PayPal capture refund, order status, refunded tickets -> available",
+    ),
+    "WaitroomTick": FunctionAccess(
+        tables={tables.WAITROOM.logical: WRITE},
+        purpose="every minute, stepping every few seconds for 50 s: the waiting rooms' draws at opening, lapsed "
+        "admissions, admissions at each sale's rate",
     ),
 }
 
@@ -136,4 +147,5 @@ EXPECTED_FUNCTIONS: tuple[str, ...] = (
     "PurchaseWorker",
     "RefundWorker",
     "FanoutWorker",
+    "WaitroomTick",
 )

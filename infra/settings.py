@@ -27,6 +27,7 @@ RESERVED_CONCURRENCY = {
     "TicketsChanged": "stream_concurrency",
     "SweepExpired": "sweep_concurrency",
     "FanoutWorker": "fanout_concurrency",
+    "WaitroomTick": "waitroom_concurrency",
 }
 # Functions an SQS queue triggers: their reservation is also their event source's MaximumConcurrency (2-1000).
 QUEUE_WORKERS = ("PurchaseWorker", "RefundWorker", "FanoutWorker")
@@ -76,6 +77,8 @@ class StageSettings:
     fanout_concurrency: int = 0
     stream_concurrency: int = 0
     sweep_concurrency: int = 0
+    # The waiting-room ticker: one is enough (each sale's step is claimed with a conditional write anyway).
+    waitroom_concurrency: int = 0
     # The account's Lambda concurrency quota in the stage's region (1,000 unless raised): reservations must leave
     # MIN_UNRESERVED_CONCURRENCY of it unreserved.
     account_concurrency: int = 1000
@@ -121,6 +124,7 @@ DEFAULTS: dict[str, StageSettings] = {
         fanout_concurrency=2,
         stream_concurrency=5,
         sweep_concurrency=1,
+        waitroom_concurrency=1,
         waf_token_limit=100,
         waf_register_limit=50,
         waf_webhook_limit=5_000,
@@ -143,6 +147,7 @@ DEFAULTS: dict[str, StageSettings] = {
         fanout_concurrency=20,
         stream_concurrency=20,
         sweep_concurrency=2,
+        waitroom_concurrency=1,
     ),
 }
 

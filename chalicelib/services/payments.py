@@ -433,8 +433,14 @@ class PaymentService:
         return order_view(order)
 
     # --- purchase worker ----------------------------------------------------------------
-    def complete_purchase(self, order_id: str, refund_lost: Callable[[OrderRecord], RefundEntry]) -> str:
-        """Turn a captured order into sold tickets, exactly once. Returns the order's final status."""
+    def complete_purchase(
+        self,
+        order_id: str,
+        refund_lost: Callable[[OrderRecord], RefundEntry],
+        paid: Callable[[OrderRecord], None] | None = None,
+    ) -> str:
+        """Turn a captured order into sold tickets, exactly once. Returns the order's final status. `paid` hears of
+        the order once its tickets are sold (it must not raise)."""
         order = self.orders.get(order_id)
         if order is None:
             logger.warning("purchase for an unknown order", extra={"order_id": order_id})
@@ -447,6 +453,8 @@ class PaymentService:
             return self._seats_lost(order, refund_lost)
         metrics.add_metric(name="TicketsSold", unit="Count", value=len(order.tickets))
         logger.info("order paid", extra={"order_id": order_id})
+        if paid is not None:
+            paid(order)
         return OrderStatus.PAID
 
     def _seats_lost(self, order: OrderRecord, refund_lost: Callable[[OrderRecord], RefundEntry]) -> str:
