@@ -62,19 +62,15 @@ class WaitroomService:
         opening = int(on_sale_at.timestamp())
         if opening >= starts.timestamp():
             raise BadRequest("on_sale_at: must be before the showtime starts")
-        from pynamodb.exceptions import UpdateError
-
-        try:
-            self.repo.configure(
-                showtime.id,
-                on_sale_at=opening,
-                guarded=guarded,
-                rate_per_minute=rate_per_minute,
-                max_shopping=max_shopping or None,
-                active_until=int(starts.timestamp()) + DAY,
-            )
-        except UpdateError as exc:
-            raise Conflict("on_sale_at: the sale has opened and its draw is done; it cannot move") from exc
+        if not self.repo.configure(
+            showtime.id,
+            on_sale_at=opening,
+            guarded=guarded,
+            rate_per_minute=rate_per_minute,
+            max_shopping=max_shopping or None,
+            active_until=int(starts.timestamp()) + DAY,
+        ):
+            raise Conflict("on_sale_at: the sale has opened and its draw is done; it cannot move")
         self._forget(showtime.id)
         logger.info("sale configured", extra={"showtime_id": showtime.id, "guarded": guarded})
         return self.dashboard(showtime.id)
@@ -83,14 +79,10 @@ class WaitroomService:
         self, showtime_id: str, *, paused: bool | None, rate_per_minute: int | None, max_shopping: int | None
     ) -> dict:
         sale = self._require_sale(showtime_id)
-        from pynamodb.exceptions import UpdateError
-
-        try:
-            self.repo.control(
-                sale.showtime_id, paused=paused, rate_per_minute=rate_per_minute, max_shopping=max_shopping
-            )
-        except UpdateError as exc:
-            raise NotFound("This showtime has no on-sale settings.") from exc
+        if not self.repo.control(
+            sale.showtime_id, paused=paused, rate_per_minute=rate_per_minute, max_shopping=max_shopping
+        ):
+            raise NotFound("This showtime has no on-sale settings.")
         self._forget(sale.showtime_id)
         logger.info(
             "sale controlled",

@@ -148,8 +148,9 @@ class WaitroomRepository:
         rate_per_minute: int,
         max_shopping: int | None,
         active_until: int,
-    ) -> None:
-        """Set a sale's settings; its state and counters are kept. `on_sale_at` cannot move once the draw is done."""
+    ) -> bool:
+        """Set a sale's settings; its state and counters are kept. False when it would move `on_sale_at` after the
+        draw (which is done once, at the opening it had)."""
         item = WaitroomItem(sale_key(showtime_id))
         actions: list[Action] = [
             WaitroomItem.showtime_id.set(showtime_id),
@@ -162,21 +163,32 @@ class WaitroomRepository:
             WaitroomItem.expires_at.set(active_until),
         ]
         condition = WaitroomItem.drawn.does_not_exist() | (WaitroomItem.on_sale_at == on_sale_at)
-        item.update(actions=actions, condition=condition)
+        try:
+            item.update(actions=actions, condition=condition)
+        except UpdateError as exc:
+            if condition_failed(exc):
+                return False
+            raise
+        return True
 
     def control(
         self, showtime_id: str, *, paused: bool | None, rate_per_minute: int | None, max_shopping: int | None
-    ) -> None:
-        """Pause, resume, or change the rate or the cap of a sale that exists. Raises UpdateError."""
-        actions: list[Action] = []
+    ) -> bool:
+        """Pause, resume, or change the rate or the cap of a sale; false when it has no settings."""
+        actions: list[Action] = [WaitroomItem.showtime_id.set(showtime_id)]
         if paused is not None:
             actions.append(WaitroomItem.paused.set(paused))
         if rate_per_minute is not None:
             actions.append(WaitroomItem.rate_per_minute.set(rate_per_minute))
         if max_shopping is not None:
             actions.append(WaitroomItem.max_shopping.set(max_shopping))
-        if actions:
+        try:
             WaitroomItem(sale_key(showtime_id)).update(actions=actions, condition=WaitroomItem.pk.exists())
+        except UpdateError as exc:
+            if condition_failed(exc):
+                return False
+            raise
+        return True
 
     def active_sales(self) -> list[str]:
         return [item.pk.removeprefix("SALE#") for item in WaitroomItem.by_active.query("1")]
