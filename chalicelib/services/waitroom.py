@@ -92,7 +92,7 @@ class WaitroomService:
 
     def dashboard(self, showtime_id: str) -> dict:
         """What operators watch during a sale."""
-        sale = self._require_sale(showtime_id, consistent=True)
+        sale = self._require_sale(showtime_id, consistent=True, counts=True)
         now = self._clock()
         ended = sale.bought + sale.left + sale.lapsed + sale.vanished
         return {
@@ -154,7 +154,7 @@ class WaitroomService:
         if existing is not None:
             # Came back after leaving, lapsing, vanishing or buying: the back of the queue, never the old place.
             if self.repo.requeue(existing, self.repo.next_seq(sale.showtime_id), now):
-                self.repo.count(sale.showtime_id, joined=1)
+                self.repo.count(sale.showtime_id, user_id, joined=1)
             return self._status(sale, self.repo.place(sale.showtime_id, user_id) or existing, now)
         before_opening = now < sale.on_sale_at
         place = Place(
@@ -167,7 +167,7 @@ class WaitroomService:
             seq=None if before_opening else self.repo.next_seq(sale.showtime_id),
         )
         if self.repo.add_place(place, expires_at=sale.on_sale_at + 7 * DAY):
-            self.repo.count(sale.showtime_id, joined=1)
+            self.repo.count(sale.showtime_id, user_id, joined=1)
             metrics.add_metric(name="WaitroomJoined", unit="Count", value=1)
         stored = self.repo.place(sale.showtime_id, user_id) or place
         return self._status(sale, stored, now)
@@ -190,7 +190,7 @@ class WaitroomService:
             raise NotFound("You have no place in this queue.")
         if place.state in (rules.WAITING, rules.ADMITTED) and self.repo.move(place, rules.LEFT):
             # An admitted person who leaves frees their place for the next one at once (the cap counts it).
-            self.repo.count(sale.showtime_id, left=1, left_admitted=int(place.state == rules.ADMITTED))
+            self.repo.count(sale.showtime_id, user_id, left=1, left_admitted=int(place.state == rules.ADMITTED))
         return self._status(sale, self.repo.place(sale.showtime_id, user_id) or place, self._clock())
 
     def _status(self, sale: Sale, place: Place, now: float) -> dict:
@@ -293,7 +293,7 @@ class WaitroomService:
         try:
             place = self.repo.place(showtime_id, user_id)
             if place is not None and place.state == rules.ADMITTED and self.repo.move(place, rules.BOUGHT):
-                self.repo.count(showtime_id, bought=1)
+                self.repo.count(showtime_id, user_id, bought=1)
         except Exception:  # noqa: BLE001 - a sold order must not be retried over a counter
             logger.exception("waitroom: could not record a purchase", extra={"showtime_id": showtime_id})
 
@@ -314,7 +314,7 @@ class WaitroomService:
     def tick(self, showtime_id: str) -> int:
         """One step of one sale: the draw at opening, lapses, then admissions at the rate. Returns admissions."""
         now = self._clock()
-        sale = self.repo.sale(showtime_id, consistent=True)
+        sale = self.repo.sale(showtime_id, consistent=True, counts=True)
         if sale is None or now < sale.on_sale_at:
             return 0
         previous = sale.tick_at
@@ -429,8 +429,8 @@ class WaitroomService:
             raise NotFound("This showtime has no waiting room.")
         return sale
 
-    def _require_sale(self, showtime_id: str, consistent: bool = False) -> Sale:
-        sale = self.repo.sale(showtime_id, consistent=consistent) if plausible_id(showtime_id) else None
+    def _require_sale(self, showtime_id: str, consistent: bool = False, counts: bool = False) -> Sale:
+        sale = self.repo.sale(showtime_id, consistent=consistent, counts=counts) if plausible_id(showtime_id) else None
         if sale is None:
             raise NotFound("This showtime has no on-sale settings.")
         return sale

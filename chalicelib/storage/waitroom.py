@@ -2,13 +2,14 @@
 
 Keys: `SALE#<showtime>` (settings, the ticker's state, counters), `ENTRY#<showtime>#<user>` (one place per
 account: spread over as many partitions as there are people), `DRAW#<showtime>#<page>` (the draw's order, written
-once at opening), `SEQ#<showtime>` (the arrival counter after opening). docs/waiting-room.md has the arithmetic.
+once at opening), `SEQ#<showtime>` (the arrival counter after opening), `COUNT#<showtime>#<shard>` (what people did, in
+8 shards). docs/waiting-room.md has the arithmetic.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pynamodb.exceptions import PutError, UpdateError
@@ -27,6 +28,13 @@ def sale_key(showtime_id: str) -> str:
 
 def entry_key(showtime_id: str, user_id: str) -> str:
     return f"ENTRY#{showtime_id}#{user_id}"
+
+
+def count_key(showtime_id: str, shard: int) -> str:
+    return f"COUNT#{showtime_id}#{shard}"
+
+
+USER_COUNTERS = ("joined", "left", "left_admitted", "bought")
 
 
 def draw_key(showtime_id: str, page: int) -> str:
@@ -133,11 +141,27 @@ class WaitroomRepository:
         return WaitroomItem.Meta.table_name
 
     # --- sales --------------------------------------------------------------------------
-    def sale(self, showtime_id: str, *, consistent: bool = False) -> Sale | None:
+    def sale(self, showtime_id: str, *, consistent: bool = False, counts: bool = False) -> Sale | None:
+        """A sale's settings and the ticker's state; with `counts`, also what its people did (joined, left,
+        bought), summed over the counter shards (one BatchGetItem)."""
         try:
-            return _sale(WaitroomItem.get(sale_key(showtime_id), consistent_read=consistent))
+            sale = _sale(WaitroomItem.get(sale_key(showtime_id), consistent_read=consistent))
         except WaitroomItem.DoesNotExist:
             return None
+        if not counts:
+            return sale
+        totals = dict.fromkeys(USER_COUNTERS, 0)
+        keys = [count_key(showtime_id, shard) for shard in range(rules.DRAW_SHARDS)]
+        for item in WaitroomItem.batch_get(keys, consistent_read=consistent):
+            for name in USER_COUNTERS:
+                totals[name] += _n(getattr(item, name))
+        return replace(
+            sale,
+            joined=totals["joined"],
+            left=totals["left"],
+            left_admitted=totals["left_admitted"],
+            bought=totals["bought"],
+        )
 
     def configure(
         self,
@@ -193,16 +217,16 @@ class WaitroomRepository:
     def active_sales(self) -> list[str]:
         return [item.pk.removeprefix("SALE#") for item in WaitroomItem.by_active.query("1")]
 
-    def count(self, showtime_id: str, **deltas: int) -> None:
-        """ADD to the sale's counters (a place joined, left, bought). One write on the sale's item."""
+    def count(self, showtime_id: str, user_id: str, **deltas: int) -> None:
+        """ADD to what people did (joined, left, left_admitted, bought): one write on one of the sale's counter
+        shards (by user), so a joining crowd does not queue on one item."""
         names = {f"#c{i}": name for i, name in enumerate(deltas)}
         values = {f":v{i}": {"N": str(value)} for i, value in enumerate(deltas.values())}
         adds = ", ".join(f"{alias} :v{i}" for i, alias in enumerate(names))
         self._client().update_item(
             TableName=self._table,
-            Key={"pk": {"S": sale_key(showtime_id)}},
+            Key={"pk": {"S": count_key(showtime_id, rules.draw_shard(user_id))}},
             UpdateExpression=f"ADD {adds}",
-            ConditionExpression="attribute_exists(pk)",
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=values,
         )
