@@ -304,7 +304,10 @@ class WaitroomService:
         started = self._clock()
         totals = {"sales": 0, "admitted": 0}
         while True:
-            for showtime_id in self.repo.active_sales():
+            active = self.repo.active_sales()
+            if not active:
+                return totals  # nothing on sale: the invocation costs next to nothing
+            for showtime_id in active:
                 totals["sales"] += 1
                 totals["admitted"] += self.tick(showtime_id)
             if self._clock() - started + self.timings.tick_seconds > self.timings.tick_loop_seconds:
