@@ -110,6 +110,11 @@ def poll_after(ahead: int | None, rate_per_minute: float) -> int:
     return int(min(20, max(3, minutes_away * 6)))
 
 
+def poll_before_draw(until_opening: float) -> int:
+    """Before the draw a place has no number to watch: rarely while opening is far, often as it comes."""
+    return 20 if until_opening > 60 else 5
+
+
 # --- admissions --------------------------------------------------------------------------------------------------
 
 

@@ -228,7 +228,11 @@ class WaitroomService:
                 else None
             ),
             "rate_per_minute": sale.rate_per_minute,
-            "poll_after_seconds": rules.poll_after(ahead if waiting else None, sale.rate_per_minute),
+            "poll_after_seconds": (
+                rules.poll_before_draw(sale.on_sale_at - now)
+                if waiting and sale.drawn is None
+                else rules.poll_after(ahead if waiting else None, sale.rate_per_minute)
+            ),
             "admission": admission,
         }
 

@@ -81,6 +81,7 @@ def test_the_cap_limits_admissions_to_the_room_left():
 def test_polling_advice_stays_well_inside_the_heartbeat_timeout():
     for ahead in (0, 1, 50, 10_000, None):
         assert 3 <= rules.poll_after(ahead, 60) <= 20
+    assert rules.poll_before_draw(3600) == 20 and rules.poll_before_draw(30) == 5
     assert rules.estimated_wait(120, 60, paused=False) == 120
     assert rules.estimated_wait(120, 60, paused=True) is None
 
