@@ -86,7 +86,7 @@ def budget(
         return Budget(0, 0.0)
     ceiling = max(1.0, rate_per_minute * MAX_ALLOWANCE_SECONDS / 60)
     owed = min(ceiling, allowance + rate_per_minute * max(0.0, elapsed) / 60)
-    admit = math.floor(owed)
+    admit = math.floor(owed + 1e-9)  # 0.9999999 of an admission after float arithmetic is one
     if max_shopping:
         admit = max(0, min(admit, max_shopping - shopping))
         if admit == 0:

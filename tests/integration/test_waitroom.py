@@ -72,11 +72,14 @@ def open_and_draw(container: Container, clock: Clock, showtime_id: str) -> None:
     assert container.waitroom.repo.sale(showtime_id, consistent=True).drawn is not None
 
 
-def run(container: Container, clock: Clock, showtime_id: str, seconds: int, step: int = 2, alive=()) -> list[str]:
-    """Tick for `seconds`, keeping `alive` polling; returns who was admitted, in order."""
+def run(
+    container: Container, clock: Clock, showtime_id: str, seconds: int, step: int = 2, alive=(), steps=None
+) -> list[str]:
+    """Tick for `seconds`, keeping `alive` polling; returns who was admitted, step by step (`steps`, when given,
+    gets each one's step number: people admitted in one step are in no particular order here)."""
     admitted: list[str] = []
     service = container.waitroom
-    for _ in range(seconds // step):
+    for number in range(seconds // step):
         clock.now += step
         for user in alive:
             service.status(user, showtime_id)
@@ -85,6 +88,8 @@ def run(container: Container, clock: Clock, showtime_id: str, seconds: int, step
         for user in alive:
             if user not in before and service.repo.place(showtime_id, user).state == rules.ADMITTED:
                 admitted.append(user)
+                if steps is not None:
+                    steps[user] = number
     return admitted
 
 
@@ -121,10 +126,12 @@ def test_the_draw_orders_early_joiners_and_later_arrivals_queue_behind_in_order(
     positions = {u: container.waitroom.status(u, showtime_id)["position"] for u in early + late}
     assert sorted(positions[u] for u in early) == list(range(1, 13))
     assert [positions[u] for u in late] == [13, 14, 15, 16]
-    admitted = run(container, clock, showtime_id, 40, alive=early + late)  # 30/min for 40 s: 20 people
+    steps: dict[str, int] = {}
+    admitted = run(container, clock, showtime_id, 40, alive=early + late, steps=steps)  # 30/min for 40 s: 20
     assert len(admitted) == 16 and len(set(admitted)) == 16
-    assert admitted[:12] == sorted(early, key=positions.__getitem__)  # the draw's order, then arrivals
-    assert admitted[12:] == late
+    in_queue_order = [steps[u] for u in sorted(early + late, key=positions.__getitem__)]
+    assert in_queue_order == sorted(in_queue_order)  # the draw's order, then arrivals, step by step
+    assert max(steps[u] for u in early) <= min(steps[u] for u in late)
 
 
 def test_admissions_follow_the_rate_and_pause_stops_them(sale):
