@@ -249,8 +249,9 @@ def _figures(plan, container, showtime_id, opening, sim, units, early, later, ti
     draw_rank = {u: i for i, u in enumerate(order)}
     join_ranks = list(range(len(early)))
     draws = [draw_rank[u] for u in early]
-    # Arrivals after opening: admitted in arrival order (ties within one step allowed).
-    later_admitted = [u for u in later if u in admitted]
+    # Arrivals after opening: admitted in arrival order, which is the order of their counter numbers (a step's
+    # arrivals join concurrently here, as on AWS); ties within one step allowed.
+    later_admitted = sorted((u for u in later if u in admitted), key=lambda u: admitted[u].seq or 0)
     inversions = sum(
         1
         for a, b in zip(later_admitted, later_admitted[1:], strict=False)
