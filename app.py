@@ -338,6 +338,56 @@ def staff_showtime(showtime_id):
     return container().staff.showtime_report(showtime_id)
 
 
+# --- waiting room (docs/waiting-room.md) ---------------------------------------------------------
+
+
+@app.route("/api/showtimes/{showtime_id}/sale", methods=["GET"])
+@endpoint()
+def showtime_sale(showtime_id):
+    return container().waitroom.public_sale(showtime_id)
+
+
+@app.route("/api/showtimes/{showtime_id}/queue", methods=["POST"])
+@endpoint()
+def queue_join(showtime_id):
+    return container().waitroom.join(_user(), showtime_id)
+
+
+@app.route("/api/showtimes/{showtime_id}/queue", methods=["GET"])
+@endpoint()
+def queue_status(showtime_id):
+    return container().waitroom.status(_user(), showtime_id)
+
+
+@app.route("/api/showtimes/{showtime_id}/queue", methods=["DELETE"])
+@endpoint()
+def queue_leave(showtime_id):
+    return container().waitroom.leave(_user(), showtime_id)
+
+
+@app.route("/api/staff/showtimes/{showtime_id}/sale", methods=["PUT"], content_types=["application/json"])
+@endpoint()
+def staff_sale_configure(showtime_id):
+    _staff()
+    body = _body(schemas.SaleIn)
+    return container().waitroom.configure(showtime_id, **body.model_dump())
+
+
+@app.route("/api/staff/showtimes/{showtime_id}/sale", methods=["PATCH"], content_types=["application/json"])
+@endpoint()
+def staff_sale_control(showtime_id):
+    _staff()
+    body = _body(schemas.SaleControlIn)
+    return container().waitroom.control(showtime_id, **body.model_dump())
+
+
+@app.route("/api/staff/showtimes/{showtime_id}/sale", methods=["GET"])
+@endpoint()
+def staff_sale(showtime_id):
+    _staff()
+    return container().waitroom.dashboard(showtime_id)
+
+
 # --- workers -------------------------------------------------------------------------------
 
 
@@ -345,7 +395,12 @@ def _purchase_record(record) -> None:
     order_id = json.loads(record.body)["order_id"]
     logger.thread_safe_append_keys(order_id=order_id)
     services = container()
-    services.payments.complete_purchase(order_id, services.refunds.refund_lost_seats)
+    services.payments.complete_purchase(
+        order_id,
+        services.refunds.refund_lost_seats,
+        # A buyer admitted through a waiting room has had their turn: the place goes to the next person.
+        paid=lambda order: services.waitroom.bought(order.user_id, order.showtime_id),
+    )
 
 
 def _refund_record(record) -> None:
@@ -450,3 +505,10 @@ def sweep_expired(event):
     expired = services.payments.expire_orders()
     resent = services.refunds.resend_stalled()
     return {"released": released, "orders_expired": expired, "refunds_resent": resent}
+
+
+@app.schedule(Rate(1, unit=Rate.MINUTES))
+def waitroom_tick(event):
+    # Draws and admits for every sale in progress; on AWS one invocation steps every few seconds for most of its
+    # minute (WAITROOM_TICK_LOOP_SECONDS), locally the runtime's timer calls it every step.
+    return container().waitroom.run_ticker()

@@ -5,6 +5,7 @@
     .venv/bin/python -m bench --only flood    # one figure: flood_select_ack_ms (its own stack, limits on)
     .venv/bin/python -m bench --only rush     # one figure: premiere_rush (its own stack, AWS's post delay and rate)
     .venv/bin/python -m bench --only rush --slice-size 250    # the same with the room posted in 4 slices
+    .venv/bin/python -m bench --only waitroom  # one figure: waitroom (a guarded on-sale, simulated clock)
 
 Human progress goes to stderr. See bench/README.md for what each figure means.
 """
@@ -41,7 +42,7 @@ for _name, _value in (
 ):
     os.environ.setdefault(_name, _value)
 
-from bench import awscount, flood, phases, rush, stats  # noqa: E402
+from bench import awscount, flood, phases, rush, stats, waitroom  # noqa: E402
 from bench.clients import Client  # noqa: E402
 from bench.memory import (  # noqa: E402
     RssSampler,
@@ -82,6 +83,7 @@ class Plan:
     settle: float = 2.0  # pause before an RSS sample, so closed connections are gone
     flood: flood.FloodPlan = flood.FloodPlan()
     premiere: rush.RushPlan = rush.RushPlan()
+    waitroom: waitroom.WaitPlan = waitroom.WaitPlan()
 
 
 QUICK = Plan(
@@ -106,6 +108,7 @@ QUICK = Plan(
     settle=0.5,
     flood=flood.FloodPlan(users=5, baseline_window=2.0, window=3.0, grace=2.0),
     premiere=rush.RushPlan(viewers=100, buyers=20, arrival_s=5.0, seats=120, settle_s=2.0),
+    waitroom=waitroom.WaitPlan(early=500, later_seconds=20, rate_per_minute=600),
 )
 
 
@@ -375,6 +378,17 @@ async def run_rush(plan: rush.RushPlan) -> None:
         log(f"rush: done in {time.perf_counter() - started:.0f}s; stopping its stack")
 
 
+def run_waitroom(plan: waitroom.WaitPlan) -> None:
+    """waitroom: the waiting-room service on a moto server of its own, time simulated (bench/waitroom.py)."""
+    from local.moto import MotoProcess
+
+    started = time.perf_counter()
+    log(f"waitroom: {plan.early} joiners before opening, {plan.rate_per_minute} admissions a minute")
+    with MotoProcess() as server:
+        emit(waitroom.run(plan, server.endpoint))
+    log(f"waitroom: done in {time.perf_counter() - started:.0f}s")
+
+
 async def run_all(plan: Plan, only: str | None) -> None:
     if only is None:
         await run(plan)
@@ -384,13 +398,15 @@ async def run_all(plan: Plan, only: str | None) -> None:
         await run_flood(plan.flood)
     if only in (None, "rush"):
         await run_rush(plan.premiere)
+    if only in (None, "waitroom"):
+        await asyncio.to_thread(run_waitroom, plan.waitroom)
     emit(environment("end"))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run of every figure with small numbers")
-    parser.add_argument("--only", choices=("flood", "rush"), help="run one figure (with its own stack)")
+    parser.add_argument("--only", choices=("flood", "rush", "waitroom"), help="run one figure (with its own stack)")
     parser.add_argument("--slice-size", type=int, help="premiere_rush: FANOUT_SLICE_SIZE of its stack")
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else Plan()

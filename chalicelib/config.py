@@ -9,6 +9,17 @@ from functools import lru_cache
 MIN_JWT_SECRET_BYTES = 32
 
 
+@dataclass(frozen=True)
+class WaitroomTimings:
+    admission_seconds: int = 300  # how long an admission lets its holder pick seats
+    heartbeat_timeout_seconds: int = 60  # a waiting client silent this long has left (it polls every 3-20 s)
+    heartbeat_write_seconds: int = 15  # a poll records the heartbeat when the last one is this old
+    draw_grace_seconds: int = 30  # the draw waits this long after opening (API Gateway's 29 s request limit)
+    tick_seconds: float = 2.0  # the ticker's step
+    tick_loop_seconds: float = 0.0  # how long one ticker invocation keeps stepping (AWS: 55 of each minute)
+    config_cache_seconds: float = 2.0  # a container's copy of a sale's settings, for the seat gate and polls
+
+
 class ConfigError(RuntimeError):
     """A required setting is missing or malformed; the message names the variable."""
 
@@ -137,6 +148,8 @@ class Settings:
     payment_cancel_url: str
     # What a client may spend
     limits: AbuseLimits
+    # The waiting room's clocks (docs/waiting-room.md)
+    waitroom: WaitroomTimings
 
     def table_name(self, logical: str) -> str:
         return f"{self.table_prefix}{logical}"
@@ -213,6 +226,13 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         payment_return_url=env.get("PAYMENT_RETURN_URL", "http://127.0.0.1:8000/paypal/return"),
         payment_cancel_url=env.get("PAYMENT_CANCEL_URL", "http://127.0.0.1:8000/paypal/cancel"),
         limits=_abuse_limits(env, hold_seconds),
+        waitroom=WaitroomTimings(
+            admission_seconds=_int(env, "WAITROOM_ADMISSION_SECONDS", 300, minimum=1),
+            heartbeat_timeout_seconds=_int(env, "WAITROOM_HEARTBEAT_TIMEOUT_SECONDS", 60, minimum=30),
+            draw_grace_seconds=_int(env, "WAITROOM_DRAW_GRACE_SECONDS", 30),
+            tick_seconds=float(_int(env, "WAITROOM_TICK_SECONDS", 2, minimum=1)),
+            tick_loop_seconds=float(_int(env, "WAITROOM_TICK_LOOP_SECONDS", 0)),
+        ),
     )
 
 

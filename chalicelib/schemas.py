@@ -272,6 +272,93 @@ class ShowtimePatchIn(Strict):
     starts_at: str = Field(max_length=40, description="HH:MM on the showtime's date, or an ISO 8601 datetime")
 
 
+class SaleIn(Strict):
+    """A showtime's on-sale settings (staff): when it opens, whether a waiting room guards it, at what pace people
+    are let in."""
+
+    on_sale_at: dt.datetime = Field(description="ISO 8601 with a time zone (Z or an offset)")
+    guarded: bool = Field(description="true: buyers join a waiting room and need an admission to pick seats")
+    rate_per_minute: int = Field(default=60, ge=1, le=100000, strict=True, description="admissions per minute")
+    max_shopping: int = Field(
+        default=0, ge=0, le=100000, strict=True, description="at most this many admitted people at once (0: no cap)"
+    )
+
+    @field_validator("on_sale_at")
+    @classmethod
+    def _aware(cls, value: dt.datetime) -> dt.datetime:
+        if value.tzinfo is None:
+            raise ValueError("needs a time zone (Z or an offset)")
+        return value
+
+
+class SaleControlIn(Strict):
+    """Operators during a sale: pause, resume, change the rate or the cap (only the fields sent change)."""
+
+    paused: bool | None = None
+    rate_per_minute: int | None = Field(default=None, ge=1, le=100000, strict=True)
+    max_shopping: int | None = Field(default=None, ge=0, le=100000, strict=True)
+
+
+class SaleOut(BaseModel):
+    showtime_id: str
+    on_sale_at: str | None = Field(description="When seats can first be picked (null: on sale)")
+    guarded: bool = Field(description="A waiting room guards the sale: join it, pick seats once admitted")
+    opened: bool
+    paused: bool
+
+
+class AdmissionOut(BaseModel):
+    token: str = Field(description='Send it as "admission" in every select message of this showtime')
+    expires_at: str
+
+
+class QueueStatusOut(BaseModel):
+    showtime_id: str
+    state: Literal["waiting", "admitted", "bought", "left", "lapsed", "vanished"]
+    joined_at: str
+    in_draw: bool = Field(description="Joined before opening: in the draw, ordered at random at opening")
+    drawn: bool = Field(description="The draw is done (positions of the draw's entrants are known)")
+    on_sale_at: str
+    paused: bool
+    position: int | None = Field(description="Place in the whole queue, 1 first (null before the draw)")
+    ahead: int | None = Field(description="People ahead not yet reached (some may have left)")
+    estimated_wait_seconds: int | None = Field(description="At the current rate (null while paused or unknown)")
+    rate_per_minute: int
+    poll_after_seconds: int = Field(description="Ask again after this long: polling is the heartbeat")
+    admission: AdmissionOut | None
+
+
+class SaleCountsOut(BaseModel):
+    joined: int
+    waiting: int
+    admitted: int
+    shopping: int = Field(description="Admitted and not yet bought, left or lapsed")
+    bought: int
+    left: int
+    lapsed: int
+    vanished: int = Field(description="Stopped polling before their turn: passed over")
+    ended: int
+
+
+class WaitSecondsOut(BaseModel):
+    average: int | None
+    longest: int | None
+
+
+class SaleDashboardOut(BaseModel):
+    showtime_id: str
+    on_sale_at: str | None
+    guarded: bool
+    rate_per_minute: int
+    max_shopping: int
+    paused: bool
+    opened: bool
+    drawn: int | None = Field(description="Places in the pre-opening draw (null until it is done)")
+    counts: SaleCountsOut
+    wait_seconds: WaitSecondsOut
+    ticked_at: str | None = Field(description="The ticker's last step")
+
+
 class ShowtimeCreatedOut(ShowtimeOut):
     event_id: str
     tickets: int

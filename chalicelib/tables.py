@@ -168,6 +168,25 @@ LIMITS = TableSpec(
     purpose="rate-limit counters, one item per (scope, subject, window): seen by every container; TTL removes "
     "past windows. Keys spread over users, connections and sources, so no single one is hot.",
 )
+WAITROOM = TableSpec(
+    logical="waitroom",
+    hash_key=Key("pk"),
+    indexes=(
+        # Sparse, keys only. Pre-opening joiners in 8 shards per showtime (their draw number as the sort key):
+        # the draw reads them once at opening.
+        Index("by_draw", Key("draw_pk"), Key("draw", "N"), projection="KEYS_ONLY"),
+        # Joiners after opening, in arrival order (a per-showtime counter): the admission ticker walks it.
+        Index("by_arrival", Key("arrival_pk"), Key("seq", "N"), projection="KEYS_ONLY"),
+        # Admissions not yet used up (bought, left or lapsed), by when they lapse: the ticker lapses them.
+        Index("by_lapse", Key("lapse_pk"), Key("admission_expires", "N"), projection="KEYS_ONLY"),
+        # Sales the ticker runs (queued showtimes from their settings until the showtime starts).
+        Index("by_active", Key("active"), Key("pk"), projection="KEYS_ONLY"),
+    ),
+    ttl_attribute="expires_at",
+    purpose="virtual waiting room (docs/waiting-room.md): SALE#<showtime> holds the on-sale settings, the "
+    "ticker's state and the counters; ENTRY#<showtime>#<user> one place per account; DRAW#<showtime>#<page> the "
+    "pre-opening draw's order; SEQ#<showtime> the arrival counter after opening",
+)
 
 EMAILS = TableSpec(
     logical="emails",
@@ -191,6 +210,7 @@ TABLES: tuple[TableSpec, ...] = (
     SESSIONS,
     LIMITS,
     EMAILS,
+    WAITROOM,
 )
 
 PURCHASES = QueueSpec(

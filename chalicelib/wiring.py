@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from chalicelib.services.seats import SeatService
     from chalicelib.services.sessions import SessionService
     from chalicelib.services.staff import StaffService
+    from chalicelib.services.waitroom import WaitroomService
     from chalicelib.storage.connections import ConnectionRepository
 
 
@@ -226,6 +227,21 @@ class Container:
             broadcaster=self.broadcaster,
             limiter=self.limiter,
             limits=limits,
+            waitroom=lambda: self.waitroom,
+            clock=self.clock,
+        )
+
+    @cached_property
+    def waitroom(self) -> WaitroomService:
+        from chalicelib.services.waitroom import WaitroomService
+        from chalicelib.storage.waitroom import WaitroomRepository
+
+        return WaitroomService(
+            repo=WaitroomRepository(),
+            catalog=self.catalog,
+            secret=lambda: self.token_config().secret,
+            issuer=self.settings.jwt_issuer,
+            timings=self.settings.waitroom,
             clock=self.clock,
         )
 

@@ -49,6 +49,7 @@ FUNCTIONS: dict[str, FunctionAccess] = {
             tables.SESSIONS.logical: WRITE,
             tables.CONNECTIONS.logical: WRITE,
             tables.LIMITS.logical: WRITE,
+            tables.WAITROOM.logical: WRITE,
         },
         sends_to=(tables.PURCHASES.logical, tables.REFUNDS.logical, tables.EMAILS_QUEUE.logical),
         secrets=(JWT, PAYPAL),
@@ -82,10 +83,13 @@ FUNCTIONS: dict[str, FunctionAccess] = {
             tables.LIMITS.logical: WRITE,
             tables.USERS.logical: READ,
             tables.SESSIONS.logical: READ,
+            tables.WAITROOM.logical: READ,
         },
+        secrets=(JWT,),
         posts_to_connections=True,
         purpose="select / unselect / snapshot, the reply to the sender (a 410 deletes the row); counts message and "
-        "hold limits; checks the socket's session is still live (closes it when not)",
+        "hold limits; checks the socket's session is still live (closes it when not); in a guarded showtime verifies "
+        "the admission (signed with the JWT secret) and reads the caller's place in the waiting room",
     ),
     "TicketsChanged": FunctionAccess(
         tables={tables.CONNECTIONS.logical: WRITE},
@@ -116,11 +120,12 @@ FUNCTIONS: dict[str, FunctionAccess] = {
             tables.TICKETS.logical: WRITE,
             tables.CARTS.logical: WRITE,
             tables.ORDERS.logical: WRITE,
+            tables.WAITROOM.logical: WRITE,
         },
         sends_to=(tables.EMAILS_QUEUE.logical,),
         secrets=(PAYPAL,),
         purpose="purchases queue: tickets checkout -> sold, order -> paid; refunds a capture whose seats were lost; "
-        "queues the buyer's receipt or failure notice",
+        "queues the buyer's receipt or failure notice; a buyer admitted through a waiting room frees their place",
     ),
     "RefundWorker": FunctionAccess(
         tables={tables.TICKETS.logical: WRITE, tables.ORDERS.logical: WRITE},
@@ -139,6 +144,11 @@ FUNCTIONS: dict[str, FunctionAccess] = {
         purpose="emails queue: reads the order and the buyer's address, claims the email's key, sends it through "
         "SES from the stage's sender, marks it sent",
     ),
+    "WaitroomTick": FunctionAccess(
+        tables={tables.WAITROOM.logical: WRITE},
+        purpose="every minute, stepping every few seconds for 50 s: the waiting rooms' draws at opening, lapsed "
+        "admissions, admissions at each sale's rate",
+    ),
 }
 
 # Functions the app is expected to define; tests/infra checks this list against the synthesized template.
@@ -153,4 +163,5 @@ EXPECTED_FUNCTIONS: tuple[str, ...] = (
     "RefundWorker",
     "FanoutWorker",
     "EmailWorker",
+    "WaitroomTick",
 )

@@ -28,6 +28,7 @@ RESERVED_CONCURRENCY = {
     "SweepExpired": "sweep_concurrency",
     "FanoutWorker": "fanout_concurrency",
     "EmailWorker": "email_concurrency",
+    "WaitroomTick": "waitroom_concurrency",
 }
 # Functions an SQS queue triggers: their reservation is also their event source's MaximumConcurrency (2-1000).
 QUEUE_WORKERS = ("PurchaseWorker", "RefundWorker", "FanoutWorker", "EmailWorker")
@@ -82,6 +83,8 @@ class StageSettings:
     sweep_concurrency: int = 0
     # Emails in flight: keeps the worker under SES's sending rate (14/s by default out of the sandbox, 1/s in it).
     email_concurrency: int = 0
+    # The waiting-room ticker: one is enough (each sale's step is claimed with a conditional write anyway).
+    waitroom_concurrency: int = 0
     # The account's Lambda concurrency quota in the stage's region (1,000 unless raised): reservations must leave
     # MIN_UNRESERVED_CONCURRENCY of it unreserved.
     account_concurrency: int = 1000
@@ -128,6 +131,7 @@ DEFAULTS: dict[str, StageSettings] = {
         stream_concurrency=5,
         sweep_concurrency=1,
         email_concurrency=2,
+        waitroom_concurrency=1,
         waf_token_limit=100,
         waf_register_limit=50,
         waf_webhook_limit=5_000,
@@ -151,6 +155,7 @@ DEFAULTS: dict[str, StageSettings] = {
         stream_concurrency=20,
         sweep_concurrency=2,
         email_concurrency=5,
+        waitroom_concurrency=1,
     ),
 }
 

@@ -55,6 +55,13 @@ def build_pollers(app_module: Any, sweep_interval: float) -> list:
     pollers: list = [
         stream,
         Timer(app_module.sweep_expired, interval=sweep_interval, name="sweep_expired", region=region),
+        # The waiting rooms' step (on AWS a once-a-minute invocation that loops; here one step per call).
+        Timer(
+            app_module.waitroom_tick,
+            interval=float(os.environ.get("WAITROOM_TICK_SECONDS", "2")),
+            name="waitroom_tick",
+            region=region,
+        ),
     ]
     workers = [
         ("purchases", app_module.purchase_worker, 10),

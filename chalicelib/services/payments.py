@@ -439,19 +439,29 @@ class PaymentService:
         return order_view(order)
 
     # --- purchase worker ----------------------------------------------------------------
-    def complete_purchase(self, order_id: str, refund_lost: Callable[[OrderRecord], RefundEntry]) -> str:
+    def complete_purchase(
+        self,
+        order_id: str,
+        refund_lost: Callable[[OrderRecord], RefundEntry],
+        paid: Callable[[OrderRecord], None] | None = None,
+    ) -> str:
         """Turn a captured order into sold tickets, exactly once, and queue the buyer's email (a receipt, or the
-        failure notice when the seats were lost). Returns the order's final status. Raises the queue's errors once
-        the order is settled: the purchase message is redelivered and queues the email again (the worker sends it
-        once per order)."""
-        status = self._complete_purchase(order_id, refund_lost)
+        failure notice when the seats were lost). Returns the order's final status. `paid` hears of the order once
+        its tickets are sold (it must not raise). Raises the queue's errors once the order is settled: the purchase
+        message is redelivered and queues the email again (the worker sends it once per order)."""
+        status = self._complete_purchase(order_id, refund_lost, paid)
         if self._emails is not None and status == OrderStatus.PAID:
             self._emails.receipt(order_id)
         elif self._emails is not None and status == OrderStatus.FAILED:
             self._emails.failed(order_id)
         return status
 
-    def _complete_purchase(self, order_id: str, refund_lost: Callable[[OrderRecord], RefundEntry]) -> str:
+    def _complete_purchase(
+        self,
+        order_id: str,
+        refund_lost: Callable[[OrderRecord], RefundEntry],
+        paid: Callable[[OrderRecord], None] | None = None,
+    ) -> str:
         order = self.orders.get(order_id)
         if order is None:
             logger.warning("purchase for an unknown order", extra={"order_id": order_id})
@@ -464,6 +474,8 @@ class PaymentService:
             return self._seats_lost(order, refund_lost)
         metrics.add_metric(name="TicketsSold", unit="Count", value=len(order.tickets))
         logger.info("order paid", extra={"order_id": order_id})
+        if paid is not None:
+            paid(order)
         return OrderStatus.PAID
 
     def _seats_lost(self, order: OrderRecord, refund_lost: Callable[[OrderRecord], RefundEntry]) -> str:

@@ -9,6 +9,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from chalicelib import holds
 from chalicelib.broadcast import Broadcaster
@@ -21,6 +22,9 @@ from chalicelib.services.accounts import AccountService
 from chalicelib.services.catalog import CatalogService
 from chalicelib.storage.connections import ConnectionRepository
 from chalicelib.storage.seats import SeatRepository
+
+if TYPE_CHECKING:
+    from chalicelib.services.waitroom import WaitroomService
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 # How long a socket's claim on its user's per-room cap lives without a $disconnect: API Gateway's 2 h limit.
@@ -105,6 +109,7 @@ class SeatService:
         broadcaster: Broadcaster,
         limiter: RateLimiter | None = None,
         limits: AbuseLimits | None = None,
+        waitroom: Callable[[], WaitroomService] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.repo = repo
@@ -114,6 +119,7 @@ class SeatService:
         self._broadcaster = broadcaster
         self._limiter = limiter
         self._limits = limits
+        self._waitroom = waitroom
         self._clock = clock
         self._flood = (
             FloodGuard(limits.ws_window_seconds, max(limits.ws_messages_per_connection, 2), clock) if limits else None
@@ -255,6 +261,9 @@ class SeatService:
             if action is None:
                 action = "unselect" if self._holds(connection, ticket_id) else "select"
             if action == "select":
+                if self._waitroom is not None:
+                    # Before the sale opens nobody selects; in a guarded showtime only an admitted user does.
+                    self._waitroom().check_select(connection.user_id, connection.room, message.get("admission"))
                 return self.select(connection, ticket_id)
             return self.unselect(connection, ticket_id)
         except DomainError as exc:

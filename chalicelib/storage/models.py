@@ -319,6 +319,99 @@ class SentEmail(_Model):
     expires_at = NumberAttribute()
 
 
+class _WaitroomIndex(GlobalSecondaryIndex["WaitroomItem"]):
+    class Meta:
+        projection = KeysOnlyProjection()
+
+
+class WaitroomByDraw(_WaitroomIndex):
+    class Meta(_WaitroomIndex.Meta):
+        index_name = "by_draw"
+
+    draw_pk = UnicodeAttribute(hash_key=True)
+    draw = NumberAttribute(range_key=True)
+
+
+class WaitroomByArrival(_WaitroomIndex):
+    class Meta(_WaitroomIndex.Meta):
+        index_name = "by_arrival"
+
+    arrival_pk = UnicodeAttribute(hash_key=True)
+    seq = NumberAttribute(range_key=True)
+
+
+class WaitroomByLapse(_WaitroomIndex):
+    class Meta(_WaitroomIndex.Meta):
+        index_name = "by_lapse"
+
+    lapse_pk = UnicodeAttribute(hash_key=True)
+    admission_expires = NumberAttribute(range_key=True)
+
+
+class WaitroomByActive(_WaitroomIndex):
+    class Meta(_WaitroomIndex.Meta):
+        index_name = "by_active"
+
+    active = UnicodeAttribute(hash_key=True)
+    pk = UnicodeAttribute(range_key=True)
+
+
+class WaitroomItem(_Model):
+    """One table, four kinds of item (tables.WAITROOM): a sale's settings and state, a place, a draw page, the
+    arrival counter. Every attribute but the key is optional: each kind sets its own."""
+
+    class Meta(_Meta):
+        pass
+
+    pk = UnicodeAttribute(hash_key=True)
+    # SALE#: settings
+    showtime_id = UnicodeAttribute(null=True)
+    on_sale_at = NumberAttribute(null=True)
+    guarded = BooleanAttribute(null=True)
+    rate_per_minute = NumberAttribute(null=True)
+    max_shopping = NumberAttribute(null=True)
+    paused = BooleanAttribute(null=True)
+    active = UnicodeAttribute(null=True)
+    # SALE#: the ticker's state (written by the ticker alone, under `tick_at`)
+    tick_at = NumberAttribute(null=True)
+    allowance = NumberAttribute(null=True)  # admissions owed but not yet given (fractions carry over)
+    drawn = NumberAttribute(null=True)  # pre-opening places in the draw (absent until the draw)
+    draw_pages = NumberAttribute(null=True)
+    draw_cursor = NumberAttribute(null=True)  # how far the ticker has walked the draw's order
+    seq_cursor = NumberAttribute(null=True)  # the last arrival seq the ticker walked
+    admitted = NumberAttribute(null=True)
+    vanished = NumberAttribute(null=True)
+    lapsed = NumberAttribute(null=True)
+    wait_total = NumberAttribute(null=True)
+    wait_max = NumberAttribute(null=True)
+    # SALE#: counters users move (one ADD each)
+    joined = NumberAttribute(null=True)
+    left = NumberAttribute(null=True)
+    bought = NumberAttribute(null=True)
+    left_admitted = NumberAttribute(null=True)  # of `left`, those who left while admitted (shopping)
+    # ENTRY#: a place
+    user_id = UnicodeAttribute(null=True)
+    state = UnicodeAttribute(null=True)  # waiting | admitted | bought | left | lapsed | vanished
+    joined_at = NumberAttribute(null=True)
+    heartbeat_at = NumberAttribute(null=True)
+    draw_pk = UnicodeAttribute(null=True)
+    draw = NumberAttribute(null=True)
+    arrival_pk = UnicodeAttribute(null=True)
+    seq = NumberAttribute(null=True)
+    admitted_at = NumberAttribute(null=True)
+    admission_id = UnicodeAttribute(null=True)
+    admission_expires = NumberAttribute(null=True)
+    lapse_pk = UnicodeAttribute(null=True)
+    # DRAW#: a page of the draw's order (user ids); SEQ#: the counter
+    users: ListAttribute = ListAttribute(of=UnicodeAttribute, null=True)
+    counter = NumberAttribute(null=True)
+    expires_at = NumberAttribute(null=True)
+    by_draw = WaitroomByDraw()
+    by_arrival = WaitroomByArrival()
+    by_lapse = WaitroomByLapse()
+    by_active = WaitroomByActive()
+
+
 MODELS: dict[str, type[Model]] = {
     tables.USERS.logical: User,
     tables.CATEGORIES.logical: Category,
@@ -332,6 +425,7 @@ MODELS: dict[str, type[Model]] = {
     tables.SESSIONS.logical: Session,
     tables.LIMITS.logical: Limit,
     tables.EMAILS.logical: SentEmail,
+    tables.WAITROOM.logical: WaitroomItem,
 }
 
 

@@ -115,7 +115,14 @@ def base_url(playwright_api, artifacts_dir: Path):
     state_dir = artifacts_dir / "stack-state"  # never the developer's own .local-state
     shutil.rmtree(state_dir, ignore_errors=True)
     env = dict(
-        os.environ, HOST="127.0.0.1", PORT=str(port), PYTHONUNBUFFERED="1", LOCAL_STATE_DIR=str(state_dir), **LIMITS_OFF
+        os.environ,
+        HOST="127.0.0.1",
+        PORT=str(port),
+        PYTHONUNBUFFERED="1",
+        LOCAL_STATE_DIR=str(state_dir),
+        # A 1 s draw grace (30 s on AWS): the waiting-room test opens a sale a few seconds ahead.
+        WAITROOM_DRAW_GRACE_SECONDS="1",
+        **LIMITS_OFF,
     )
     log_path = artifacts_dir / "stack.log"
     proc = subprocess.Popen(

@@ -19,7 +19,8 @@ def pytest_collection_modifyitems(items):
 
 @pytest.fixture(scope="session")
 def stack():
-    with running_stack(env={"SWEEP_INTERVAL_SECONDS": "1"}) as running:
+    # A 1 s draw grace (30 s on AWS): waiting-room tests open a sale a few seconds ahead.
+    with running_stack(env={"SWEEP_INTERVAL_SECONDS": "1", "WAITROOM_DRAW_GRACE_SECONDS": "1"}) as running:
         yield running
 
 

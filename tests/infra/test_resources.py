@@ -201,6 +201,15 @@ def test_sweeper_runs_every_minute(template):
     ]
 
 
+def test_waitroom_ticker_runs_every_minute_and_steps_for_most_of_it(template):
+    props = template.props("WaitroomTick")
+    schedules = [e["Properties"]["Schedule"] for e in props["Events"].values() if e["Type"] == "Schedule"]
+    assert schedules == ["rate(1 minute)"]
+    loop = int(props["Environment"]["Variables"]["WAITROOM_TICK_LOOP_SECONDS"])
+    assert 30 <= loop < props["Timeout"] <= 60  # the loop ends before the next invocation and before its timeout
+    assert props.get("ReservedConcurrentExecutions") == 1
+
+
 def test_functions_get_the_tables_and_queues_of_their_own_stage_through_the_environment(template):
     prefix = _prefix(template)
     tickets_id, _ = template.named(TABLE, "TableName", f"{prefix}{tables.TICKETS.logical}")

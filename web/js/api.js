@@ -254,7 +254,15 @@ export const api = {
   orders: (query, opts) => request('GET', '/orders/', { query, ...opts }),
   order: (id, opts) => request('GET', `/orders/${encodeURIComponent(id)}/`, opts),
   resendTickets: (id, opts) => request('POST', `/orders/${encodeURIComponent(id)}/resend/`, opts),
+  // Waiting room (docs/API.md, "Waiting room").
+  sale: (showtimeId, opts) => request('GET', `/showtimes/${encodeURIComponent(showtimeId)}/sale/`, { auth: false, ...opts }),
+  joinQueue: (showtimeId, opts) => request('POST', `/showtimes/${encodeURIComponent(showtimeId)}/queue/`, opts),
+  queueStatus: (showtimeId, opts) => request('GET', `/showtimes/${encodeURIComponent(showtimeId)}/queue/`, opts),
+  leaveQueue: (showtimeId, opts) => request('DELETE', `/showtimes/${encodeURIComponent(showtimeId)}/queue/`, opts),
   // Staff only (the server answers 403 to everyone else).
+  staffSale: (id, opts) => request('GET', `/staff/showtimes/${encodeURIComponent(id)}/sale/`, opts),
+  setSale: (id, body, opts) => request('PUT', `/staff/showtimes/${encodeURIComponent(id)}/sale/`, { body, ...opts }),
+  controlSale: (id, body, opts) => request('PATCH', `/staff/showtimes/${encodeURIComponent(id)}/sale/`, { body, ...opts }),
   createEvent: (body, opts) => request('POST', '/events/', { body, ...opts }),
   updateEvent: (id, body, opts) => request('PATCH', `/events/${encodeURIComponent(id)}/`, { body, ...opts }),
   createShowtime: (eventId, body, opts) => request('POST', `/events/${encodeURIComponent(eventId)}/showtimes/`, { body, ...opts }),

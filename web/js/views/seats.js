@@ -4,7 +4,8 @@ import { api, liveUrl, session } from '../api.js';
 import { LiveConnection, UpdateOrder } from '../live.js';
 import { SeatMap } from '../seatmap.js';
 import { h, clear, countdown, formatDateTime, formatTime, isAbort, money, parseTime, seatName, append, fill } from '../util.js';
-import { announce, CHECKOUT_KEY, errorNotice, heading, loading, loginPrompt } from '../ui.js';
+import { announce, CHECKOUT_KEY, errorNotice, heading, loading, loginPrompt, notice } from '../ui.js';
+import { keepAdmission, savedAdmission, waitForAdmission } from './waitroom.js';
 
 const PENDING_TIMEOUT_MS = 8_000;
 const SNAPSHOT_TIMEOUT_MS = 4_000;
@@ -32,6 +33,11 @@ function errorText(code, name, serverMessage, retryAfter) {
     case 'busy': return `The server is busy and could not update ${name}. Please try again.`;
     case 'not_found': return `${name} is not part of this showtime.`;
     case 'bad_request': return `The server did not understand the request${serverMessage ? `: ${serverMessage}` : '.'}`;
+    case 'not_on_sale': return serverMessage || 'This showtime is not on sale yet.';
+    case 'admission_required':
+    case 'admission_invalid':
+    case 'admission_lapsed':
+      return 'Your turn to pick seats has ended (or this tab has no turn). Seats you hold stay yours until their hold runs out; to pick more, join the queue again.';
     default: return serverMessage || `The server refused the request (${code || 'unknown error'}).`;
   }
 }
@@ -57,6 +63,33 @@ export async function viewSeats(ctx, params) {
   }
   ctx.setTitle(`Seats: ${event.title}`);
   const loggedIn = session.loggedIn;
+  const where = `${showtime.starts_at ? formatDateTime(showtime.starts_at) : showtime.date} · ${showtime.theater}`;
+
+  // A showtime may have on-sale settings: before the sale nobody picks seats; a guarded one takes picks only from
+  // people its waiting room admitted. Viewing stays open to everyone.
+  let sale = null;
+  try {
+    sale = await api.sale(showtimeId, { signal: ctx.signal });
+  } catch (err) {
+    if (isAbort(err)) return;
+  }
+  let admission = null;
+  if (sale?.guarded && loggedIn) {
+    admission = savedAdmission(showtimeId)
+      || await waitForAdmission(ctx, { showtimeId, title: event.title, where, backHref: `#/events/${encodeURIComponent(eventId)}` });
+    if (!admission) return; // left the queue, or the page went away
+    ctx.setTitle(`Seats: ${event.title}`);
+  }
+  let saleNote = null;
+  if (sale?.guarded && !loggedIn) {
+    saleNote = loginPrompt('This sale has a waiting room: log in to join the queue. You can look at the seats meanwhile.', here);
+  } else if (admission) {
+    saleNote = notice(`It is your turn: pick your seats before ${formatTime(parseTime(admission.expires_at))}.`, 'info');
+    saleNote.id = 'admission-note';
+  } else if (sale && !sale.opened) {
+    saleNote = notice(`On sale from ${formatDateTime(sale.on_sale_at)}: seats can be picked from then on.`, 'info');
+    saleNote.id = 'sale-note';
+  }
 
   let live = null; // LiveConnection, when logged in
   let snapshotTimer = null;
@@ -104,9 +137,10 @@ export async function viewSeats(ctx, params) {
   fill(ctx.main, 
     h('p', { class: 'breadcrumb' }, h('a', { href: `#/events/${encodeURIComponent(eventId)}` }, `← ${event.title}`)),
     heading(event.title),
-    h('p', { class: 'meta' }, `${showtime.starts_at ? formatDateTime(showtime.starts_at) : showtime.date} · ${showtime.theater} `, liveBadge),
+    h('p', { class: 'meta' }, `${where} `, liveBadge),
     banner,
-    loggedIn ? null : loginPrompt('Log in to choose seats. The map below is not updated live until you do.', here),
+    saleNote,
+    loggedIn || sale?.guarded ? null : loginPrompt('Log in to choose seats. The map below is not updated live until you do.', here),
     h('div', { class: 'seat-layout' },
       h('section', { class: 'hall-panel', 'aria-labelledby': 'hall-heading' },
         h('h2', { id: 'hall-heading', class: 'visually-hidden' }, 'Seat map'),
@@ -187,7 +221,9 @@ export async function viewSeats(ctx, params) {
   }
 
   function send(action, t, retried = false) {
-    if (!live || !live.send({ action, ticket_id: t.id })) {
+    const message = { action, ticket_id: t.id };
+    if (admission && action === 'select') message.admission = admission.token;
+    if (!live || !live.send(message)) {
       complain('The live connection is down, so seats cannot change right now. It reconnects by itself.');
       return;
     }
@@ -224,6 +260,16 @@ export async function viewSeats(ctx, params) {
     else if (view === 'mine') send('unselect', t);
     else if (view === 'held') complain(`${seatName(t)} is held by another customer.`);
     else if (view === 'sold') complain(t.mine ? `${seatName(t)} is already yours.` : `${seatName(t)} is sold.`);
+  }
+
+  // The turn a waiting room gave has ended: forget it and offer the queue again (at its back).
+  function offerRequeue() {
+    admission = null;
+    keepAdmission(showtimeId, null);
+    if (document.getElementById('queue-rejoin')) return;
+    const again = h('button', { type: 'button', id: 'queue-rejoin', class: 'secondary' }, 'Join the queue again');
+    again.addEventListener('click', () => ctx.reload());
+    messageError.after(h('p', {}, again));
   }
 
   // ---- cart -----------------------------------------------------------------------------------------------
@@ -389,6 +435,7 @@ export async function viewSeats(ctx, params) {
           break;
         }
         complain(errorText(msg.code, t ? seatName(t) : 'That seat', msg.message, msg.retry_after));
+        if (msg.code?.startsWith('admission_')) offerRequeue();
         if (['ticket_unavailable', 'not_holder', 'checkout_in_progress', 'not_found'].includes(msg.code)) requestResync();
         break;
       }

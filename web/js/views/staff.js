@@ -5,6 +5,7 @@ import { api, liveUrl, session } from '../api.js';
 import { LiveConnection } from '../live.js';
 import { append, fill, formatDate, formatDateTime, formatTime, h, isAbort, money, parseTime } from '../util.js';
 import { errorNotice, heading, loading, loginPrompt, notice, pagedList } from '../ui.js';
+import { saleSection } from './staffSale.js';
 
 // A showtime page refetches its report at most this often while the room is busy (each fetch reads the hall once).
 const REPORT_MIN_GAP_MS = 1_000;
@@ -307,6 +308,7 @@ export async function viewStaffShowtime(ctx, params, query) {
     h('section', { 'aria-labelledby': 'move-heading' },
       h('h2', { id: 'move-heading' }, 'Change the start time'),
       moveForm(() => report, render, ctx)),
+    saleSection(showtimeId, ctx),
     h('p', {}, h('a', { href: `#/events/${encodeURIComponent(report.event_id)}/showtimes/${encodeURIComponent(showtimeId)}` }, 'Open the seat map buyers see')));
   render(report);
 
