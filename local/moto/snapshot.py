@@ -1,6 +1,6 @@
 """moto's state in a file, so `make run` keeps its tables, stream records and queues across restarts.
 
-moto keeps everything in memory. The server restores its DynamoDB and SQS backends from the file at start and
+moto keeps everything in memory. The server restores its DynamoDB, SQS and SES backends from the file at start and
 writes a snapshot while running: at most every `interval` seconds and only after a request that may have changed
 something, plus a final one at a clean stop. A snapshot is pickled under every service lock (so it is a consistent
 point: no half transaction, no message half moved) and written outside them, atomically (a temporary file, fsync,
@@ -9,7 +9,9 @@ changed since the last snapshot: at most `interval` seconds.
 
 Shard iterators are not kept (the DynamoDB Streams backend holds nothing else): a reader asks for new ones after
 its last sequence number, which the restored records still carry. moto's SQS queues hold thread locks and
-conditions; they are pickled as fresh ones.
+conditions; they are pickled as fresh ones. SES keeps the verified sender (without it every email after a restart
+is refused) and the mail sent, which the local outbox shows. A file of format 1 (before SES was kept) is still
+restored: its DynamoDB and SQS state, with SES fresh.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from local.moto.serialize import ALL_LOCKS, holding
 log = logging.getLogger(__name__)
 
 SLOW_SNAPSHOT_SECONDS = 0.5
-_FORMAT = 1
+_FORMAT = 2
+_READABLE = (1, 2)
 _LOCK_TYPES = (type(threading.Lock()), type(threading.RLock()))
 
 
@@ -46,15 +49,16 @@ class _Pickler(pickle.Pickler):
         return NotImplemented
 
 
-def _backends() -> tuple[Any, Any]:
+def _backends() -> tuple[Any, ...]:
     from moto.dynamodb.models import dynamodb_backends
+    from moto.ses.models import ses_backends
     from moto.sqs.models import sqs_backends
 
-    return dynamodb_backends, sqs_backends
+    return dynamodb_backends, sqs_backends, ses_backends
 
 
 def dumps() -> bytes:
-    """The DynamoDB and SQS backends, pickled together so references between them stay one object each."""
+    """The DynamoDB, SQS and SES backends, pickled together so references between them stay one object each."""
     buffer = io.BytesIO()
     _Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump((_FORMAT, moto_version(), _backends()))
     return buffer.getvalue()
@@ -73,13 +77,12 @@ def restore(path: Path) -> bool:
     except FileNotFoundError:
         return False
     try:
-        form, version, (dynamodb, sqs) = pickle.loads(data)
+        form, version, backends = pickle.loads(data)
     except Exception as exc:  # noqa: BLE001 - whatever is wrong with the file, the message is the same
         raise StateFileError(_unreadable(path, f"{type(exc).__name__}: {exc}")) from None
-    if form != _FORMAT or version != moto_version():
+    if form not in _READABLE or version != moto_version():
         raise StateFileError(_unreadable(path, f"it was written by moto {version}, this is {moto_version()}"))
-    live_dynamodb, live_sqs = _backends()
-    for live, loaded in ((live_dynamodb, dynamodb), (live_sqs, sqs)):
+    for live, loaded in zip(_backends(), backends, strict=False):  # format 1 holds no SES
         live.clear()
         live.update(loaded)
     _forget_iterators()

@@ -86,6 +86,7 @@ def test_health_is_ok(stack, path):
     assert set(pollers) == {
         "stream-poller",
         "timer-sweep_expired",
+        "timer-waitroom_tick",
         "sqs-poller-purchases_worker",
         "sqs-poller-refunds_worker",
         "sqs-poller-emails_worker",

@@ -52,6 +52,36 @@ def test_tables_stream_records_and_queue_messages_survive_a_stop_and_start(
         assert queue_state(moto.endpoint, url) == ("2", "0")
 
 
+def test_a_verified_sender_and_the_mail_sent_survive_a_stop_and_start(dummy_credentials: None, tmp_path: Path) -> None:
+    """Without SES in the snapshot every email after a restart was refused (the sender no longer verified)."""
+    state = tmp_path / "moto.pickle"
+    message = {"Subject": {"Data": "Kept"}, "Body": {"Text": {"Data": "still here"}}}
+    with MotoProcess(state_file=state) as moto:
+        ses = client("ses", moto.endpoint)
+        ses.verify_email_identity(EmailAddress="tickets@example.com")
+        ses.send_email(Source="tickets@example.com", Destination={"ToAddresses": ["a@example.com"]}, Message=message)
+    with MotoProcess(state_file=state) as moto:
+        ses = client("ses", moto.endpoint)
+        assert "tickets@example.com" in ses.list_identities()["Identities"]
+        ses.send_email(Source="tickets@example.com", Destination={"ToAddresses": ["b@example.com"]}, Message=message)
+        assert ses.get_send_quota()["SentLast24Hours"] == 2
+
+
+def test_a_format_1_file_without_ses_is_still_restored(dummy_credentials: None, tmp_path: Path) -> None:
+    import pickle
+
+    state = tmp_path / "moto.pickle"
+    with MotoProcess(state_file=state) as moto:
+        create_table(client("dynamodb", moto.endpoint), "old")
+        seed(client("dynamodb", moto.endpoint), "old", "x")
+    form, version, backends = pickle.loads(state.read_bytes())
+    assert form == 2
+    state.write_bytes(pickle.dumps((1, version, backends[:2])))  # as a stack before SES was kept wrote it
+    with MotoProcess(state_file=state) as moto:
+        items = client("dynamodb", moto.endpoint).scan(TableName="old")["Items"]
+        assert [item["pk"]["S"] for item in items] == ["x"]
+
+
 def test_a_hard_kill_loses_nothing_written_a_snapshot_interval_before_it(
     dummy_credentials: None, tmp_path: Path
 ) -> None:
