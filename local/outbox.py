@@ -3,8 +3,8 @@
 `GET /local/outbox` is a page (newest first: to, subject, body); `GET /local/outbox.json` the same as JSON, for
 tests and scripts. Both read moto's own record of sent mail (`/moto-api/data.json`, its SES `Message` models): what
 SES was asked to send, not a copy the app kept. moto keeps the HTML part of an email sent with both parts, so the
-page shows that one (what mail clients display). moto's SES is not in the state snapshot: the outbox starts empty
-after a restart.
+page shows that one (what mail clients display). moto's SES is in the state snapshot (local/moto/snapshot.py), so
+the outbox survives a restart.
 """
 
 from __future__ import annotations
