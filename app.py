@@ -5,6 +5,7 @@ Each handler: parse -> one service call -> dict, or raise. No boto3 / pynamodb h
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib
 import json
 from typing import TYPE_CHECKING
@@ -338,6 +339,52 @@ def staff_showtime(showtime_id):
     return container().staff.showtime_report(showtime_id)
 
 
+# --- e-tickets and the door (docs/tickets.md) -------------------------------------------------
+
+
+@app.route("/api/orders/{order_id}/tickets", methods=["GET"])
+@endpoint()
+def order_tickets(order_id):
+    return container().etickets.tickets(_user(), order_id)
+
+
+@app.route("/api/checkin", methods=["POST"], content_types=["application/json"])
+@endpoint()
+def checkin():
+    staff_id = _staff()
+    body = _body(schemas.CheckinIn)
+    scanned_at = body.scanned_at.timestamp() if body.scanned_at else None
+    from chalicelib.etickets import AlreadyAdmitted
+
+    try:
+        return container().etickets.check_in(staff_id, body.code, body.showtime_id, body.door, scanned_at)
+    except AlreadyAdmitted as exc:
+        # When and where it first came in: the door needs it, so it is part of the answer.
+        return json_response(
+            {
+                "code": exc.code,
+                "message": exc.message,
+                "first_admitted_at": dt.datetime.fromtimestamp(exc.admitted_at, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "door": exc.door,
+            },
+            409,
+        )
+
+
+@app.route("/api/checkin/keys", methods=["GET"])
+@endpoint()
+def checkin_keys():
+    return container().etickets.public_keys()
+
+
+@app.route("/api/checkin/showtimes/{showtime_id}/revocations", methods=["GET"])
+@endpoint()
+def checkin_revocations(showtime_id):
+    _staff()
+    query = _query(schemas.RevocationsQuery)
+    return container().etickets.revocations(showtime_id, query.since)
+
+
 # --- waiting room (docs/waiting-room.md) ---------------------------------------------------------
 
 
@@ -495,7 +542,15 @@ def fanout_worker(event):
     maximum_batching_window_in_seconds=0,
 )
 def tickets_changed(event):
-    container().seats.publish((record.old_image, record.new_image, record.sequence_number) for record in event)
+    from chalicelib.revocations import revoked
+    from chalicelib.storage.checkins import CheckinRepository
+
+    services = container()
+    images = [(record.old_image, record.new_image, record.sequence_number) for record in event]
+    # Sold seats refunded or voided revoke their e-tickets (the doors' revocation list) before anything is posted:
+    # if this write fails, the batch is retried with nobody told twice.
+    CheckinRepository().add_revocations(revoked(images, services.clock()))
+    services.seats.publish(images)
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES))

@@ -124,6 +124,9 @@ class Settings:
     # Auth
     jwt_secret: str | None
     jwt_secret_parameter: str | None
+    # E-ticket signing keys (chalicelib/etickets.py): inline JSON (local), or a secret read once per container
+    ticket_keys: str | None
+    ticket_keys_parameter: str | None
     jwt_issuer: str
     jwt_audience: str
     access_token_seconds: int
@@ -205,6 +208,8 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         fanout_slice_size=_int(env, "FANOUT_SLICE_SIZE", 1000),
         jwt_secret=jwt_secret,
         jwt_secret_parameter=_opt(env, "JWT_SECRET_PARAMETER"),
+        ticket_keys=_opt(env, "TICKET_KEYS"),
+        ticket_keys_parameter=_opt(env, "TICKET_KEYS_PARAMETER"),
         jwt_issuer=env.get("JWT_ISSUER", "tickets"),
         jwt_audience=env.get("JWT_AUDIENCE", "tickets-api"),
         access_token_seconds=_int(env, "ACCESS_TOKEN_SECONDS", 300, minimum=1),

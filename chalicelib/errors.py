@@ -49,6 +49,20 @@ class UnsupportedMediaType(DomainError):
     default_message = "Send the body as application/json."
 
 
+class Unprocessable(DomainError):
+    """Well-formed, understood, and refused for what it says (422)."""
+
+    code = "unprocessable"
+    default_message = "The request cannot be processed."
+
+
+class Unavailable(DomainError):
+    """Something the request needs is not there now (503)."""
+
+    code = "unavailable"
+    default_message = "This is not available right now; please retry later."
+
+
 class Conflict(DomainError):
     code = "conflict"
     default_message = "The request conflicts with the current state."

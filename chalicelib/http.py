@@ -26,6 +26,8 @@ STATUS: dict[type[errors.DomainError], int] = {
     errors.UnsupportedMediaType: 415,
     errors.Conflict: 409,
     errors.PaymentDeclined: 422,
+    errors.Unprocessable: 422,
+    errors.Unavailable: 503,
     errors.RateLimited: 429,
     errors.PaymentProviderUnavailable: 503,
     errors.WebhooksDisabled: 503,

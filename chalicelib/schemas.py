@@ -272,6 +272,88 @@ class ShowtimePatchIn(Strict):
     starts_at: str = Field(max_length=40, description="HH:MM on the showtime's date, or an ISO 8601 datetime")
 
 
+class CheckinIn(Strict):
+    """A scan at the door (staff)."""
+
+    code: str = Field(min_length=1, max_length=1024, description="The e-ticket code, as the QR code carries it")
+    showtime_id: str = Field(min_length=1, max_length=64, description="The showtime this door admits to")
+    door: str = Field(default="door", min_length=1, max_length=60, description="Which door scanned it")
+    scanned_at: dt.datetime | None = Field(
+        default=None, description="When an offline scanner admitted it (synced later); ISO 8601 with a zone"
+    )
+
+    @field_validator("door")
+    @classmethod
+    def _door(cls, value: str) -> str:
+        return safe_text(value)
+
+    @field_validator("scanned_at")
+    @classmethod
+    def _aware(cls, value: dt.datetime | None) -> dt.datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("needs a time zone (Z or an offset)")
+        return value
+
+
+class CheckinOut(BaseModel):
+    result: Literal["admitted"]
+    ticket_id: str
+    label: str
+    showtime_id: str
+    admitted_at: str
+    door: str
+
+
+class RevocationsQuery(Query):
+    since: str | None = Field(default=None, max_length=100, description="The cursor of the previous answer")
+
+
+class RevocationOut(BaseModel):
+    ticket_id: str
+    order_id: str
+    reason: Literal["refunded", "void"]
+    revoked_at: str
+
+
+class RevocationsOut(BaseModel):
+    showtime_id: str
+    results: list[RevocationOut]
+    cursor: str | None = Field(description="Send as `since` next time; null when there is nothing yet")
+    more: bool = Field(description="More revocations wait: ask again with this cursor at once")
+
+
+class PublicKeyOut(BaseModel):
+    kid: str
+    public_key: str = Field(description="Base64url of the 32 raw bytes of the Ed25519 public key")
+
+
+class PublicKeysOut(BaseModel):
+    algorithm: Literal["Ed25519"]
+    format: str
+    current: str | None
+    keys: list[PublicKeyOut]
+
+
+class ETicketOut(BaseModel):
+    ticket_id: str
+    seat: str
+    label: str
+    status: Literal["valid", "refunded", "void", "not_issued"]
+    code: str | None = Field(default=None, description="The signed code (valid tickets only)")
+    qr_svg: str | None = Field(default=None, description="The code as a QR image, an SVG data URI")
+
+
+class OrderTicketsOut(BaseModel):
+    order_id: str
+    showtime_id: str
+    event_title: str | None
+    starts_at: str | None
+    theater: str | None
+    valid_from: str | None
+    valid_until: str | None
+    results: list[ETicketOut]
+
+
 class SaleIn(Strict):
     """A showtime's on-sale settings (staff): when it opens, whether a waiting room guards it, at what pace people
     are let in."""

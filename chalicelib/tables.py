@@ -197,6 +197,16 @@ EMAILS = TableSpec(
     "no hot key.",
 )
 
+REVOCATIONS = TableSpec(
+    logical="revocations",
+    hash_key=Key("showtime_id"),
+    range_key=Key("rev"),
+    ttl_attribute="expires_at",
+    purpose="e-tickets no longer valid, per showtime in the order they stopped being (`rev` = <ms>#<ticket>): the "
+    "revocation list door scanners sync since a cursor; written from the tickets stream when a sold seat is "
+    "refunded or voided; TTL a week after the show",
+)
+
 TABLES: tuple[TableSpec, ...] = (
     USERS,
     CATEGORIES,
@@ -211,6 +221,7 @@ TABLES: tuple[TableSpec, ...] = (
     LIMITS,
     EMAILS,
     WAITROOM,
+    REVOCATIONS,
 )
 
 PURCHASES = QueueSpec(

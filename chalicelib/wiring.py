@@ -20,6 +20,7 @@ from chalicelib.storage import bind_models
 # first asks for it, so a cold start imports only what that handler kind uses (infra/README.md, "Cold start").
 if TYPE_CHECKING:
     from chalicelib.broadcast import Broadcaster
+    from chalicelib.etickets import Keyset
     from chalicelib.limits import RateLimiter
     from chalicelib.paypal import PayPalClient
     from chalicelib.queues import EmailJobs
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from chalicelib.services.catalog import CatalogService
     from chalicelib.services.chargebacks import ChargebackService
     from chalicelib.services.emails import EmailService
+    from chalicelib.services.etickets import TicketService
     from chalicelib.services.health import HealthCheck
     from chalicelib.services.payments import PaymentService
     from chalicelib.services.refunds import RefundService
@@ -230,6 +232,37 @@ class Container:
             waitroom=lambda: self.waitroom,
             clock=self.clock,
         )
+
+    @cached_property
+    def etickets(self) -> TicketService:
+        from chalicelib.services.etickets import TicketService
+        from chalicelib.storage.checkins import CheckinRepository
+        from chalicelib.storage.orders import OrderRepository
+
+        return TicketService(
+            orders=OrderRepository(),
+            catalog=self.catalog,
+            checkins=CheckinRepository(),
+            keyset=self.ticket_keyset,
+            clock=self.clock,
+        )
+
+    def ticket_keyset(self) -> Keyset:
+        """The e-ticket keys, read once per container (TICKET_KEYS inline, or the TICKET_KEYS_PARAMETER secret)."""
+        from chalicelib.etickets import Keyset
+
+        cached = getattr(self, "_ticket_keyset", None)
+        if cached is None:
+            with self._lock:
+                if self.settings.ticket_keys:
+                    text = self.settings.ticket_keys
+                elif self.settings.ticket_keys_parameter:
+                    text = self._secret_from_ssm(self.settings.ticket_keys_parameter)
+                else:
+                    text = "{}"  # no keys: tickets answer tickets_unavailable, check-in ticket_forged
+                cached = Keyset.parse(text)
+                self._ticket_keyset = cached
+        return cached
 
     @cached_property
     def waitroom(self) -> WaitroomService:

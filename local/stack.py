@@ -21,6 +21,7 @@ from typing import Any
 import boto3
 from aiohttp import web
 
+from chalicelib.etickets import new_keyset_json
 from local.state import StateDir
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,7 +53,7 @@ def non_negative(name: str, default: str) -> float:
     return value
 
 
-def prepare_environment(host: str, port: int, endpoint: str, jwt_secret: str) -> dict[str, str]:
+def prepare_environment(host: str, port: int, endpoint: str, jwt_secret: str, ticket_keys: str) -> dict[str, str]:
     """The environment the Lambda code reads (chalicelib/config.py), as the deployed stack would set it."""
     origin = f"http://{host}:{port}"
     values = {
@@ -64,6 +65,7 @@ def prepare_environment(host: str, port: int, endpoint: str, jwt_secret: str) ->
         "AWS_DEFAULT_REGION": env("AWS_REGION", "us-east-1"),
         "STAGE": env("STAGE", "local"),
         "JWT_SECRET": env("JWT_SECRET", jwt_secret),
+        "TICKET_KEYS": env("TICKET_KEYS", ticket_keys),
         "WS_MANAGEMENT_ENDPOINT": origin,
         "PAYPAL_MODE": env("PAYPAL_MODE", "local"),
         # The emulator registers this webhook and signs every delivery for it, so webhooks are verified by
@@ -148,7 +150,8 @@ class LocalStack:
             self.state.acquire()
         endpoint = self.start_backend()
         jwt_secret = self.state.jwt_secret() if self.state else secrets.token_urlsafe(48)
-        prepare_environment(self.host, self.port, endpoint, jwt_secret)
+        ticket_keys = self.state.ticket_keys() if self.state else new_keyset_json()
+        prepare_environment(self.host, self.port, endpoint, jwt_secret, ticket_keys)
         self.create_resources()
         app_module = importlib.import_module("app")
         from chalicelib.storage import warm_clients

@@ -89,6 +89,22 @@ class StateDir:
         write_private(path, secret + "\n")
         return secret
 
+    def ticket_keys(self) -> str:
+        """The local e-ticket keyset (Ed25519, chalicelib/etickets.py), made once and kept (owner-only), so the
+        tickets of a past run still scan."""
+        from chalicelib.etickets import Keyset, new_keyset_json
+
+        path = self.path / "ticket-keys.json"
+        try:
+            text = path.read_text().strip()
+            if Keyset.parse(text).usable:
+                return text
+        except (FileNotFoundError, ValueError):
+            pass
+        text = new_keyset_json()
+        write_private(path, text + "\n")
+        return text
+
     def reset(self) -> None:
         """Delete the folder. Raises StateInUse while a stack holds it."""
         if not self.path.exists():

@@ -153,6 +153,10 @@ class Ticket(_Model):
     # After a hold (or a checkout) ran out unpaid: whose it was, and until when that user may not take it again.
     last_holder = UnicodeAttribute(null=True)
     cooldown_until = NumberAttribute(null=True)
+    # Door check-in of a sold e-ticket (issue 15): set once, by a conditional write.
+    checked_in_at = NumberAttribute(null=True)
+    checked_in_door = UnicodeAttribute(null=True)
+    checked_in_by = UnicodeAttribute(null=True)
     by_expiry = TicketsByExpiry()
 
 
@@ -412,6 +416,18 @@ class WaitroomItem(_Model):
     by_active = WaitroomByActive()
 
 
+class Revocation(_Model):
+    class Meta(_Meta):
+        pass
+
+    showtime_id = UnicodeAttribute(hash_key=True)
+    rev = UnicodeAttribute(range_key=True)  # <epoch ms, 13 digits>#<ticket id>
+    ticket_id = UnicodeAttribute()
+    order_id = UnicodeAttribute()
+    reason = UnicodeAttribute()  # refunded | void
+    expires_at = NumberAttribute(null=True)
+
+
 MODELS: dict[str, type[Model]] = {
     tables.USERS.logical: User,
     tables.CATEGORIES.logical: Category,
@@ -426,6 +442,7 @@ MODELS: dict[str, type[Model]] = {
     tables.LIMITS.logical: Limit,
     tables.EMAILS.logical: SentEmail,
     tables.WAITROOM.logical: WaitroomItem,
+    tables.REVOCATIONS.logical: Revocation,
 }
 
 

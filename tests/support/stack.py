@@ -112,7 +112,7 @@ def _running_stack(env: dict[str, str], timeout: float):
         **LIMITS_OFF,
         **env,
     }
-    for inherited in ("AWS_ENDPOINT_URL", "TICKETS_STREAM_ARN", "JWT_SECRET"):
+    for inherited in ("AWS_ENDPOINT_URL", "TICKETS_STREAM_ARN", "JWT_SECRET", "TICKET_KEYS"):
         if inherited not in env:
             environment.pop(inherited, None)
     process = subprocess.Popen(
