@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import time
 from collections.abc import Callable
 
@@ -19,6 +20,7 @@ from chalicelib.storage.orders import OrderRepository
 # Orders whose unrefunded seats are tickets (a refund in flight keeps the rest valid).
 TICKETED = (OrderStatus.PAID, OrderStatus.PARTIALLY_REFUNDED, OrderStatus.REFUND_PENDING)
 QR_SCALE = 4
+_CURSOR = re.compile(r"^[0-9]{13}\.[A-Za-z0-9_-]{1,64}$")  # <epoch ms>.<ticket id>
 
 
 def _iso(epoch: float | None) -> str | None:
@@ -157,9 +159,9 @@ class TicketService:
     def revocations(self, showtime_id: str, since: str | None, limit: int = 500) -> dict:
         if not plausible_id(showtime_id):
             raise NotFound("No such showtime.")
-        if since is not None and (len(since) > 100 or "#" not in since):
+        if since is not None and not _CURSOR.match(since):
             raise BadRequest("since: not a cursor from this endpoint")
-        records = self._checkins.revocations(showtime_id, since, limit)
+        records = self._checkins.revocations(showtime_id, since.replace(".", "#", 1) if since else None, limit)
         return {
             "showtime_id": showtime_id,
             "results": [
@@ -171,6 +173,6 @@ class TicketService:
                 }
                 for r in records
             ],
-            "cursor": records[-1].cursor if records else since,
+            "cursor": records[-1].cursor.replace("#", ".", 1) if records else since,
             "more": len(records) == limit,
         }
