@@ -23,6 +23,7 @@ WRITE = "write"  # READ plus PutItem, UpdateItem, DeleteItem, BatchWriteItem
 
 JWT = "jwt"  # signs and verifies access / refresh tokens
 PAYPAL = "paypal"  # PayPal REST client id + secret
+TICKET_KEYS = "ticket-keys"  # Ed25519 keys that sign e-tickets (chalicelib/etickets.py)
 
 
 @dataclass(frozen=True)
@@ -50,9 +51,10 @@ FUNCTIONS: dict[str, FunctionAccess] = {
             tables.CONNECTIONS.logical: WRITE,
             tables.LIMITS.logical: WRITE,
             tables.WAITROOM.logical: WRITE,
+            tables.REVOCATIONS.logical: READ,
         },
         sends_to=(tables.PURCHASES.logical, tables.REFUNDS.logical, tables.EMAILS_QUEUE.logical),
-        secrets=(JWT, PAYPAL),
+        secrets=(JWT, PAYPAL, TICKET_KEYS),
         posts_to_connections=True,
         purpose="every REST route: accounts, catalog (staff writes), cart, checkout, execute, refund, webhook; "
         "counts sign-in and registration limits; sessions (refresh rotation, sign-out, password change, WebSocket "
@@ -92,11 +94,12 @@ FUNCTIONS: dict[str, FunctionAccess] = {
         "the admission (signed with the JWT secret) and reads the caller's place in the waiting room",
     ),
     "TicketsChanged": FunctionAccess(
-        tables={tables.CONNECTIONS.logical: WRITE},
+        tables={tables.CONNECTIONS.logical: WRITE, tables.REVOCATIONS.logical: WRITE},
         sends_to=(tables.FANOUT.logical,),
         posts_to_connections=True,
         purpose="tickets stream -> one ticket_status post per connection of the room (410 deletes the row); a "
-        "room above FANOUT_SLICE_SIZE goes to the fan-out queue in slices instead",
+        "room above FANOUT_SLICE_SIZE goes to the fan-out queue in slices instead; a sold seat refunded or voided "
+        "revokes its e-ticket (the doors' revocation list)",
     ),
     "FanoutWorker": FunctionAccess(
         tables={tables.CONNECTIONS.logical: WRITE},

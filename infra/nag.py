@@ -121,6 +121,12 @@ def _secrets(stack: TicketsStack) -> None:
         "PayPal issues the client id and secret: they are rotated in PayPal's dashboard, then stored here by hand "
         "(infra/README.md, Secrets); no rotation function can create them.",
     )
+    _acknowledge(
+        stack.secrets[access.TICKET_KEYS],
+        "SMG4",
+        "E-ticket keys are rotated by adding a key (`python -m tools.ticket_keys rotate`): the old keys must stay to "
+        "verify tickets already issued, which a Secrets Manager rotation (a replacement) would break.",
+    )
 
 
 def _failure_queues(stack: TicketsStack) -> None:

@@ -252,7 +252,20 @@ class TicketsStack(cdk.Stack):
                 exclude_punctuation=True,
             ),
         )
-        return {access.JWT: jwt, access.PAYPAL: paypal}
+        # E-ticket signing keys: made by `python -m tools.ticket_keys` and stored here by hand (infra/README.md,
+        # Secrets); empty until then (tickets answer 503 tickets_unavailable without a key).
+        ticket_keys = secretsmanager.Secret(
+            self,
+            "TicketKeysSecret",
+            secret_name=f"{self.settings.stack_name}/{access.TICKET_KEYS}",
+            description='Ed25519 e-ticket keys as {"current": kid, "keys": {kid: base64url raw private key}}',
+            generate_secret_string=secretsmanager.SecretStringGenerator(
+                secret_string_template=json.dumps({"current": "", "keys": {}}),
+                generate_string_key="unused",
+                exclude_punctuation=True,
+            ),
+        )
+        return {access.JWT: jwt, access.PAYPAL: paypal, access.TICKET_KEYS: ticket_keys}
 
     def _secret_parameter(self, key: str) -> str:
         return f"{SSM_SECRETS_PREFIX}{self.settings.stack_name}/{key}"
@@ -268,6 +281,7 @@ class TicketsStack(cdk.Stack):
             "JWT_SECRET_PARAMETER": self._secret_parameter(access.JWT),
             "PAYPAL_MODE": settings.paypal_mode,
             "PAYPAL_SECRET_PARAMETER": self._secret_parameter(access.PAYPAL),
+            "TICKET_KEYS_PARAMETER": self._secret_parameter(access.TICKET_KEYS),
             # Where PayPal sends buyers back: the frontend_url setting, else this stack's own web app.
             **paypal_redirect_urls(settings.frontend_url, self.web.url),
         }

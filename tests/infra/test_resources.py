@@ -235,13 +235,19 @@ def test_functions_reach_the_websocket_management_api_of_their_own_stage(templat
 
 def test_secrets_reach_the_functions_as_secret_references_never_as_values(template):
     secret_names = {secret["Properties"]["Name"] for secret in template.of_type(SECRET).values()}
-    assert secret_names == {f"tickets-{template.stage}/{access.JWT}", f"tickets-{template.stage}/{access.PAYPAL}"}
+    assert secret_names == {
+        f"tickets-{template.stage}/{key}" for key in (access.JWT, access.PAYPAL, access.TICKET_KEYS)
+    }
     for secret in template.of_type(SECRET).values():
         assert "SecretString" not in secret["Properties"]  # generated, never a literal in the template
     for name, function in template.functions.items():
         env = function["Properties"]["Environment"]["Variables"]
-        assert not {"JWT_SECRET", "PAYPAL_CLIENT_ID", "PAYPAL_CLIENT_SECRET"} & set(env), name
-        for variable, key in (("JWT_SECRET_PARAMETER", access.JWT), ("PAYPAL_SECRET_PARAMETER", access.PAYPAL)):
+        assert not {"JWT_SECRET", "PAYPAL_CLIENT_ID", "PAYPAL_CLIENT_SECRET", "TICKET_KEYS"} & set(env), name
+        for variable, key in (
+            ("JWT_SECRET_PARAMETER", access.JWT),
+            ("PAYPAL_SECRET_PARAMETER", access.PAYPAL),
+            ("TICKET_KEYS_PARAMETER", access.TICKET_KEYS),
+        ):
             assert env[variable] == f"/aws/reference/secretsmanager/tickets-{template.stage}/{key}", name
 
 
