@@ -13,6 +13,7 @@ import { viewPaypalCancel, viewPaypalReturn } from './js/views/payment.js';
 import { viewOrder, viewOrders } from './js/views/orders.js';
 import { viewStaffEvent, viewStaffHome, viewStaffShowtime } from './js/views/staff.js';
 import { viewStaffOrders } from './js/views/staffOrders.js';
+import { viewCheckin } from './js/views/checkin.js';
 
 const APP_NAME = 'Tickets';
 
@@ -28,6 +29,7 @@ const routes = [
   [/^\/staff\/events\/([^/]+)$/, viewStaffEvent, 'staff'],
   [/^\/staff\/showtimes\/([^/]+)$/, viewStaffShowtime, 'staff'],
   [/^\/staff\/orders$/, viewStaffOrders, 'staff'],
+  [/^\/staff\/checkin$/, viewCheckin, 'staff'],
 ];
 
 const main = document.getElementById('main');

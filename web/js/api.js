@@ -253,6 +253,12 @@ export const api = {
   }),
   orders: (query, opts) => request('GET', '/orders/', { query, ...opts }),
   order: (id, opts) => request('GET', `/orders/${encodeURIComponent(id)}/`, opts),
+  orderTickets: (id, opts) => request('GET', `/orders/${encodeURIComponent(id)}/tickets/`, opts),
+  // Door check-in (staff): scan, and what an offline scanner keeps (public keys, revocations since a cursor).
+  checkin: (body, opts) => request('POST', '/checkin/', { body, ...opts }),
+  checkinKeys: (opts) => request('GET', '/checkin/keys/', { auth: false, ...opts }),
+  revocations: (showtimeId, since, opts) => request('GET',
+    `/checkin/showtimes/${encodeURIComponent(showtimeId)}/revocations/`, { query: { since }, ...opts }),
   resendTickets: (id, opts) => request('POST', `/orders/${encodeURIComponent(id)}/resend/`, opts),
   // Waiting room (docs/API.md, "Waiting room").
   sale: (showtimeId, opts) => request('GET', `/showtimes/${encodeURIComponent(showtimeId)}/sale/`, { auth: false, ...opts }),

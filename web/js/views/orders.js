@@ -72,6 +72,30 @@ export function refundableTickets(order) {
   return ids;
 }
 
+// Orders whose seats are (or were) e-tickets.
+const ETICKET_STATUSES = new Set(['paid', 'partially_refunded', 'refund_pending', 'refunded', 'reversed']);
+const ETICKET_NOTE = {
+  refunded: 'Refunded: this ticket is no longer valid.',
+  void: 'Voided (the payment was taken back): this ticket is not valid.',
+  not_issued: 'No ticket: the order is not paid.',
+};
+
+function eticketsSection(t) {
+  const valid = t.results.filter((x) => x.status === 'valid');
+  return h('section', { 'aria-labelledby': 'etickets-heading', class: 'etickets' },
+    h('h2', { id: 'etickets-heading' }, 'Your e-tickets'),
+    valid.length
+      ? h('p', { class: 'hint' }, `Show each code at the door${t.valid_from ? ` from ${formatDateTime(t.valid_from)}` : ''}. `
+        + 'Each code lets one person in once; the door can check it without a network.')
+      : null,
+    h('ul', { class: 'eticket-list' }, t.results.map((x) => h('li', { class: 'eticket', 'data-ticket-id': x.ticket_id, 'data-status': x.status },
+      h('p', { class: 'eticket-seat' }, h('strong', {}, x.label)),
+      x.status === 'valid'
+        ? [h('img', { src: x.qr_svg, alt: `QR code of the ticket for ${x.label}`, class: 'eticket-qr', width: '196', height: '196' }),
+          h('details', {}, h('summary', {}, 'Show the code as text'), h('p', { class: 'mono eticket-code' }, x.code))]
+        : h('p', { class: 'eticket-note' }, ETICKET_NOTE[x.status] || x.status)))));
+}
+
 export async function viewOrder(ctx, params) {
   const orderId = params[0];
   ctx.setTitle(`Order ${shortId(orderId)}`);  // until the order says what it bought
@@ -90,6 +114,7 @@ export async function viewOrder(ctx, params) {
   }
 
   const statusSlot = h('div', { class: 'status-slot' });
+  const ticketsSlot = h('div', { class: 'tickets-slot', id: 'etickets' });
   const body = h('div', { class: 'order-body' });
   const refundMessage = h('p', { id: 'refund-message', class: 'refund-message', 'aria-live': 'polite' });
   // Kept across re-renders (polling), so "on its way" stays until the buyer leaves.
@@ -98,14 +123,31 @@ export async function viewOrder(ctx, params) {
   fill(ctx.main, 
     h('p', { class: 'breadcrumb' }, h('a', { href: '#/orders' }, '← My orders')),
     heading(orderTitle(order)),
-    statusSlot, refundMessage, body);
+    statusSlot, refundMessage, body, ticketsSlot);
 
   let polling = false;
+  let ticketsFor = null; // the order status the e-tickets shown were read at
   const render = (o) => {
     order = o;
     fill(statusSlot, orderStatusLine(o.status, 'order-status', o.cancel_reason));
     renderBody(o);
+    if (ETICKET_STATUSES.has(o.status) && ticketsFor !== o.status) {
+      ticketsFor = o.status;
+      loadETickets(o.order_id || orderId);
+    }
   };
+
+  // The e-tickets: a QR code per valid seat (GET /api/orders/{id}/tickets/), read again when the order changes.
+  async function loadETickets(id) {
+    try {
+      const t = await api.orderTickets(id, { signal: ctx.signal });
+      fill(ticketsSlot, eticketsSection(t));
+    } catch (err) {
+      if (isAbort(err)) return;
+      fill(ticketsSlot, h('section', { 'aria-labelledby': 'etickets-heading', class: 'etickets' },
+        h('h2', { id: 'etickets-heading' }, 'Your e-tickets'), errorNotice(err)));
+    }
+  }
 
   function renderBody(o) {
     const refundable = refundableTickets(o);

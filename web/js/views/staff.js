@@ -30,7 +30,8 @@ export function staffGate(ctx, title, here) {
 export function staffNav(current) {
   const link = (href, text, key) => h('li', {}, h('a', { href, 'aria-current': current === key ? 'page' : null }, text));
   return h('nav', { class: 'staff-nav', 'aria-label': 'Staff' },
-    h('ul', {}, link('#/staff', 'Events and showtimes', 'events'), link('#/staff/orders', 'Find an order', 'orders')));
+    h('ul', {}, link('#/staff', 'Events and showtimes', 'events'), link('#/staff/orders', 'Find an order', 'orders'),
+      link('#/staff/checkin', 'Door check-in', 'checkin')));
 }
 
 // ---- forms --------------------------------------------------------------------------------------------------
@@ -309,7 +310,8 @@ export async function viewStaffShowtime(ctx, params, query) {
       h('h2', { id: 'move-heading' }, 'Change the start time'),
       moveForm(() => report, render, ctx)),
     saleSection(showtimeId, ctx),
-    h('p', {}, h('a', { href: `#/events/${encodeURIComponent(report.event_id)}/showtimes/${encodeURIComponent(showtimeId)}` }, 'Open the seat map buyers see')));
+    h('p', {}, h('a', { href: `#/events/${encodeURIComponent(report.event_id)}/showtimes/${encodeURIComponent(showtimeId)}` }, 'Open the seat map buyers see'),
+      ' · ', h('a', { href: `#/staff/checkin?showtime=${encodeURIComponent(showtimeId)}`, id: 'door-link' }, 'Door check-in for this showtime')));
   render(report);
 
   // The room's updates say that something changed; the report (one read of the hall) says what it adds up to.

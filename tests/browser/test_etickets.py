@@ -1,0 +1,142 @@
+"""E-tickets in the browser: the buyer's order page shows a QR code per valid seat (accessible); at the door staff
+check codes in once, are told a second scan was already admitted, keep checking in offline on the cached keys and
+revocation list, and see conflicts when the offline scans sync."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import uuid
+
+import pytest
+import requests
+
+from tests.browser import helpers
+from tests.support.payflow import Buyer, Showtime, free_seats
+
+expect = pytest.importorskip(
+    "playwright.sync_api", reason="playwright is not installed: pip install 'playwright>=1.45,<2'"
+).expect
+
+
+class _Stack:
+    """What tests.support.payflow needs of a stack, for the browser tests' one."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.ws_url = base_url.replace("http://", "ws://") + "/ws"
+
+    def api(self, path: str) -> str:
+        return f"{self.base_url}/api/{path.lstrip('/')}"
+
+    def register(self) -> dict:
+        email = helpers.unique_email("door")
+        created = requests.post(
+            self.api("auth/register/"), json={"email": email, "password": helpers.PASSWORD}, timeout=30
+        )
+        created.raise_for_status()
+        tokens = requests.post(
+            self.api("token/"), json={"email": email, "password": helpers.PASSWORD}, timeout=30
+        ).json()
+        return {"email": email, "password": helpers.PASSWORD, "id": created.json()["id"], **tokens}
+
+
+def staff_token(base_url: str) -> str:
+    return helpers.rest(
+        base_url, "POST", "/api/token/", {"email": helpers.STAFF_EMAIL, "password": helpers.STAFF_PASSWORD}
+    )["access"]
+
+
+def soon_showtime(base_url: str, staff: str) -> Showtime:
+    starts = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=90)
+    event = helpers.rest(
+        base_url,
+        "POST",
+        "/api/events/",
+        {"title": f"Door {uuid.uuid4().hex[:6]}", "category": "drama", "duration_minutes": 90},
+        token=staff,
+    )
+    date = starts.date().isoformat()
+    created = helpers.rest(
+        base_url,
+        "POST",
+        f"/api/events/{event['id']}/showtimes/",
+        {
+            "date": date,
+            "theater": "Hall D",
+            "starts_at": starts.strftime("%H:%M"),
+            "rows": 1,
+            "seats_per_row": 6,
+            "price": "9",
+        },
+        token=staff,
+    )
+    return Showtime(event["id"], created["showtime_id"], date, "Hall D")
+
+
+@pytest.mark.browser
+def test_qr_codes_on_the_order_page_and_the_door_online_then_offline(new_page, base_url, artifacts_dir):
+    stack = _Stack(base_url)
+    staff = staff_token(base_url)
+    showtime = soon_showtime(base_url, staff)
+    buyer = Buyer(stack)
+    order = buyer.buy(showtime, free_seats(stack, showtime, 4))
+    codes = [t["code"] for t in buyer.call("GET", f"orders/{order['order_id']}/tickets/").json()["results"]]
+
+    page = new_page()
+    helpers.ui_login(page, buyer.user["email"])
+    page.goto(f"/#/orders/{order['order_id']}")
+    qr = page.locator(".eticket[data-status='valid'] img.eticket-qr")
+    expect(qr).to_have_count(4)
+    expect(qr.first).to_have_attribute("alt", re.compile(r"^QR code of the ticket for Row A, seat \d$"))
+    assert qr.first.evaluate("img => img.complete && img.naturalWidth > 0")  # the SVG really draws
+    helpers.assert_accessible(page, "the order page with e-tickets")
+    page.screenshot(path=str(artifacts_dir / "etickets-order.png"), full_page=True)
+
+    door = new_page()
+    helpers.ui_login_staff(door)
+    door.goto(f"/#/staff/checkin?showtime={showtime.showtime_id}")
+    expect(door.locator("#checkin-status")).to_contain_text("Ready for offline use")
+    helpers.assert_accessible(door, "the door check-in page")
+    result = door.locator("#checkin-result")
+
+    def scan(code: str) -> None:
+        door.get_by_label("Ticket code (scan or type)").fill(code)
+        door.get_by_role("button", name="Check in").click()
+
+    scan(codes[0])
+    expect(result).to_have_text(re.compile(r"^Admitted: Row A, seat \d\.$"))
+    expect(result).to_have_attribute("data-result", "admitted")
+    scan(codes[0])
+    expect(result).to_contain_text("Already admitted")
+    expect(result).to_have_attribute("data-result", "refused")
+
+    # Another door lets codes[2] in while this one is offline; this door admits it offline too: a conflict.
+    helpers.rest(
+        base_url,
+        "POST",
+        "/api/checkin/",
+        {"code": codes[2], "showtime_id": showtime.showtime_id, "door": "Gate B"},
+        token=staff,
+    )
+    door.context.set_offline(True)
+    scan(codes[1])
+    expect(result).to_contain_text("Admitted offline")
+    scan(codes[1])
+    expect(result).to_contain_text("Already admitted at this door")
+    scan(codes[0])
+    expect(result).to_contain_text("Already admitted at this door")  # admitted online earlier: known offline too
+    forged = codes[3][:-4] + ("AAAA" if not codes[3].endswith("AAAA") else "BBBB")
+    scan(forged)
+    expect(result).to_contain_text("Not a valid ticket")
+    scan(codes[2])
+    expect(result).to_contain_text("Admitted offline")
+    expect(door.locator("#checkin-pending")).to_contain_text("2 offline scans waiting")
+
+    door.context.set_offline(False)
+    door.get_by_role("button", name="Sync now").click()
+    expect(door.locator("#checkin-pending")).to_have_text("Every scan is synced.", timeout=helpers.SLOW_TIMEOUT_MS)
+    conflicts = door.locator("#checkin-conflicts li")
+    expect(conflicts).to_have_count(1)  # codes[1] went in here only: synced, no conflict
+    expect(conflicts).to_contain_text("already admitted at Gate B")
+    door.screenshot(path=str(artifacts_dir / "etickets-door.png"), full_page=True)
