@@ -31,10 +31,18 @@ class Email:
     html: str
 
 
-def compose(kind: str, order: OrderRecord, *, order_url: str, refund_id: str | None = None) -> Email | None:
-    """The email of a job, or None when the order no longer warrants it (a receipt for an order refunded since)."""
+def compose(
+    kind: str,
+    order: OrderRecord,
+    *,
+    order_url: str,
+    refund_id: str | None = None,
+    codes: dict[str, str] | None = None,
+) -> Email | None:
+    """The email of a job, or None when the order no longer warrants it (a receipt for an order refunded since).
+    `codes`: the receipt's e-ticket codes by ticket id (docs/tickets.md)."""
     if kind == Kind.RECEIPT:
-        return receipt(order, order_url) if order.status in RECEIPT_STATUSES else None
+        return receipt(order, order_url, codes) if order.status in RECEIPT_STATUSES else None
     if kind == Kind.FAILED:
         return failure_notice(order, order_url) if order.status == OrderStatus.FAILED else None
     if kind == Kind.REFUND:
@@ -59,6 +67,7 @@ def _seat_lines(tickets: list[OrderTicket], currency: str) -> list[str]:
 
 def _render(subject: str, paragraphs: list[list[str]], order_url: str, link_text: str) -> Email:
     """Each paragraph is a list of lines; the link closes the email."""
+    paragraphs = [lines for lines in paragraphs if lines]
     text = "\n\n".join("\n".join(lines) for lines in paragraphs) + f"\n\n{link_text}: {order_url}\n"
     body = "".join("<p>" + "<br>".join(html.escape(line) for line in lines) + "</p>" for lines in paragraphs)
     link = f'<p><a href="{html.escape(order_url, quote=True)}">{html.escape(link_text)}</a></p>'
@@ -69,10 +78,12 @@ def _render(subject: str, paragraphs: list[list[str]], order_url: str, link_text
     return Email(subject=subject, text=text, html=page)
 
 
-def receipt(order: OrderRecord, order_url: str) -> Email:
-    """The tickets still valid (a partly refunded order lists what remains) and what they cost."""
+def receipt(order: OrderRecord, order_url: str, codes: dict[str, str] | None = None) -> Email:
+    """The tickets still valid (a partly refunded order lists what remains), what they cost, and their e-ticket
+    codes (the door scans the QR codes on the order page, or types these)."""
     kept = [t for t in order.tickets if t.ticket_id not in order.refunded_ticket_ids]
     count = f"{len(kept)} seat{'' if len(kept) == 1 else 's'}"
+    tickets = [f"{t.label}: {codes[t.ticket_id]}" for t in kept if codes and t.ticket_id in codes]
     return _render(
         f"Your tickets for {_title(order)}",
         [
@@ -80,7 +91,8 @@ def receipt(order: OrderRecord, order_url: str) -> Email:
             _showing(order),
             [f"Seats ({count}):", *_seat_lines(kept, order.currency)],
             [f"Total paid: {order.amount} {order.currency}", f"Order reference: {order.order_id}"],
-            ["Show your tickets from the order page at the entrance."],
+            ["Show your tickets (QR codes) from the order page at the entrance."],
+            ["Your e-ticket codes (the door can type one in if a QR code will not scan):", *tickets] if tickets else [],
         ],
         order_url,
         "Your order and tickets",

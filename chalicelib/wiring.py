@@ -352,6 +352,7 @@ class Container:
             order_page_url=settings.order_page_url,
             # A claim outlives the invocation that took it (the worker's timeout), never much more.
             lease_seconds=tables.EMAILS_QUEUE.consumer_timeout_seconds,
+            ticket_codes=lambda order: self.etickets.codes(order),
             clock=self.clock,
         )
 

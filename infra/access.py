@@ -142,10 +142,13 @@ FUNCTIONS: dict[str, FunctionAccess] = {
             tables.ORDERS.logical: READ,
             tables.USERS.logical: READ,
             tables.EMAILS.logical: WRITE,
+            tables.SHOWTIMES.logical: READ,
         },
         sends_email=True,
+        secrets=(TICKET_KEYS,),
         purpose="emails queue: reads the order and the buyer's address, claims the email's key, sends it through "
-        "SES from the stage's sender, marks it sent",
+        "SES from the stage's sender, marks it sent; signs the receipt's e-ticket codes (the showing's start from "
+        "the showtime for orders that predate it)",
     ),
     "WaitroomTick": FunctionAccess(
         tables={tables.WAITROOM.logical: WRITE},

@@ -10,7 +10,7 @@ import time
 import uuid
 from collections.abc import Callable
 
-from chalicelib.domain import plausible_id
+from chalicelib.domain import OrderRecord, plausible_id
 from chalicelib.emails import RECEIPT_STATUSES, compose
 from chalicelib.errors import NotFound, NotResendable
 from chalicelib.limits import Limit, RateLimiter
@@ -44,6 +44,7 @@ class EmailService:
         resend_limit: tuple[int, int],
         order_page_url: str,
         lease_seconds: int,
+        ticket_codes: Callable[[OrderRecord], dict[str, str]] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._orders = orders
@@ -55,6 +56,7 @@ class EmailService:
         self._resend_limit = Limit(*resend_limit)
         self._order_page_url = order_page_url
         self._lease = lease_seconds
+        self._ticket_codes = ticket_codes
         self._clock = clock
 
     # --- the worker -------------------------------------------------------------------------
@@ -67,7 +69,8 @@ class EmailService:
             logger.warning("email for an unknown order or buyer", extra={"order_id": job["order_id"]})
             return "skipped"
         order_url = self._order_page_url.replace("{order_id}", order.order_id)
-        email = compose(job["kind"], order, order_url=order_url, refund_id=job.get("refund_id"))
+        codes = self._codes(order) if job["kind"] == "receipt" else None
+        email = compose(job["kind"], order, order_url=order_url, refund_id=job.get("refund_id"), codes=codes)
         if email is None:
             logger.info("email no longer applies", extra={"order_id": order.order_id, "kind": job["kind"]})
             return "skipped"
@@ -90,6 +93,16 @@ class EmailService:
         # No address in the log: the order id finds the buyer for anyone allowed to look.
         logger.info("email sent", extra={"order_id": order.order_id, "kind": job["kind"]})
         return "sent"
+
+    def _codes(self, order: OrderRecord) -> dict[str, str] | None:
+        """The receipt's e-ticket codes; without them (no signing key yet) the receipt still goes, with the link."""
+        if self._ticket_codes is None:
+            return None
+        try:
+            return self._ticket_codes(order)
+        except Exception:  # noqa: BLE001 - a receipt without codes beats no receipt
+            logger.exception("receipt without e-ticket codes", extra={"order_id": order.order_id})
+            return None
 
     # --- a buyer asks for their tickets again ----------------------------------------------
     def resend(self, user_id: str, order_id: str) -> dict:

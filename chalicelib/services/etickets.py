@@ -63,6 +63,9 @@ class TicketService:
         order = self._orders.get(order_id) if plausible_id(order_id) else None
         if order is None or order.user_id != user_id:
             raise NotFound("No such order.")
+        return self._issue(order, qr=True)
+
+    def _issue(self, order: OrderRecord, qr: bool = False) -> dict:
         starts = self._starts_at(order)
         valid_from, valid_until = etickets.window(starts)
         keyset = self._keyset() if order.status in TICKETED else None
@@ -84,7 +87,9 @@ class TicketService:
                         kid=keyset.current,
                     ),
                 )
-                entry.update(code=code, qr_svg=qr_svg_data_uri(code))
+                entry["code"] = code
+                if qr:
+                    entry["qr_svg"] = qr_svg_data_uri(code)
             results.append(entry)
         return {
             "order_id": order.order_id,
@@ -95,6 +100,14 @@ class TicketService:
             "valid_from": _iso(valid_from),
             "valid_until": _iso(valid_until),
             "results": results,
+        }
+
+    def codes(self, order: OrderRecord) -> dict[str, str]:
+        """The codes of an order's valid tickets by ticket id (for its receipt)."""
+        if order.status not in TICKETED:
+            return {}
+        return {
+            t["ticket_id"]: t["code"] for t in self._issue(order)["results"] if t["status"] == "valid" and "code" in t
         }
 
     @staticmethod

@@ -6,6 +6,7 @@ outbox page does). Exactly one email per key under redelivery; an email SES refu
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 
@@ -13,12 +14,14 @@ import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from chalice.test import Client
 
-from chalicelib import holds, tables, wiring
+from chalicelib import etickets, holds, tables, wiring
+from chalicelib.etickets import Keyset
 from chalicelib.storage.emails import Claim, EmailLedger
 from chalicelib.storage.models import Ticket
 from local.gateway import lambda_context
 from local.outbox import sent_mail
 from tests.support.payflow import approve_on_page, webhook_event
+from tests.support.tables import TEST_TICKET_KEYS
 
 PASSWORD = "email-worker-password"
 
@@ -66,6 +69,10 @@ def test_a_paid_order_sends_one_receipt_naming_the_seats(app_module, lab, shop):
     for label in ("Row A, seat 1", "Row A, seat 2", "20.00 USD", f"/#/orders/{order_id}"):
         assert label in receipt["body"]
     assert "Row A, seat 3" not in receipt["body"]
+    # The e-ticket codes, each verifiable with the published keys (the door can type one in).
+    codes = re.findall(r"T1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+", receipt["body"])
+    public = Keyset.parse(TEST_TICKET_KEYS).public()
+    assert sorted(etickets.verify(code, public).label for code in codes) == ["Row A, seat 1", "Row A, seat 2"]
 
 
 def test_a_redelivered_email_job_sends_nothing_more(app_module, lab, shop):

@@ -7,8 +7,12 @@ import uuid
 import boto3
 
 from chalicelib.config import load_settings
+from chalicelib.etickets import new_keyset_json
 from chalicelib.wiring import Container
 from local.resources import ensure_queues, ensure_tables
+
+# One e-ticket keyset for the test session (generating one per settings would do too; this is just cheaper).
+TEST_TICKET_KEYS = new_keyset_json()
 
 
 def make_settings(endpoint: str, **overrides: str):
@@ -20,6 +24,7 @@ def make_settings(endpoint: str, **overrides: str):
         "TABLE_PREFIX": prefix,
         "QUEUE_PREFIX": prefix,
         "JWT_SECRET": "integration-secret-integration-secret",
+        "TICKET_KEYS": TEST_TICKET_KEYS,
         "PASSWORD_SCRYPT_N": "1024",
         "WS_MANAGEMENT_ENDPOINT": "http://127.0.0.1:9",
         **overrides,

@@ -58,6 +58,16 @@ def test_the_html_body_escapes_what_the_event_title_holds():
     assert f'<a href="{URL}">' in email.html
 
 
+def test_a_receipt_carries_the_codes_of_the_seats_still_valid():
+    codes = {"S-D5": "T1.k.five.sig", "S-D6": "T1.k.six.sig", "S-D7": "T1.k.seven.sig"}
+    email = compose(Kind.RECEIPT, order(status="partially_refunded", refunded=("S-D6",)), order_url=URL, codes=codes)
+
+    assert email is not None
+    assert "Row D, seat 5: T1.k.five.sig" in email.text and "Row D, seat 7: T1.k.seven.sig" in email.text
+    assert "T1.k.six.sig" not in email.text and "T1.k.six.sig" not in email.html
+    assert "Your e-ticket codes" not in compose(Kind.RECEIPT, order(), order_url=URL).text  # none given: none shown
+
+
 def test_a_partly_refunded_orders_receipt_lists_only_the_seats_still_valid():
     email = compose(Kind.RECEIPT, order(status="partially_refunded", refunded=("S-D6",)), order_url=URL)
 
