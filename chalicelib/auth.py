@@ -10,11 +10,12 @@ import secrets
 import time
 from dataclasses import dataclass
 
-import jwt
-
 from chalicelib.errors import Unauthorized
 
 ALGORITHM = "HS256"  # pinned: never taken from the token header
+# PyJWT is imported where a token is made or read, not with this module: with `cryptography` in the package (the
+# e-tickets' Ed25519) `import jwt` loads it too (~50 ms), which a handler that never reads a token must not pay
+# at its cold start (infra/README.md, "Cold start").
 _TOKEN = re.compile(r"[A-Za-z0-9_=-]+\.[A-Za-z0-9_=-]+\.[A-Za-z0-9_=-]*")
 _SCRYPT_R = 8
 _SCRYPT_P = 1
@@ -114,6 +115,8 @@ def issue_token(
     }
     if session_id:
         payload["sid"] = session_id
+    import jwt  # lazily: see the note at ALGORITHM
+
     return jwt.encode(payload, config.secret, algorithm=ALGORITHM)
 
 
@@ -123,6 +126,8 @@ def verify_token(config: TokenConfig, token: str, expected_type: str) -> Claims:
         # A JWT is base64url and dots. Anything else (a header's undecodable bytes arrive as surrogates, which
         # pyjwt cannot even encode) is refused here, as a 401, never a 500.
         raise Unauthorized("The token is invalid.")
+    import jwt  # lazily: see the note at ALGORITHM
+
     try:
         payload = jwt.decode(
             token,

@@ -19,11 +19,13 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import urlsplit
 
-import requests
 from aws_lambda_powertools import Logger
+
+if TYPE_CHECKING:
+    import requests
 
 logger = Logger(child=True)
 
@@ -35,7 +37,16 @@ TOKEN_REFRESH_MARGIN_SECONDS = 60.0
 # PayPal caps these purchase-unit strings at 127 characters; longer ones would fail the whole create.
 _MAX_TEXT = 127
 _CENT = Decimal("0.01")
-_TRANSIENT_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+
+
+def _transient_errors() -> tuple[type[Exception], ...]:
+    """What a retry may cure. `requests` is imported with the first client, not with this module: the purchase
+    worker imports this module and, for most batches, never calls PayPal (~30 ms of its cold start)."""
+    import requests
+
+    return (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+
+
 # Headers PayPal sends with a webhook, mapped to the verify-webhook-signature body fields.
 _WEBHOOK_HEADER_FIELDS = {
     "auth_algo": "paypal-auth-algo",
@@ -173,7 +184,12 @@ class PayPalClient:
         self._base_url = base_url.rstrip("/")
         self._client_id = client_id
         self._client_secret = client_secret
-        self._session = session or requests.Session()
+        if session is None:
+            import requests
+
+            session = requests.Session()
+        self._session = session
+        self._transient = _transient_errors()
         self._timeout = timeout
         self._max_attempts = max_attempts
         self._backoff = backoff
@@ -377,7 +393,7 @@ class PayPalClient:
             failure: PayPalError
             try:
                 response = send()
-            except _TRANSIENT_ERRORS as exc:
+            except self._transient as exc:
                 failure = PayPalUnavailable(None, type(exc).__name__, "NO_RESPONSE")
             else:
                 if response.status_code < 500:

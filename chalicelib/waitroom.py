@@ -14,8 +14,6 @@ import secrets
 import zlib
 from dataclasses import dataclass
 
-import jwt
-
 from chalicelib.errors import Forbidden
 
 ADMISSION_AUDIENCE = "tickets-admission"  # never accepted where an access token is expected, nor the reverse
@@ -121,6 +119,8 @@ def poll_before_draw(until_opening: float) -> int:
 def sign_admission(
     secret: str, *, user_id: str, showtime_id: str, admission_id: str, expires_at: int, issuer: str
 ) -> str:
+    import jwt  # lazily, as in chalicelib.auth
+
     claims = {
         "sub": user_id,
         "sid": showtime_id,
@@ -139,6 +139,8 @@ def verify_admission(token: object, secret: str, *, user_id: str, showtime_id: s
         raise AdmissionRequired()
     if not isinstance(token, str) or len(token) > 1024:
         raise AdmissionInvalid()
+    import jwt  # lazily, as in chalicelib.auth
+
     try:
         claims = jwt.decode(
             token,
