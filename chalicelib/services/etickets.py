@@ -20,6 +20,7 @@ from chalicelib.storage.orders import OrderRepository
 # Orders whose unrefunded seats are tickets (a refund in flight keeps the rest valid).
 TICKETED = (OrderStatus.PAID, OrderStatus.PARTIALLY_REFUNDED, OrderStatus.REFUND_PENDING)
 QR_SCALE = 4
+CURSOR_SETTLE_SECONDS = 60
 _CURSOR = re.compile(r"^[0-9]{13}\.[A-Za-z0-9_-]{1,64}$")  # <epoch ms>.<ticket id>
 
 
@@ -175,6 +176,12 @@ class TicketService:
         if since is not None and not _CURSOR.match(since):
             raise BadRequest("since: not a cursor from this endpoint")
         records = self._checkins.revocations(showtime_id, since.replace(".", "#", 1) if since else None, limit)
+        # Revocations are dated by the stream handler that writes them, and several may run at once (one per
+        # shard): one dated a moment earlier can land after a later one was read. So the cursor never passes
+        # the last CURSOR_SETTLE_SECONDS: what is newer comes again next time (a repeat, never a miss).
+        settled_ms = int((self._clock() - CURSOR_SETTLE_SECONDS) * 1000)
+        settled = [r for r in records if r.at_ms <= settled_ms]
+        cursor = settled[-1].cursor.replace("#", ".", 1) if settled else since
         return {
             "showtime_id": showtime_id,
             "results": [
@@ -186,6 +193,6 @@ class TicketService:
                 }
                 for r in records
             ],
-            "cursor": records[-1].cursor.replace("#", ".", 1) if records else since,
-            "more": len(records) == limit,
+            "cursor": cursor,
+            "more": len(records) == limit and cursor != since,
         }

@@ -203,5 +203,46 @@ def assert_accessible(page, what: str) -> None:
     assert not violations, f"axe-core on {what}:\n" + "\n".join(violations)
 
 
+def staff_token(base_url: str) -> str:
+    return rest(base_url, "POST", "/api/token/", {"email": STAFF_EMAIL, "password": STAFF_PASSWORD})["access"]
+
+
+def create_showtime(
+    base_url: str,
+    staff: str,
+    *,
+    date: str,
+    starts_at: str,
+    theater: str = "Hall Q",
+    title: str | None = None,
+    rows: int = 2,
+    seats_per_row: int = 6,
+    price: str = "12",
+) -> Showtime:
+    """A new event (drama) with one showtime, through the staff API."""
+    event = rest(
+        base_url,
+        "POST",
+        "/api/events/",
+        {"title": title or f"Show {uuid.uuid4().hex[:6]}", "category": "drama", "duration_minutes": 100},
+        token=staff,
+    )
+    created = rest(
+        base_url,
+        "POST",
+        f"/api/events/{event['id']}/showtimes/",
+        {
+            "date": date,
+            "theater": theater,
+            "starts_at": starts_at,
+            "rows": rows,
+            "seats_per_row": seats_per_row,
+            "price": price,
+        },
+        token=staff,
+    )
+    return Showtime(event["id"], created["showtime_id"], date, theater)
+
+
 def ui_login_staff(page) -> None:
     ui_login(page, STAFF_EMAIL, STAFF_PASSWORD)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import uuid
 
 import pytest
 import requests
@@ -41,43 +40,23 @@ class _Stack:
         return {"email": email, "password": helpers.PASSWORD, "id": created.json()["id"], **tokens}
 
 
-def staff_token(base_url: str) -> str:
-    return helpers.rest(
-        base_url, "POST", "/api/token/", {"email": helpers.STAFF_EMAIL, "password": helpers.STAFF_PASSWORD}
-    )["access"]
-
-
 def soon_showtime(base_url: str, staff: str) -> Showtime:
     starts = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=90)
-    event = helpers.rest(
+    return helpers.create_showtime(
         base_url,
-        "POST",
-        "/api/events/",
-        {"title": f"Door {uuid.uuid4().hex[:6]}", "category": "drama", "duration_minutes": 90},
-        token=staff,
+        staff,
+        date=starts.date().isoformat(),
+        starts_at=starts.strftime("%H:%M"),
+        theater="Hall D",
+        rows=1,
+        price="9",
     )
-    date = starts.date().isoformat()
-    created = helpers.rest(
-        base_url,
-        "POST",
-        f"/api/events/{event['id']}/showtimes/",
-        {
-            "date": date,
-            "theater": "Hall D",
-            "starts_at": starts.strftime("%H:%M"),
-            "rows": 1,
-            "seats_per_row": 6,
-            "price": "9",
-        },
-        token=staff,
-    )
-    return Showtime(event["id"], created["showtime_id"], date, "Hall D")
 
 
 @pytest.mark.browser
 def test_qr_codes_on_the_order_page_and_the_door_online_then_offline(new_page, base_url, artifacts_dir):
     stack = _Stack(base_url)
-    staff = staff_token(base_url)
+    staff = helpers.staff_token(base_url)
     showtime = soon_showtime(base_url, staff)
     buyer = Buyer(stack)
     order = buyer.buy(showtime, free_seats(stack, showtime, 4))

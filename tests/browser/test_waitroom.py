@@ -20,31 +20,18 @@ OPENS_IN = 8  # seconds: long enough to see the draw's waiting page
 
 
 def guarded_showtime(base_url: str, opening: dt.datetime, rate: int = 60) -> helpers.Showtime:
-    staff = helpers.rest(
-        base_url, "POST", "/api/token/", {"email": helpers.STAFF_EMAIL, "password": helpers.STAFF_PASSWORD}
-    )["access"]
-    event = helpers.rest(
-        base_url,
-        "POST",
-        "/api/events/",
-        {"title": f"Premiere {uuid.uuid4().hex[:6]}", "category": "drama", "duration_minutes": 100},
-        token=staff,
-    )
-    created = helpers.rest(
-        base_url,
-        "POST",
-        f"/api/events/{event['id']}/showtimes/",
-        {"date": "2031-04-01", "theater": "Hall Q", "starts_at": "20:00", "rows": 2, "seats_per_row": 6, "price": "12"},
-        token=staff,
+    staff = helpers.staff_token(base_url)
+    showtime = helpers.create_showtime(
+        base_url, staff, title=f"Premiere {uuid.uuid4().hex[:6]}", date="2031-04-01", starts_at="20:00"
     )
     helpers.rest(
         base_url,
         "PUT",
-        f"/api/staff/showtimes/{created['showtime_id']}/sale/",
+        f"/api/staff/showtimes/{showtime.showtime_id}/sale/",
         {"on_sale_at": opening.isoformat(), "guarded": True, "rate_per_minute": rate},
         token=staff,
     )
-    return helpers.Showtime(event["id"], created["showtime_id"], "2031-04-01", "Hall Q")
+    return showtime
 
 
 @pytest.mark.browser
