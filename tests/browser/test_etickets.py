@@ -60,7 +60,8 @@ def test_qr_codes_on_the_order_page_and_the_door_online_then_offline(new_page, b
     showtime = soon_showtime(base_url, staff)
     buyer = Buyer(stack)
     order = buyer.buy(showtime, free_seats(stack, showtime, 4))
-    codes = [t["code"] for t in buyer.call("GET", f"orders/{order['order_id']}/tickets/").json()["results"]]
+    issued = buyer.call("GET", f"orders/{order['order_id']}/tickets/").json()["results"]
+    codes, labels = [t["code"] for t in issued], [t["label"] for t in issued]
 
     page = new_page()
     helpers.ui_login(page, buyer.user["email"])
@@ -100,16 +101,16 @@ def test_qr_codes_on_the_order_page_and_the_door_online_then_offline(new_page, b
     )
     door.context.set_offline(True)
     scan(codes[1])
-    expect(result).to_contain_text("Admitted offline")
+    expect(result).to_contain_text(f"Admitted offline: {labels[1]}.")
     scan(codes[1])
-    expect(result).to_contain_text("Already admitted at this door")
+    expect(result).to_contain_text(f"{labels[1]}: already admitted at this door")
     scan(codes[0])
-    expect(result).to_contain_text("Already admitted at this door")  # admitted online earlier: known offline too
+    expect(result).to_contain_text(f"{labels[0]}: already admitted at this door")  # admitted online: known offline
     forged = codes[3][:-4] + ("AAAA" if not codes[3].endswith("AAAA") else "BBBB")
     scan(forged)
     expect(result).to_contain_text("Not a valid ticket")
     scan(codes[2])
-    expect(result).to_contain_text("Admitted offline")
+    expect(result).to_contain_text(f"Admitted offline: {labels[2]}.")
     expect(door.locator("#checkin-pending")).to_contain_text("2 offline scans waiting")
 
     door.context.set_offline(False)

@@ -203,7 +203,7 @@ export async function viewCheckin(ctx, params, query) {
     if (now > claims.until) return show('refused', `${REFUSALS.ticket_expired} (checked offline)`);
     if (state.revoked[claims.ticketId] === claims.orderId) return show('refused', `${REFUSALS.ticket_refunded} (checked offline)`);
     const seen = state.admitted[claims.ticketId];
-    if (seen) return show('refused', `Already admitted at this door at ${formatTime(seen.at)}. Do not admit again.`);
+    if (seen) return show('refused', `${claims.label}: already admitted at this door at ${formatTime(seen.at)}. Do not admit again.`);
     state.admitted[claims.ticketId] = { at: now, door };
     state.pending.push({ code, at: now, door, ticketId: claims.ticketId, label: claims.label });
     save(showtimeId, state);
@@ -223,11 +223,13 @@ export async function viewCheckin(ctx, params, query) {
 
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
-    localStorage.setItem('tickets.door.name', doorInput.value.trim());
-    await chooseShowtime();
-    await checkIn(codeInput.value);
+    // Taken now: the next code may be typed (or scanned) while this one is still being checked.
+    const code = codeInput.value;
     codeInput.value = '';
     codeInput.focus();
+    localStorage.setItem('tickets.door.name', doorInput.value.trim());
+    await chooseShowtime();
+    await checkIn(code);
   });
   showtimeInput.addEventListener('change', () => chooseShowtime());
   syncButton.addEventListener('click', async () => { await refresh(); await sync(); });
