@@ -14,6 +14,7 @@ import binascii
 import json
 import secrets
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -180,6 +181,7 @@ def window(starts_at_epoch: int) -> tuple[int, int]:
 
 def check_time(claims: Claims, now: float) -> None:
     if now < claims.valid_from:
-        raise TooEarly()
+        opens = datetime.fromtimestamp(claims.valid_from, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        raise TooEarly(f"Doors are not open for this ticket's showtime yet: it scans from {opens}.")
     if now > claims.valid_until:
         raise TicketExpired()
