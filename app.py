@@ -102,6 +102,13 @@ def _staff() -> str:
     return user_id
 
 
+def _door() -> str:
+    """Staff or a ticket scanner (docs/tickets.md, "Who may scan")."""
+    user_id = _user()
+    container().accounts.require_door(user_id)
+    return user_id
+
+
 # --- meta -----------------------------------------------------------------------------------
 
 
@@ -175,7 +182,7 @@ def ws_ticket():
 @endpoint()
 def me():
     user = container().accounts.user(_user())
-    return {"id": user.id, "email": user.email, "is_staff": user.is_staff}
+    return {"id": user.id, "email": user.email, "is_staff": user.is_staff, "is_scanner": user.is_scanner}
 
 
 # --- catalog --------------------------------------------------------------------------------
@@ -351,7 +358,7 @@ def order_tickets(order_id):
 @app.route("/api/checkin", methods=["POST"], content_types=["application/json"])
 @endpoint()
 def checkin():
-    staff_id = _staff()
+    staff_id = _door()
     body = _body(schemas.CheckinIn)
     scanned_at = body.scanned_at.timestamp() if body.scanned_at else None
     from chalicelib.etickets import AlreadyAdmitted
@@ -371,6 +378,14 @@ def checkin():
         )
 
 
+@app.route("/api/staff/scanners", methods=["POST"], content_types=["application/json"])
+@endpoint()
+def staff_scanners():
+    _staff()
+    body = _body(schemas.ScannerIn)
+    return container().accounts.set_scanner(body.email, body.is_scanner)
+
+
 @app.route("/api/checkin/keys", methods=["GET"])
 @endpoint()
 def checkin_keys():
@@ -380,7 +395,7 @@ def checkin_keys():
 @app.route("/api/checkin/showtimes/{showtime_id}/revocations", methods=["GET"])
 @endpoint()
 def checkin_revocations(showtime_id):
-    _staff()
+    _door()
     query = _query(schemas.RevocationsQuery)
     return container().etickets.revocations(showtime_id, query.since)
 

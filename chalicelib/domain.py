@@ -38,6 +38,7 @@ class UserRecord:
     password_hash: str
     is_staff: bool
     session_epoch: int = 0  # sessions that began under an older epoch are over (a password change moves it)
+    is_scanner: bool = False  # may check e-tickets in at the door (and nothing else staff may do)
 
 
 @dataclass(frozen=True)

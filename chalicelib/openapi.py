@@ -153,12 +153,22 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation(
         "POST",
         "/api/checkin",
-        "Admit a scanned e-ticket at the door, once (staff)",
+        "Admit a scanned e-ticket at the door, once (staff or a scanner)",
         schemas.CheckinOut,
         200,
         schemas.CheckinIn,
-        auth="staff",
+        auth="required",
         errors=(400, 401, 403, 404, 409, 413, 415, 422),
+    ),
+    Operation(
+        "POST",
+        "/api/staff/scanners",
+        "Give an account the door-scanner role (check-in only), or take it back (staff)",
+        schemas.ScannerOut,
+        200,
+        schemas.ScannerIn,
+        auth="staff",
+        errors=(400, 401, 403, 404, 413, 415),
     ),
     Operation(
         "GET",
@@ -169,10 +179,10 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation(
         "GET",
         "/api/checkin/showtimes/{showtime_id}/revocations",
-        "A showtime's revoked e-tickets since a cursor, for offline scanners (staff)",
+        "A showtime's revoked e-tickets since a cursor, for offline scanners (staff or a scanner)",
         schemas.RevocationsOut,
         query=schemas.RevocationsQuery,
-        auth="staff",
+        auth="required",
         errors=(400, 401, 403, 404),
     ),
     Operation(

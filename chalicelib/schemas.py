@@ -114,6 +114,7 @@ class UserOut(BaseModel):
 
 class MeOut(UserOut):
     is_staff: bool
+    is_scanner: bool = Field(description="May check e-tickets in at the door (staff may too)")
 
 
 class TokensOut(BaseModel):
@@ -270,6 +271,22 @@ class ShowtimePatchIn(Strict):
     """A staff edit of a showtime: its start, on the same date (seats, hall and price are fixed at creation)."""
 
     starts_at: str = Field(max_length=40, description="HH:MM on the showtime's date, or an ISO 8601 datetime")
+
+
+class ScannerIn(Strict):
+    """Staff give an account the door-scanner role (check-in only), or take it back."""
+
+    email: str = Field(min_length=3, max_length=254)
+    is_scanner: bool
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str) -> str:
+        return normal_email(value)
+
+
+class ScannerOut(MeOut):
+    pass
 
 
 class CheckinIn(Strict):

@@ -57,6 +57,7 @@ function renderNav(section) {
   const link = (href, text, key) => h('li', {}, h('a', { href, 'aria-current': section === key ? 'page' : null }, text));
   const items = [link('#/events', 'Events', 'events'), link('#/orders', 'My orders', 'orders')];
   if (session.isStaff) items.push(link('#/staff', 'Staff', 'staff'));
+  else if (session.isScanner) items.push(link('#/staff/checkin', 'Door check-in', 'staff'));
   if (session.loggedIn) {
     const out = h('button', { type: 'button', class: 'link-button', id: 'logout' }, 'Log out');
     out.addEventListener('click', () => {

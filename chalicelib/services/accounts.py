@@ -11,7 +11,7 @@ from typing import NoReturn
 from chalicelib import auth
 from chalicelib.config import AbuseLimits
 from chalicelib.domain import UserRecord
-from chalicelib.errors import EmailTaken, Forbidden, RateLimited, Unauthorized
+from chalicelib.errors import EmailTaken, Forbidden, NotFound, RateLimited, Unauthorized
 from chalicelib.holds import iso
 from chalicelib.limits import Limit, RateLimiter
 from chalicelib.observability import logger, metrics
@@ -143,6 +143,23 @@ class AccountService:
 
     def is_registered(self, email: str) -> bool:
         return self._repo.find_by_email(email) is not None
+
+    def require_door(self, user_id: str) -> UserRecord:
+        """Staff or a ticket scanner (who may check tickets in and read the revocation list, nothing else).
+        Raises Forbidden."""
+        user = self.user(user_id)
+        if not (user.is_staff or user.is_scanner):
+            raise Forbidden("Only staff and ticket scanners can do this.")
+        return user
+
+    def set_scanner(self, email: str, is_scanner: bool) -> dict:
+        """Let an account check tickets in at the doors, or stop it (staff decide). Raises NotFound."""
+        user = self._repo.find_by_email(email)
+        if user is None:
+            raise NotFound("No account with this email.")
+        self._repo.set_scanner(user.id, is_scanner)
+        logger.info("scanner role changed", extra={"target_user_id": user.id, "is_scanner": is_scanner})
+        return {"id": user.id, "email": user.email, "is_staff": user.is_staff, "is_scanner": is_scanner}
 
     def ensure_staff_account(self, email: str, password: str, *, reset_existing: bool = False) -> StaffOutcome:
         """Create the account as staff; a staff account that exists is left as it is. Anyone may have registered

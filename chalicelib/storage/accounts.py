@@ -55,6 +55,7 @@ class AccountRepository:
             password_hash=item.password_hash or "",
             is_staff=bool(item.is_staff),
             session_epoch=int(item.session_epoch or 0),
+            is_scanner=bool(item.is_scanner),
         )
 
     def find_by_email(self, email: str) -> UserRecord | None:
@@ -66,6 +67,9 @@ class AccountRepository:
 
     def set_staff(self, user_id: str, is_staff: bool) -> None:
         User(pk=_user_key(user_id)).update(actions=[User.is_staff.set(is_staff)], condition=User.pk.exists())
+
+    def set_scanner(self, user_id: str, is_scanner: bool) -> None:
+        User(pk=_user_key(user_id)).update(actions=[User.is_scanner.set(is_scanner)], condition=User.pk.exists())
 
     def set_password(self, user_id: str, password_hash: str, epoch: int) -> int:
         """Store a new password hash and move the session epoch past `epoch` (ending every session begun

@@ -62,6 +62,7 @@ class User(_Model):
     email = UnicodeAttribute(null=True)
     password_hash = UnicodeAttribute(null=True)
     is_staff = BooleanAttribute(default=False)
+    is_scanner = BooleanAttribute(null=True)  # door staff: check-in only (issue 15)
     created_at = UnicodeAttribute(null=True)
     # Moved by a password change: sessions that began under an older epoch are over.
     session_epoch = NumberAttribute(default=0)

@@ -120,3 +120,34 @@ def test_qr_codes_on_the_order_page_and_the_door_online_then_offline(new_page, b
     expect(conflicts).to_have_count(1)  # codes[1] went in here only: synced, no conflict
     expect(conflicts).to_contain_text("already admitted at Gate B")
     door.screenshot(path=str(artifacts_dir / "etickets-door.png"), full_page=True)
+
+
+@pytest.mark.browser
+def test_staff_make_door_staff_who_only_see_the_door(new_page, base_url):
+    stack = _Stack(base_url)
+    staff = helpers.staff_token(base_url)
+    showtime = soon_showtime(base_url, staff)
+    buyer = Buyer(stack)
+    order = buyer.buy(showtime, free_seats(stack, showtime, 1))
+    (ticket,) = buyer.call("GET", f"orders/{order['order_id']}/tickets/").json()["results"]
+    door_email = helpers.register_user(base_url, "doorstaff")
+
+    manager = new_page()
+    helpers.ui_login_staff(manager)
+    manager.goto(f"/#/staff/checkin?showtime={showtime.showtime_id}")
+    manager.get_by_label("Door staff account (email)").fill(door_email)
+    manager.get_by_role("button", name="Let this account scan tickets").click()
+    expect(manager.locator("#scanner-result")).to_contain_text("can now check tickets in")
+
+    scanner = new_page()
+    helpers.ui_login(scanner, door_email)
+    nav = scanner.get_by_role("navigation", name="Main")
+    expect(nav.get_by_role("link", name="Door check-in")).to_be_visible()
+    expect(nav.get_by_role("link", name="Staff", exact=True)).to_have_count(0)
+    nav.get_by_role("link", name="Door check-in").click()
+    scanner.get_by_label("Showtime id").fill(showtime.showtime_id)
+    scanner.get_by_label("Ticket code (scan or type)").fill(ticket["code"])
+    scanner.get_by_role("button", name="Check in").click()
+    expect(scanner.locator("#checkin-result")).to_contain_text(f"Admitted: {ticket['label']}.")
+    expect(scanner.locator("#scanner-form")).to_have_count(0)  # granting is for staff
+    helpers.assert_accessible(scanner, "the door page of a scanner")

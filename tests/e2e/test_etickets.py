@@ -150,3 +150,43 @@ def test_too_early(stack):
     # A time from the future does not open the doors early: the window is judged at min(scanned_at, now).
     at = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=3)).isoformat()
     assert scan(stack, staff, codes[1], later.showtime_id, scanned_at=at).json()["code"] == "too_early"
+
+
+def test_door_staff_scan_and_nothing_more(stack):
+    staff = stack.staff_token()
+    showtime = soon_showtime(stack, staff)
+    buyer = Buyer(stack)
+    order = buyer.buy(showtime, free_seats(stack, showtime, 1))
+    (ticket,) = buyer.call("GET", f"orders/{order['order_id']}/tickets/").json()["results"]
+    door = stack.register()
+    assert scan(stack, door["access"], ticket["code"], showtime.showtime_id).status_code == 403
+
+    def grant(email: str, is_scanner: bool, token: str = staff) -> requests.Response:
+        return requests.post(
+            stack.api("staff/scanners/"),
+            json={"email": email, "is_scanner": is_scanner},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+        )
+
+    assert grant(door["email"], True, token=door["access"]).status_code == 403  # only staff grant it
+    assert grant("nobody-here@example.com", True).status_code == 404
+    granted = grant(door["email"], True)
+    assert granted.status_code == 200 and granted.json()["is_scanner"] is True
+    me = requests.get(stack.api("auth/me/"), headers={"Authorization": f"Bearer {door['access']}"}, timeout=30)
+    assert me.json()["is_scanner"] is True and me.json()["is_staff"] is False
+    assert scan(stack, door["access"], ticket["code"], showtime.showtime_id, door="side").status_code == 200
+    revocations = requests.get(
+        stack.api(f"checkin/showtimes/{showtime.showtime_id}/revocations/"),
+        headers={"Authorization": f"Bearer {door['access']}"},
+        timeout=30,
+    )
+    assert revocations.status_code == 200
+    # Nothing else staff may do: orders of others, the staff showtime report, granting the role.
+    for path in ("staff/orders/?email=someone@example.com", f"staff/showtimes/{showtime.showtime_id}/"):
+        assert (
+            requests.get(stack.api(path), headers={"Authorization": f"Bearer {door['access']}"}, timeout=30).status_code
+            == 403
+        )
+    assert grant(door["email"], False).json()["is_scanner"] is False
+    assert scan(stack, door["access"], ticket["code"], showtime.showtime_id).status_code == 403

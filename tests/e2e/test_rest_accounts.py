@@ -170,7 +170,7 @@ def test_me_answers_the_callers_account(stack, path):
     user = stack.register()
     response = requests.get(stack.api(path), headers={"Authorization": f"Bearer {user['access']}"}, timeout=TIMEOUT)
     assert response.status_code == 200
-    assert response.json() == {"id": user["id"], "email": user["email"], "is_staff": False}
+    assert response.json() == {"id": user["id"], "email": user["email"], "is_staff": False, "is_scanner": False}
 
 
 def test_me_for_the_demo_staff_account_says_staff(stack):

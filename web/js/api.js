@@ -78,6 +78,8 @@ export const session = {
   get access() { return state?.access ?? null; },
   get email() { return state?.email ?? null; },
   get isStaff() { return Boolean(state?.isStaff); },
+  /** Door staff: may use the check-in page (staff may too). */
+  get isScanner() { return Boolean(state?.isScanner); },
   /** Subscribes to login / logout / profile changes; returns the unsubscribe function. */
   subscribe(fn) {
     listeners.add(fn);
@@ -167,7 +169,7 @@ export async function login(email, password) {
   save({ access: tokens.access, refresh: tokens.refresh, email, isStaff: false });
   try {
     const me = await request('GET', '/auth/me/');
-    if (state) save({ ...state, email: me.email || email, isStaff: Boolean(me.is_staff) });
+    if (state) save({ ...state, email: me.email || email, isStaff: Boolean(me.is_staff), isScanner: Boolean(me.is_scanner) });
   } catch {
     // The profile is cosmetic here; the tokens are what matter.
   }
@@ -256,6 +258,7 @@ export const api = {
   orderTickets: (id, opts) => request('GET', `/orders/${encodeURIComponent(id)}/tickets/`, opts),
   // Door check-in (staff): scan, and what an offline scanner keeps (public keys, revocations since a cursor).
   checkin: (body, opts) => request('POST', '/checkin/', { body, ...opts }),
+  setScanner: (body, opts) => request('POST', '/staff/scanners/', { body, ...opts }),
   checkinKeys: (opts) => request('GET', '/checkin/keys/', { auth: false, ...opts }),
   revocations: (showtimeId, since, opts) => request('GET',
     `/checkin/showtimes/${encodeURIComponent(showtimeId)}/revocations/`, { query: { since }, ...opts }),

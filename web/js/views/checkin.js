@@ -4,7 +4,7 @@
 // showtime, the time window and the revocation list it cached, admits each ticket once on this device, and keeps
 // the scans; back online it syncs them and lists conflicts (the same ticket let in at another door).
 
-import { api } from '../api.js';
+import { api, session } from '../api.js';
 import { announce, heading, notice } from '../ui.js';
 import { formatTime, h, isAbort } from '../util.js';
 import { field, staffGate, staffNav } from './staff.js';
@@ -68,7 +68,7 @@ const REFUSALS = {
 
 export async function viewCheckin(ctx, params, query) {
   const here = '#/staff/checkin';
-  if (!staffGate(ctx, 'Staff: door check-in', here)) return;
+  if (!session.isScanner && !staffGate(ctx, 'Staff: door check-in', here)) return;
   ctx.setTitle('Door check-in');
   const showtimeInput = h('input', { id: 'checkin-showtime', name: 'showtime', required: true, value: query.get('showtime') || '', autocomplete: 'off' });
   const doorInput = h('input', { id: 'checkin-door', name: 'door', required: true, value: localStorage.getItem('tickets.door.name') || 'Door 1' });
@@ -89,14 +89,35 @@ export async function viewCheckin(ctx, params, query) {
 
   ctx.main.replaceChildren(
     heading('Door check-in'),
-    staffNav('checkin'),
+    session.isStaff ? staffNav('checkin') : null,
     form, result,
     h('p', { class: 'actions' }, 'BarcodeDetector' in window ? cameraButton : null, ' ', syncButton),
     'BarcodeDetector' in window ? video : h('p', { class: 'hint' }, 'This browser has no barcode detector: type or paste codes (a handheld scanner that types works too).'),
     status, pendingInfo, problem,
     h('section', { 'aria-labelledby': 'conflicts-heading' }, h('h2', { id: 'conflicts-heading' }, 'Conflicts'),
       h('p', { class: 'hint' }, 'Tickets this door let in offline that another door had already admitted.'), conflictsList),
+    session.isStaff ? scannersSection() : null,
   );
+
+  // Staff give door staff an account that may check tickets in and nothing else.
+  function scannersSection() {
+    const email = h('input', { type: 'email', id: 'scanner-email', name: 'email', required: true, autocomplete: 'off' });
+    const said = h('p', { id: 'scanner-result', role: 'status' });
+    const grant = h('button', { type: 'submit', class: 'secondary', id: 'scanner-grant' }, 'Let this account scan tickets');
+    const revoke = h('button', { type: 'button', class: 'secondary', id: 'scanner-revoke' }, 'Stop it scanning');
+    const set = async (isScanner) => {
+      try {
+        const r = await api.setScanner({ email: email.value.trim(), is_scanner: isScanner }, { signal: ctx.signal });
+        said.textContent = `${r.email} ${r.is_scanner ? 'can now check tickets in (and nothing else staff can do)' : 'can no longer check tickets in'}.`;
+      } catch (err) {
+        if (!isAbort(err)) said.textContent = err.message;
+      }
+    };
+    const scannerForm = h('form', { id: 'scanner-form', class: 'staff-form' }, field('Door staff account (email)', email), h('p', {}, grant, ' ', revoke), said);
+    scannerForm.addEventListener('submit', (event) => { event.preventDefault(); set(true); });
+    revoke.addEventListener('click', () => set(false));
+    return h('section', { 'aria-labelledby': 'scanners-heading' }, h('h2', { id: 'scanners-heading' }, 'Door staff'), scannerForm);
+  }
 
   let state = null;
   let showtimeId = '';
