@@ -153,3 +153,13 @@ document.getElementById('skip-to-content')?.addEventListener('click', (event) =>
 session.subscribe(() => renderNav(current ? parseHash().path.split('/')[1] : null));
 
 getConfig().finally(() => route());
+
+// The app shell stays loadable without a network (web/sw.js): a door scanner may be reloaded offline.
+if ('serviceWorker' in navigator && window.isSecureContext) {
+  navigator.serviceWorker.register(new URL('sw.js', document.baseURI))
+    .then(() => navigator.serviceWorker.ready)
+    .then((registration) => registration.active?.postMessage({
+      keep: [new URL('./', document.baseURI).href, ...performance.getEntriesByType('resource').map((e) => e.name)],
+    }))
+    .catch((err) => console.warn('no offline shell', err));
+}

@@ -113,6 +113,12 @@ def test_qr_codes_on_the_order_page_and_the_door_online_then_offline(new_page, b
     expect(result).to_contain_text(f"Admitted offline: {labels[2]}.")
     expect(door.locator("#checkin-pending")).to_contain_text("2 offline scans waiting")
 
+    # Reloaded without a network, the page still loads (web/sw.js keeps the app shell) and keeps its scans.
+    door.reload()
+    expect(door.locator("#checkin-pending")).to_contain_text("2 offline scans waiting")
+    scan(codes[1])
+    expect(result).to_contain_text(f"{labels[1]}: already admitted at this door")
+
     door.context.set_offline(False)
     door.get_by_role("button", name="Sync now").click()
     expect(door.locator("#checkin-pending")).to_have_text("Every scan is synced.", timeout=helpers.SLOW_TIMEOUT_MS)
