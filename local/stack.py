@@ -266,13 +266,15 @@ class LocalStack:
 
     async def _stop_gateway(self) -> None:
         moto_lost = self.moto is not None and not self.moto.alive
-        if not moto_lost:
-            # REST handlers in flight finish while the server they call (PayPal emulator, Management API) is up.
-            await self.gateway.drain(DRAIN_SECONDS)
         if self.paypal_app is not None:
             from local.paypal.app import SENDER_KEY
 
-            await self.paypal_app[SENDER_KEY].close()  # its webhooks would only meet a closing server
+            # First: a webhook in flight would meet a draining server, time out and say so after the stop began
+            # (PayPal redelivers; the sweeper settles the order either way).
+            await self.paypal_app[SENDER_KEY].close()
+        if not moto_lost:
+            # REST handlers in flight finish while the server they call (PayPal emulator, Management API) is up.
+            await self.gateway.drain(DRAIN_SECONDS)
         if moto_lost:
             self.gateway.skip_disconnect_handlers()  # they would only fail against a dead moto
         await self.gateway.close_all()
