@@ -21,6 +21,7 @@ from chalicelib.storage.orders import OrderRepository
 TICKETED = (OrderStatus.PAID, OrderStatus.PARTIALLY_REFUNDED, OrderStatus.REFUND_PENDING)
 QR_SCALE = 4
 CURSOR_SETTLE_SECONDS = 60
+MAX_OFFLINE_SECONDS = 24 * 3600
 _CURSOR = re.compile(r"^[0-9]{13}\.[A-Za-z0-9_-]{1,64}$")  # <epoch ms>.<ticket id>
 
 
@@ -136,7 +137,9 @@ class TicketService:
         if claims.showtime_id != showtime_id:
             raise etickets.WrongShowtime()
         now = self._clock()
-        at = min(scanned_at, now) if scanned_at is not None else now
+        # A synced offline scan is judged when it happened, but never later than now nor more than a day ago (a
+        # backdated time must not let a ticket in after its showing).
+        at = max(min(scanned_at, now), now - MAX_OFFLINE_SECONDS) if scanned_at is not None else now
         etickets.check_time(claims, at)
         refusal = self._checkins.admit(
             showtime_id, claims.ticket_id, claims.order_id, now=int(at), door=door, by=staff_id

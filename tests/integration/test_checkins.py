@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib import holds
+from chalicelib import etickets, holds
 from chalicelib.storage.checkins import CheckinRepository, RevocationRecord
 from chalicelib.storage.models import Ticket
 from chalicelib.wiring import Container
@@ -63,3 +63,28 @@ def test_the_revocation_cursor_stays_a_minute_behind_so_a_late_write_is_never_sk
     third = container.etickets.revocations("st-r", second["cursor"])
     assert third["cursor"] == f"{at - 5_000:013d}.st-r-A-2" and not third["more"]
     assert container.etickets.revocations("st-r", third["cursor"])["results"] == []
+
+
+def test_a_backdated_offline_scan_cannot_let_a_ticket_in_after_its_showing(world):
+    container, clock = world
+    bound(container)
+    seat("st-b", "st-b-A-1", holds.SOLD, "o9")
+    keys = container.ticket_keyset()
+    starts = int(NOW) - 3 * 24 * 3600  # the showing was three days ago
+    valid_from, valid_until = etickets.window(starts)
+    code = etickets.sign(
+        keys,
+        etickets.Claims("st-b-A-1", "st-b", "o9", "Row A, seat 1", valid_from, valid_until, keys.current),
+    )
+    clock.now = NOW
+    with pytest.raises(etickets.TicketExpired):
+        # "Scanned offline during the showing": more than a day back, so judged a day ago, when it had expired.
+        container.etickets.check_in("staff", code, "st-b", "north", scanned_at=starts + 600)
+    # Within a day, the time it happened counts: a scan synced 2 h after a showing that ended 1 h ago is admitted.
+    recent_start = int(NOW) - 8 * 3600
+    seat("st-b", "st-b-A-2", holds.SOLD, "o9")
+    recent = etickets.sign(
+        keys, etickets.Claims("st-b-A-2", "st-b", "o9", "Row A, seat 2", *etickets.window(recent_start), keys.current)
+    )
+    admitted = container.etickets.check_in("staff", recent, "st-b", "north", scanned_at=recent_start + 600)
+    assert admitted["result"] == "admitted"
