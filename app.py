@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from chalice import Chalice, Rate
 
+from chalicelib import queries
 from chalicelib.auth import bearer_token
 from chalicelib.config import get_settings
 from chalicelib.errors import DomainError, PayloadTooLarge
@@ -197,7 +198,7 @@ def categories():
 @app.route("/api/events", methods=["GET"])
 @endpoint()
 def list_events():
-    query = _query(schemas.EventsQuery)
+    query = queries.events_filter(_request().query_params)
     category = query.category or query.category_name
     return container().catalog.events(category=category, limit=query.limit, cursor=query.cursor)
 
@@ -243,7 +244,7 @@ def update_showtime(event_id, showtime_id):
 @app.route("/api/events/{event_id}/tickets", methods=["GET"])
 @endpoint()
 def event_tickets(event_id):
-    query = _query(schemas.TicketsQuery)
+    query = queries.tickets_filter(_request().query_params)
     viewer = _caller(required=False)
     date = query.date.isoformat() if query.date else None
     return container().catalog.tickets(event_id, date=date, theater=query.theater, viewer=viewer)

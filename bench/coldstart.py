@@ -76,12 +76,24 @@ if kind == "floor":
     result(import_ms=(t1 - t0) * 1e3, client_ms=(t2 - t1) * 1e3, call_ms=(t3 - t2) * 1e3, total_ms=(t3 - t0) * 1e3)
     sys.exit(0)
 
+if os.environ.get("COLDSTART_CPROFILE"):
+    import cProfile, pstats
+    profiler = cProfile.Profile()
+    profiler.enable()
 import app
 t1 = time.perf_counter()
 handler = getattr(app, spec["handlers"][kind])
 first, second = spec["events"][kind]
 answer = handler(first, Context())
 t2 = time.perf_counter()
+if os.environ.get("COLDSTART_CPROFILE"):
+    profiler.disable()
+    how = os.environ["COLDSTART_CPROFILE"]
+    stats = pstats.Stats(profiler, stream=sys.stderr)
+    if how.startswith("callers:"):
+        stats.sort_stats("cumulative").print_callers(how[len("callers:"):])
+    else:
+        stats.sort_stats(how).print_stats(os.environ.get("COLDSTART_CPROFILE_FILTER") or ".", 45)
 handler(second, Context())
 t3 = time.perf_counter()
 result(import_ms=(t1 - t0) * 1e3, first_ms=(t2 - t1) * 1e3, total_ms=(t2 - t0) * 1e3,
@@ -360,13 +372,47 @@ def child_env(world: dict, endpoint: str, management: str, package: Path, spec: 
 
 
 def sample(python: Path, kind: str, env: dict) -> dict:
-    result = subprocess.run([str(python), "-c", DRIVER, kind], env=env, capture_output=True, text=True, timeout=120)
+    # cwd is the package, as /var/task is on Lambda: `python -c` puts the working directory first on sys.path,
+    # and from the repository it would import app.py and chalicelib/ from the source tree instead of the package.
+    result = subprocess.run(
+        [str(python), "-c", DRIVER, kind], env=env, cwd=env["PYTHONPATH"], capture_output=True, text=True, timeout=120
+    )
     for line in result.stdout.splitlines():
         if line.startswith(MARKER):
             return json.loads(line[len(MARKER) :])
     raise RuntimeError(
         f"{kind}: no result (exit {result.returncode})\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}"
     )
+
+
+def import_profile(python: Path, kind: str, env: dict, top: int = 40) -> str:
+    """The imports of one cold process of `kind` that are not in the floor's (`import boto3`), slowest first."""
+    floor = _imported(python, "floor", env)
+    timings = _imported(python, kind, env)
+    extra = {name: figures for name, figures in timings.items() if name not in floor}
+    total_self = sum(self_us for self_us, _ in extra.values()) / 1e3
+    lines = [f"{kind}: {len(extra)} modules beyond the floor's, {total_self:.0f} ms of their own import time"]
+    lines.append("  self ms   cumulative ms  module")
+    for name, (self_us, cumulative_us) in sorted(extra.items(), key=lambda item: -item[1][1])[:top]:
+        lines.append(f"  {self_us / 1e3:7.1f}   {cumulative_us / 1e3:13.1f}  {name}")
+    return "\n".join(lines)
+
+
+def _imported(python: Path, kind: str, env: dict) -> dict[str, tuple[int, int]]:
+    run = subprocess.run(
+        [str(python), "-X", "importtime", "-c", DRIVER, kind],
+        env=env,
+        cwd=env["PYTHONPATH"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    timings = {}
+    for line in run.stderr.splitlines():
+        if line.startswith("import time:") and "|" in line and "self [us]" not in line:
+            self_us, cumulative_us, name = (part.strip() for part in line[len("import time:") :].split("|"))
+            timings[name] = (int(self_us), int(cumulative_us))
+    return timings
 
 
 def _check(kind: str, figures: dict) -> None:
@@ -413,6 +459,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--package", type=Path, default=BUILD_DIR / "lambda" / "deployment.zip")
     parser.add_argument("--sources-only", action="store_true", help="drop the shipped .pyc files first")
+    parser.add_argument(
+        "--profile",
+        choices=KINDS,
+        help="instead of measuring, run one process of this kind with -X importtime and print the slowest imports",
+    )
+    parser.add_argument(
+        "--cprofile",
+        choices=KINDS,
+        help="instead of measuring, profile import + first call of one process of this kind",
+    )
+    parser.add_argument(
+        "--sort",
+        default="cumulative",
+        help="pstats sort key for --cprofile (cumulative, tottime), or callers:<function regex>",
+    )
+    parser.add_argument("--filter", help="with --cprofile: only functions whose path matches this regex")
     args = parser.parse_args(argv)
     if not args.package.exists():
         print(f"{args.package} not found: run `make package` first", file=sys.stderr)
@@ -435,6 +497,20 @@ def main(argv: list[str] | None = None) -> int:
         kinds = ["floor", *KINDS]
         samples: dict[str, list[dict]] = {kind: [] for kind in kinds}
         sample(python, "floor", env)  # warm the OS file cache once, unmeasured
+        if args.profile:
+            print(import_profile(python, args.profile, env))
+            return 0
+        if args.cprofile:
+            run = subprocess.run(
+                [str(python), "-c", DRIVER, args.cprofile],
+                env={**env, "COLDSTART_CPROFILE": args.sort, "COLDSTART_CPROFILE_FILTER": args.filter or ""},
+                cwd=env["PYTHONPATH"],
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            print(run.stderr)
+            return run.returncode
         for _ in range(args.runs):
             random.shuffle(kinds)
             for kind in kinds:

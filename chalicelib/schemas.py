@@ -10,12 +10,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from chalicelib import queries
+from chalicelib.queries import MAX_LIMIT, parse_date
+
 # Printable, no whitespace, no control characters: a local part, an @ and a dotted domain.
 _EMAIL = re.compile(r"^[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]{2,}$")
 _SLUG = r"^[a-z0-9][a-z0-9-]{0,63}$"
-_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
-_LIMIT = re.compile(r"^[0-9]{1,3}$")
-MAX_LIMIT = 100
 
 
 # Characters no title, description or theater name needs, and that make text lie about itself: C0/C1 controls
@@ -47,20 +47,6 @@ class Query(BaseModel):
     """Query parameters: unknown ones are ignored, as HTTP APIs do (cache busters, tracking tags)."""
 
     model_config = ConfigDict(extra="ignore")
-
-
-def parse_date(value: object) -> object:
-    """Only YYYY-MM-DD: pydantic alone would also take datetimes and epoch numbers."""
-    if isinstance(value, str):
-        if not _DATE.match(value):
-            raise ValueError("use YYYY-MM-DD")
-        try:
-            return dt.date.fromisoformat(value)
-        except ValueError as exc:
-            raise ValueError("not a calendar date (YYYY-MM-DD)") from exc
-    if isinstance(value, dt.date):
-        return value
-    raise ValueError("use YYYY-MM-DD")
 
 
 # --- auth -------------------------------------------------------------------------------------
@@ -148,21 +134,19 @@ class EventsOut(BaseModel):
 
 
 class EventsQuery(Query):
-    category: str | None = Field(default=None, max_length=64, description="A category slug")
+    """The documented shape; the route checks it with queries.events_filter (no pydantic on its cold start)."""
+
+    category: str | None = Field(default=None, max_length=queries.CATEGORY_MAX, description="A category slug")
     category_name: str | None = Field(
-        default=None, max_length=64, description="The same as category (the seed system's name)"
+        default=None, max_length=queries.CATEGORY_MAX, description="The same as category (the seed system's name)"
     )
-    cursor: str | None = Field(default=None, max_length=2048, description="`next` of the previous page")
-    limit: int = Field(default=20, ge=1, le=MAX_LIMIT, description="Page size, 1..100")
+    cursor: str | None = Field(default=None, max_length=queries.CURSOR_MAX, description="`next` of the previous page")
+    limit: int = Field(default=queries.DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description=f"Page size, 1..{MAX_LIMIT}")
 
     @field_validator("limit", mode="before")
     @classmethod
     def _limit(cls, value: object) -> object:
-        if isinstance(value, str):
-            if not _LIMIT.match(value) or not 1 <= int(value) <= MAX_LIMIT:
-                raise ValueError(f"must be a whole number from 1 to {MAX_LIMIT}")
-            return int(value)
-        return value
+        return queries.parse_limit(value)
 
 
 class ShowtimeOut(BaseModel):
@@ -178,8 +162,10 @@ class EventDetailOut(EventOut):
 
 
 class TicketsQuery(Query):
+    """The documented shape; the route checks it with queries.tickets_filter (no pydantic on its cold start)."""
+
     date: dt.date | None = Field(default=None, description="YYYY-MM-DD")
-    theater: str | None = Field(default=None, max_length=100, description="Theater name, any case")
+    theater: str | None = Field(default=None, max_length=queries.THEATER_MAX, description="Theater name, any case")
 
     @field_validator("date", mode="before")
     @classmethod
