@@ -8,7 +8,7 @@ import hmac
 import re
 import secrets
 import time
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from chalicelib.errors import Unauthorized
 
@@ -69,8 +69,7 @@ def dummy_hash(n: int) -> str:
     return hash_password(secrets.token_urlsafe(12), n=n)
 
 
-@dataclass(frozen=True)
-class TokenConfig:
+class TokenConfig(NamedTuple):
     secret: str
     issuer: str
     audience: str
@@ -78,8 +77,7 @@ class TokenConfig:
     refresh_seconds: int
 
 
-@dataclass(frozen=True)
-class Claims:
+class Claims(NamedTuple):
     user_id: str
     token_type: str
     expires_at: int

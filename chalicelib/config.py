@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 MIN_JWT_SECRET_BYTES = 32
 
 
-@dataclass(frozen=True)
-class WaitroomTimings:
+class WaitroomTimings(NamedTuple):
     admission_seconds: int = 300  # how long an admission lets its holder pick seats
     heartbeat_timeout_seconds: int = 60  # a waiting client silent this long has left (it polls every 3-20 s)
     heartbeat_write_seconds: int = 15  # a poll records the heartbeat when the last one is this old
@@ -55,8 +54,7 @@ def _rate(env: dict[str, str], name: str, default: str) -> tuple[int, int]:
     return parsed
 
 
-@dataclass(frozen=True)
-class AbuseLimits:
+class AbuseLimits(NamedTuple):
     """What a client may spend (docs/API.md, "Limits"). Each (count, seconds) is a fixed window; count 0: off."""
 
     register_per_source: tuple[int, int]
@@ -93,8 +91,7 @@ def _abuse_limits(env: dict[str, str], hold_seconds: int) -> AbuseLimits:
     )
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(NamedTuple):
     stage: str
     region: str
     table_prefix: str

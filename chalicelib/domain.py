@@ -1,11 +1,17 @@
-"""Plain records passed between storage and services (storage models never leave storage)."""
+"""Plain records passed between storage and services (storage models never leave storage).
+
+Immutable NamedTuples (change one with `record._replace(field=...)`): a frozen dataclass costs about 0.7 ms to
+define in a cold Lambda container, a NamedTuple about 0.1 ms, and every handler imports these
+(`python -m bench.coldstart`, infra/README.md "Cold start").
+"""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import TypeGuard
+from types import MappingProxyType
+from typing import NamedTuple, TypeGuard
 
 # The one rule for our ids (events, showtimes, tickets, orders, users, refunds): what we generate is always
 # 1..64 url-safe characters. Anything else cannot exist and must not reach a table key.
@@ -31,8 +37,7 @@ def plausible_id(value: object) -> bool:
     return isinstance(value, str) and _ID.fullmatch(value) is not None
 
 
-@dataclass(frozen=True)
-class UserRecord:
+class UserRecord(NamedTuple):
     id: str
     email: str
     password_hash: str
@@ -41,8 +46,7 @@ class UserRecord:
     is_scanner: bool = False  # may check e-tickets in at the door (and nothing else staff may do)
 
 
-@dataclass(frozen=True)
-class SessionRecord:
+class SessionRecord(NamedTuple):
     """One sign-in: a family of refresh tokens of which exactly one (`refresh_jti`) may be used next."""
 
     session_id: str
@@ -56,14 +60,12 @@ class SessionRecord:
     revoked_at: int | None = None
 
 
-@dataclass(frozen=True)
-class CategoryRecord:
+class CategoryRecord(NamedTuple):
     slug: str
     name: str
 
 
-@dataclass(frozen=True)
-class EventRecord:
+class EventRecord(NamedTuple):
     id: str
     title: str
     description: str
@@ -73,8 +75,7 @@ class EventRecord:
     created_at: str
 
 
-@dataclass(frozen=True)
-class ShowtimeRecord:
+class ShowtimeRecord(NamedTuple):
     id: str
     event_id: str
     date: str
@@ -87,8 +88,7 @@ class ShowtimeRecord:
     tickets_count: int
 
 
-@dataclass(frozen=True)
-class TicketRecord:
+class TicketRecord(NamedTuple):
     showtime_id: str
     ticket_id: str
     row: str
@@ -107,19 +107,17 @@ class TicketRecord:
         return f"{self.row}{self.number}"
 
 
-@dataclass(frozen=True)
-class CartRecord:
+class CartRecord(NamedTuple):
     user_id: str
     showtime_id: str
-    holds: dict[str, int] = field(default_factory=dict)
+    holds: Mapping[str, int] = MappingProxyType({})  # read-only: a shared default must not be mutable
     version: int = 0
     exists: bool = False
     # When the user's current hold-time budget in this showtime began (epoch seconds), None before any hold.
     budget_from: int | None = None
 
 
-@dataclass(frozen=True)
-class ConnectionRecord:
+class ConnectionRecord(NamedTuple):
     connection_id: str
     room: str
     user_id: str
@@ -128,14 +126,12 @@ class ConnectionRecord:
     session_id: str | None = None  # the sign-in it was opened with: the socket closes when that ends
 
 
-@dataclass(frozen=True)
-class Page:
+class Page(NamedTuple):
     items: list
     cursor: str | None
 
 
-@dataclass(frozen=True)
-class OrderTicket:
+class OrderTicket(NamedTuple):
     ticket_id: str
     seat: str
     price: str
@@ -151,8 +147,7 @@ class OrderTicket:
         return f"Seat {self.seat}"
 
 
-@dataclass(frozen=True)
-class RefundEntry:
+class RefundEntry(NamedTuple):
     refund_id: str
     status: str
     amount: str
@@ -164,8 +159,7 @@ class RefundEntry:
     created_at: str | None = None
 
 
-@dataclass(frozen=True)
-class OrderRecord:
+class OrderRecord(NamedTuple):
     order_id: str
     user_id: str
     showtime_id: str
@@ -188,7 +182,7 @@ class OrderRecord:
     # Why staff should look at the order ("disputed", "reversed"); None otherwise.
     attention: str | None = None
     refunded_ticket_ids: tuple[str, ...] = ()
-    refunds: tuple[RefundEntry, ...] = field(default_factory=tuple)
+    refunds: tuple[RefundEntry, ...] = ()
     failure_reason: str | None = None
     # What was bought, as it was at checkout (an event renamed later does not change a receipt); None on orders
     # written before these were kept.

@@ -7,8 +7,8 @@ never carry a token, a password or a payment id (docs/email.md).
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 from chalicelib.domain import OrderRecord, OrderTicket, RefundEntry, showing_time
 from chalicelib.order_status import OrderStatus
@@ -24,8 +24,7 @@ class Kind(StrEnum):
 RECEIPT_STATUSES = frozenset({OrderStatus.PAID, OrderStatus.PARTIALLY_REFUNDED, OrderStatus.REFUND_PENDING})
 
 
-@dataclass(frozen=True)
-class Email:
+class Email(NamedTuple):
     subject: str
     text: str
     html: str

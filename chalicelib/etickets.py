@@ -13,8 +13,8 @@ import base64
 import binascii
 import json
 import secrets
-from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -81,8 +81,7 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-@dataclass(frozen=True)
-class Claims:
+class Claims(NamedTuple):
     ticket_id: str
     showtime_id: str
     order_id: str
@@ -92,8 +91,7 @@ class Claims:
     kid: str
 
 
-@dataclass(frozen=True)
-class Keyset:
+class Keyset(NamedTuple):
     """Private keys by id and the one that signs now. From JSON `{"current": kid, "keys": {kid: base64 raw}}`."""
 
     current: str

@@ -6,8 +6,8 @@ before asking, so a transition the table does not list cannot be written. No AWS
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 
 class OrderStatus(StrEnum):
@@ -34,8 +34,7 @@ class CancelReason(StrEnum):
     PAYMENT_NOT_CREATED = "payment_not_created"  # PayPal could not create the payment
 
 
-@dataclass(frozen=True)
-class Move:
+class Move(NamedTuple):
     """A named transition: from any of `sources` to one of `targets`."""
 
     name: str

@@ -5,17 +5,15 @@ Deliberately free of boto3/pynamodb imports so CDK synth and the local runtime c
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class Key:
+class Key(NamedTuple):
     name: str
     type: str = "S"  # "S" | "N"
 
 
-@dataclass(frozen=True)
-class Index:
+class Index(NamedTuple):
     name: str
     hash_key: Key
     range_key: Key | None = None
@@ -23,8 +21,7 @@ class Index:
     non_key_attributes: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class TableSpec:
+class TableSpec(NamedTuple):
     logical: str
     hash_key: Key
     range_key: Key | None = None
@@ -46,8 +43,7 @@ class TableSpec:
         return list(seen.values())
 
 
-@dataclass(frozen=True)
-class QueueSpec:
+class QueueSpec(NamedTuple):
     logical: str
     max_receive_count: int = 5
     consumer_timeout_seconds: int = 60

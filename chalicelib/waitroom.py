@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import secrets
 import zlib
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from chalicelib.errors import Forbidden
 
@@ -63,8 +63,7 @@ def draw_order(places: list[tuple[int, str]]) -> list[str]:
     return [user_id for _, user_id in sorted(places)]
 
 
-@dataclass(frozen=True)
-class Budget:
+class Budget(NamedTuple):
     admit: int  # admissions this tick may give
     allowance: float  # what carries over to the next tick
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from typing import NoReturn
+from typing import NamedTuple, NoReturn
 
 from chalicelib import auth
 from chalicelib.config import AbuseLimits
@@ -123,7 +122,7 @@ class AccountService:
         if not auth.verify_password(current, user.password_hash):
             self._failed_login(user.email)
         epoch = self._repo.set_password(user.id, auth.hash_password(new, n=self._scrypt_n), user.session_epoch)
-        tokens = self.sessions.start(replace(user, session_epoch=epoch))
+        tokens = self.sessions.start(user._replace(session_epoch=epoch))
         self.sessions.close_other_sockets(user.id, keep_session=None)
         metrics.add_metric(name="PasswordsChanged", unit="Count", value=1)
         logger.info("password changed; other sessions ended", extra={"user_id": user.id})
@@ -181,7 +180,6 @@ class AccountService:
         return StaffOutcome(self.user(existing.id), "promoted")
 
 
-@dataclass(frozen=True)
-class StaffOutcome:
+class StaffOutcome(NamedTuple):
     user: UserRecord
     outcome: str  # created | already_staff | promoted (with the new password)

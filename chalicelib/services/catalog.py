@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import hashlib
 import time
@@ -219,8 +218,7 @@ class CatalogService:
             if found is None:
                 raise BadRequest("category: unknown category slug")
             category, category_name = found.slug, found.name
-        record = dataclasses.replace(
-            event,
+        record = event._replace(
             title=changes.get("title", event.title),
             description=changes.get("description", event.description),
             duration_minutes=changes.get("duration_minutes", event.duration_minutes),
@@ -243,7 +241,7 @@ class CatalogService:
             raise HasSales("Seats of this showtime are sold or being paid for, so its start cannot move.")
         if not self._repo.set_showtime_start(showtime.id, moved):
             raise NotFound("No such showtime.")
-        view = self._showtime_view(dataclasses.replace(showtime, starts_at=moved), self._clock())
+        view = self._showtime_view(showtime._replace(starts_at=moved), self._clock())
         return {
             **view,
             "event_id": event.id,

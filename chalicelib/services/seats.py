@@ -8,8 +8,7 @@ import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from chalicelib import holds
 from chalicelib.broadcast import Broadcaster
@@ -33,8 +32,7 @@ ACTIONS = ("select", "unselect", "snapshot", "ping")
 _FLOOD_SCOPE = "ws-flood"
 
 
-@dataclass(frozen=True)
-class TicketChange:
+class TicketChange(NamedTuple):
     room: str
     ticket_id: str
     status: str

@@ -8,7 +8,7 @@ scanning one ticket at once admit it exactly once. A refused write is explained 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from pynamodb.exceptions import UpdateError
 
@@ -19,8 +19,7 @@ from chalicelib.storage.models import Revocation, Ticket
 REVOCATION_TTL_SECONDS = 7 * 24 * 3600
 
 
-@dataclass(frozen=True)
-class Refusal:
+class Refusal(NamedTuple):
     """Why a check-in write was refused: the seat as it is now."""
 
     status: str | None  # None: no such seat
@@ -29,8 +28,7 @@ class Refusal:
     door: str | None
 
 
-@dataclass(frozen=True)
-class RevocationRecord:
+class RevocationRecord(NamedTuple):
     showtime_id: str
     ticket_id: str
     order_id: str

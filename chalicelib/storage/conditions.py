@@ -8,8 +8,7 @@ request asked for ALL_OLD). Errors are read by code, never by message text.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from pynamodb.exceptions import PynamoDBException
 
@@ -42,8 +41,7 @@ def item_failed(reasons: list[Any], index: int) -> bool:
     return len(reasons) > index and reasons[index] is not None and reasons[index].code == _REASON_FAILED
 
 
-@dataclass(frozen=True)
-class OldTicket:
+class OldTicket(NamedTuple):
     """A ticket's image as it was when its condition failed (ALL_OLD), or `exists=False`."""
 
     exists: bool

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -545,7 +544,7 @@ class OrderRepository:
             actions += [Order.dispute_status.set(DISPUTE_RESOLVED), Order.dispute_outcome.set(outcome or "REVERSED")]
         pending = [refund for refund in order.refunds if refund.status == "pending"]
         for refund in pending:
-            failed = replace(refund, status="failed", reason=reason)
+            failed = refund._replace(status="failed", reason=reason)
             actions.append(Order.refunds[refund.refund_id].set(_refund_value(failed)))
         if pending:
             actions.append(Order.open_shard.remove())

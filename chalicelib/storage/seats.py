@@ -12,8 +12,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from pynamodb.exceptions import TransactWriteError, UpdateError
 from pynamodb.expressions.update import Action
@@ -42,8 +41,7 @@ from chalicelib.storage.conditions import (
 from chalicelib.storage.models import Cart, Ticket, transact_write
 
 
-@dataclass(frozen=True)
-class ExpiredHold:
+class ExpiredHold(NamedTuple):
     showtime_id: str
     ticket_id: str
     holder: str

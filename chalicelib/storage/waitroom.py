@@ -9,8 +9,7 @@ once at opening), `SEQ#<showtime>` (the arrival counter after opening), `COUNT#<
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from pynamodb.exceptions import PutError, UpdateError
 from pynamodb.expressions.update import Action
@@ -45,8 +44,7 @@ def _n(value: Any) -> int:
     return int(value) if value is not None else 0
 
 
-@dataclass(frozen=True)
-class Sale:
+class Sale(NamedTuple):
     showtime_id: str
     on_sale_at: int
     guarded: bool
@@ -75,8 +73,7 @@ class Sale:
         return max(0, self.admitted - self.bought - self.left_admitted - self.lapsed)
 
 
-@dataclass(frozen=True)
-class Place:
+class Place(NamedTuple):
     showtime_id: str
     user_id: str
     state: str
@@ -155,8 +152,7 @@ class WaitroomRepository:
         for item in WaitroomItem.batch_get(keys, consistent_read=consistent):
             for name in USER_COUNTERS:
                 totals[name] += _n(getattr(item, name))
-        return replace(
-            sale,
+        return sale._replace(
             joined=totals["joined"],
             left=totals["left"],
             left_admitted=totals["left_admitted"],

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import boto3
 
 from chalicelib import tables
@@ -16,9 +14,7 @@ def test_an_index_added_by_newer_code_is_created_on_an_existing_table_and_its_it
     dynamodb = boto3.client("dynamodb", endpoint_url=moto_endpoint, region_name="us-east-1")
     name = settings.table_name(tables.ORDERS.logical)
     # The orders table as an older version made it: no by_attention index.
-    older = dataclasses.replace(
-        tables.ORDERS, indexes=tuple(i for i in tables.ORDERS.indexes if i.name != "by_attention")
-    )
+    older = tables.ORDERS._replace(indexes=tuple(i for i in tables.ORDERS.indexes if i.name != "by_attention"))
     dynamodb.create_table(**create_table_request(older, name))
     dynamodb.put_item(
         TableName=name,
