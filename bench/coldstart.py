@@ -1,6 +1,8 @@
 """Cold start of the Lambda package, measured against the floor every Python Lambda that calls AWS pays.
 
     python -m bench.coldstart [--runs 7] [--package build/lambda/deployment.zip] [--sources-only]
+    python -m bench.coldstart --profile KIND          (imports beyond the floor's, slowest first)
+    python -m bench.coldstart --cprofile KIND [--filter REGEX] [--sort tottime | callers:REGEX]
 
 Each sample is a fresh Python process in a virtualenv holding only boto3 (what the Lambda runtime provides),
 with the unzipped deployment package first on sys.path and bytecode writing off (/var/task is read-only). It
