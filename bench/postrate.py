@@ -67,7 +67,7 @@ def measure(posts: int, delay_ms: float, in_flight: int) -> dict:
         endpoint = f"http://127.0.0.1:{port_out.get(timeout=10)}/dev"
         credentials = Credentials("AKIDEXAMPLE", "secret")
         client = ManagementApi(endpoint, "us-east-1", credentials, max_connections=in_flight)
-        broadcaster = Broadcaster(lambda: client, _NoRows(), max_workers=in_flight)  # type: ignore[arg-type]
+        broadcaster = Broadcaster(lambda: client, _NoRows())  # type: ignore[arg-type]
         update = {"ticket_id": "s" * 26 + "-A1", "status": "held", "expires_at": "2026-12-04T20:00:00Z", "seq": "1"}
         payload = json.dumps({"type": "ticket_status", "updates": [update]})
         ids = [f"conn{i:012d}=" for i in range(posts)]

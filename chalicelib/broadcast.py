@@ -4,8 +4,8 @@ Posts use the API Gateway Management API at the configured endpoint (the local g
 same API). A 410 Gone deletes the connection row where it is found.
 
 A room's fan-out (docs/broadcasts.md): its connection list is read once per batch; a room of up to
-`slice_size` connections is posted from this invocation, `max_workers` posts at a time (a post is network wait,
-not CPU); a bigger room is cut into slices of about `slice_size` connections (by a hash of the connection id), each
+`slice_size` connections is posted from this invocation, all its posts on one asyncio loop with the client's
+`max_connections` in flight (a post is network wait, not CPU: chalicelib/async_http.py); a bigger room is cut into slices of about `slice_size` connections (by a hash of the connection id), each
 sent to the FIFO fan-out queue in the group `<room>#<slice>`, so separate invocations post the slices in parallel
 and each slice's batches stay in order.
 """
@@ -20,7 +20,6 @@ import time
 import zlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -41,7 +40,6 @@ class Broadcaster:
         client_factory: Callable[[], object],
         connections: ConnectionRepository,
         *,
-        max_workers: int = 64,
         slice_size: int = 0,
         slices: QueuePublisher | None = None,
         clock: Callable[[], float] = time.time,
@@ -50,7 +48,6 @@ class Broadcaster:
         self._client: object | None = None
         self._client_lock = threading.Lock()
         self._connections = connections
-        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="broadcast")
         # 0 or no queue: every room is posted from here, whatever its size.
         self._slice_size = slice_size if slices is not None else 0
         self._slices = slices
@@ -95,7 +92,13 @@ class Broadcaster:
     def _post_all(self, jobs: list[tuple[str, bytes]]) -> int:
         if not jobs:
             return 0
-        list(self._pool.map(lambda job: self._post(*job), jobs))
+        try:
+            outcomes = self.client.post_many(jobs)  # type: ignore[attr-defined]
+        except BotoCoreError as exc:  # no credentials: nothing was sent
+            outcomes = [exc] * len(jobs)
+        for (connection_id, _), outcome in zip(jobs, outcomes, strict=True):
+            if outcome is not None:
+                self._failed(connection_id, outcome)
         metrics.add_metric(name="BroadcastPosts", unit="Count", value=len(jobs))
         return len(jobs)
 
@@ -117,19 +120,24 @@ class Broadcaster:
         try:
             self.client.post_to_connection(ConnectionId=connection_id, Data=data)  # type: ignore[attr-defined]
             return True
-        except ClientError as exc:
+        except (ClientError, BotoCoreError) as exc:
+            self._failed(connection_id, exc)
+            return False
+
+    def _failed(self, connection_id: str, exc: Exception) -> None:
+        """A post that failed after its retries: a gone connection's row is pruned, anything else logged. One
+        viewer's failure never fails (and so replays) the batch."""
+        if isinstance(exc, ClientError):
             code = exc.response.get("Error", {}).get("Code", "")
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
             if code == "GoneException" or status == 410:
                 cutoff = int(self._clock()) - _GONE_GRACE_SECONDS
                 self._connections.remove_if_connected_before(connection_id, cutoff)
-                return False
+                return
             logger.warning("post failed", extra={"connection_id": connection_id, "error_code": code})
-            return False
-        except BotoCoreError as exc:
-            # Unreachable endpoint, timeout...: one viewer's failure must not fail (and replay) the batch.
-            logger.warning("post failed", extra={"connection_id": connection_id, "error": type(exc).__name__})
-            return False
+            return
+        # Unreachable endpoint, timeout...
+        logger.warning("post failed", extra={"connection_id": connection_id, "error": type(exc).__name__})
 
     # --- closing sockets ------------------------------------------------------------------------------------
     def close(self, connection_id: str) -> None:

@@ -12,10 +12,17 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import urllib3
-from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
+from botocore.exceptions import (
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    ReadTimeoutError,
+)
 from botocore.utils import percent_encode
 
 from chalicelib.signed_http import SignedHttp, client_error
@@ -34,8 +41,14 @@ _ERROR_CODES = {
 }
 
 
+def standard_backoff(attempt: int) -> float:
+    """Seconds to wait after failed attempt `attempt` (1, 2): boto3's standard mode, full jitter."""
+    return random.random() * min(20.0, 2 ** (attempt - 1))  # noqa: S311 (jitter, not a secret)
+
+
 class ManagementApi:
-    """`post_to_connection(ConnectionId=..., Data=...)`, thread-safe (one pool shared by the fan-out threads)."""
+    """`post_to_connection(ConnectionId=..., Data=...)` (thread-safe, one connection pool) for single posts, and
+    `post_many(...)` for a fan-out (chalicelib/async_http.py: every post of the call on one asyncio loop)."""
 
     def __init__(
         self,
@@ -47,9 +60,16 @@ class ManagementApi:
         read_timeout: float = 10.0,
         max_connections: int = 64,
         sleep=time.sleep,
+        backoff: Callable[[int], float] = standard_backoff,
     ) -> None:
         self._endpoint = endpoint.rstrip("/")
         self._sleep = sleep
+        self._backoff = backoff
+        self._region = region
+        self._credentials = credentials
+        self._timeouts = (connect_timeout, read_timeout)
+        self._max_connections = max_connections
+        self._async_http: Any = None  # chalicelib.async_http.AsyncSignedHttp, built by the first post_many
         self._http = SignedHttp(
             self._endpoint,
             SIGNING_NAME,
@@ -77,7 +97,65 @@ class ManagementApi:
                     return
                 if response.status not in _RETRY_STATUSES or attempt == _MAX_ATTEMPTS:
                     raise client_error(response, OPERATION, _ERROR_CODES.get(response.status, f"Http{response.status}"))
-            self._sleep(random.random() * min(20.0, 2 ** (attempt - 1)))  # noqa: S311 (boto3's standard backoff)
+            self._sleep(self._backoff(attempt))
+
+    def post_many(self, posts: Sequence[tuple[str, bytes]]) -> list[Exception | None]:
+        """Post each (connection id, data), at most `max_connections` in flight. Returns one outcome per post, in
+        order: None, or the ClientError / BotoCoreError `post_to_connection` would have raised for it (after the
+        same retries). Raises NoCredentialsError before sending anything without credentials."""
+        if not posts:
+            return []
+        if self._credentials is None:
+            raise NoCredentialsError()
+        import asyncio
+
+        http = self._async()
+        credentials = self._credentials.get_frozen_credentials()  # refreshable credentials refresh here
+        outcomes: list[Exception | None] = [None] * len(posts)
+        jobs = iter(enumerate(posts))
+
+        async def worker() -> None:
+            for index, (connection_id, data) in jobs:  # one iterator shared by the workers (one thread)
+                outcomes[index] = await self._post_async(http, connection_id, data, credentials)
+
+        async def main() -> None:
+            await asyncio.gather(*(worker() for _ in range(min(self._max_connections, len(posts)))))
+
+        http.run(main)
+        return outcomes
+
+    async def _post_async(self, http: Any, connection_id: str, data: bytes, credentials: Any) -> Exception | None:
+        import asyncio
+
+        path = f"{http.path_prefix}/@connections/{percent_encode(connection_id)}"
+        for attempt in range(1, _MAX_ATTEMPTS + 1):
+            try:
+                response = await http.send("POST", path, data, credentials, _amz_date())
+            except (ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError, ConnectionClosedError) as exc:
+                if attempt == _MAX_ATTEMPTS:
+                    return exc
+            else:
+                if response.status < 300:
+                    return None
+                if response.status not in _RETRY_STATUSES or attempt == _MAX_ATTEMPTS:
+                    code = _ERROR_CODES.get(response.status, f"Http{response.status}")
+                    return client_error(response, OPERATION, code)
+            await asyncio.sleep(self._backoff(attempt))
+        raise AssertionError("unreachable")  # every last attempt returns above
+
+    def _async(self) -> Any:
+        if self._async_http is None:
+            from chalicelib.async_http import AsyncSignedHttp
+
+            connect_timeout, read_timeout = self._timeouts
+            self._async_http = AsyncSignedHttp(
+                self._endpoint,
+                SIGNING_NAME,
+                self._region,
+                connect_timeout=connect_timeout,
+                read_timeout=read_timeout,
+            )
+        return self._async_http
 
     def delete_connection(self, *, ConnectionId: str) -> None:  # noqa: N803 (boto3's names)
         """Close a connection (API Gateway's DeleteConnection). Raises ClientError (410 when already gone)."""
@@ -90,3 +168,7 @@ class ManagementApi:
 
     def _send(self, url: str, body: bytes) -> urllib3.BaseHTTPResponse:
         return self._http.send("POST", url, body)  # boto3 sends no Content-Type here
+
+
+def _amz_date() -> str:
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())

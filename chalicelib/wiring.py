@@ -199,7 +199,6 @@ class Container:
         return Broadcaster(
             self.management_client,
             self.connections,
-            max_workers=settings.fanout_concurrency,
             slice_size=settings.fanout_slice_size,
             slices=QueuePublisher(self.sqs_client, settings.fanout_queue_url, "fanout")
             if settings.fanout_queue_url

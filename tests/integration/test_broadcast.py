@@ -24,6 +24,7 @@ from botocore.exceptions import ClientError
 from chalicelib import holds
 from chalicelib.broadcast import Broadcaster
 from chalicelib.domain import ConnectionRecord
+from chalicelib.management_api import ManagementApi as LeanClient
 from chalicelib.storage.catalog import CatalogRepository
 from chalicelib.storage.connections import ConnectionRepository
 from chalicelib.storage.models import Connection
@@ -238,11 +239,12 @@ def test_an_unreachable_management_api_does_not_fail_the_batch(world):
         dead_port = sock.getsockname()[1]  # nothing listens here once closed
     container = world["container"]
     dead = Broadcaster(
-        lambda: boto3.session.Session().client(
-            "apigatewaymanagementapi",
-            endpoint_url=f"http://127.0.0.1:{dead_port}",
-            region_name="us-east-1",
-            config=boto3.session.Config(retries={"max_attempts": 1}),
+        lambda: LeanClient(
+            f"http://127.0.0.1:{dead_port}",
+            "us-east-1",
+            boto3.session.Session().get_credentials(),
+            sleep=lambda seconds: None,
+            backoff=lambda attempt: 0.0,
         ),
         container.connections,
     )

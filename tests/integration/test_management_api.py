@@ -52,6 +52,7 @@ class Answer:
     status: int
     body: bytes = b""
     headers: tuple[tuple[str, str], ...] = ()
+    chunked: bool = False  # the body in chunks (Transfer-Encoding: chunked) instead of a Content-Length
 
 
 class RecordingServer:
@@ -61,6 +62,8 @@ class RecordingServer:
         self.requests: list[Recorded] = []
         self.script: list[Answer] = []
         self.default = Answer(200)
+        # Like a server that drops idle keep-alive connections: close each one after its answer, without saying so.
+        self.hang_up_after_each = False
         self._lock = threading.Lock()
         server = self
 
@@ -82,9 +85,19 @@ class RecordingServer:
                 self.send_response(answer.status)
                 for name, value in answer.headers:
                     self.send_header(name, value)
-                self.send_header("Content-Length", str(len(answer.body)))
-                self.end_headers()
-                self.wfile.write(answer.body)
+                if answer.chunked:
+                    self.send_header("Transfer-Encoding", "chunked")
+                    self.end_headers()
+                    half = len(answer.body) // 2
+                    for chunk in (answer.body[:half], answer.body[half:]):
+                        self.wfile.write(b"%x;ext=1\r\n%s\r\n" % (len(chunk), chunk))
+                    self.wfile.write(b"0\r\nX-Trailer: t\r\n\r\n")
+                else:
+                    self.send_header("Content-Length", str(len(answer.body)))
+                    self.end_headers()
+                    self.wfile.write(answer.body)
+                if server.hang_up_after_each:
+                    self.close_connection = True
 
             def log_message(self, *args) -> None:
                 return None
@@ -115,8 +128,15 @@ def credentials(token: str | None = None) -> Credentials:
     return Credentials(ACCESS_KEY, SECRET_KEY, token)
 
 
-def lean_client(endpoint: str, creds: Credentials | None = None) -> ManagementApi:
-    return ManagementApi(endpoint, REGION, creds if creds is not None else credentials(), sleep=lambda s: None)
+def lean_client(endpoint: str, creds: Credentials | None = None, max_connections: int = 64) -> ManagementApi:
+    return ManagementApi(
+        endpoint,
+        REGION,
+        creds if creds is not None else credentials(),
+        max_connections=max_connections,
+        sleep=lambda s: None,
+        backoff=lambda attempt: 0.0,
+    )
 
 
 def boto3_client(endpoint: str, token: str | None = None):
@@ -332,3 +352,127 @@ def test_broadcaster_reports_an_unreachable_management_api_as_a_failed_post():
     broadcaster = Broadcaster(lambda: lean_client(f"http://127.0.0.1:{closed_port()}"), ConnectionRepository())
 
     assert broadcaster.send("c1", {"type": "selected"}) is False
+
+
+# --- post_many: a fan-out's posts on one asyncio loop ----------------------------------------------------
+
+
+def test_post_many_sends_the_same_signed_request_as_a_single_post(server):
+    token = "FQoGZXIvYXdzE-session-token/with+chars=="
+    creds = credentials(token)
+    boto3_client(server.endpoint, token=token).post_to_connection(ConnectionId=CONNECTION_ID, Data=DATA)
+    assert lean_client(server.endpoint, creds).post_many([(CONNECTION_ID, DATA)]) == [None]
+
+    theirs, ours = server.requests
+    assert ours.method == "POST"
+    assert ours.path == theirs.path == "/@connections/abc%3D%2F%2Bx"
+    assert ours.body == theirs.body == DATA
+    assert ours.headers["content-length"] == str(len(DATA))
+    assert ours.headers["host"] == theirs.headers["host"]
+    assert ours.headers["x-amz-security-token"] == token
+    assert ours.authorization["SignedHeaders"] == theirs.authorization["SignedHeaders"]
+    assert scope_of(ours) == scope_of(theirs)
+    assert valid_signature(ours, creds)
+    assert not valid_signature(ours, Credentials(ACCESS_KEY, "another-secret", token))
+
+
+def test_post_many_under_a_stage_path_signs_the_path_as_sent(server):
+    lean_client(server.endpoint + "/prod/").post_many([("L0SM9cOFvHcCIhw=", DATA)])
+
+    [request] = server.requests
+    assert request.path == "/prod/@connections/L0SM9cOFvHcCIhw%3D"
+    assert valid_signature(request, credentials())
+
+
+def test_post_many_answers_each_post_as_post_to_connection_would_raise(server):
+    forbidden = "ForbiddenException:http://internal.amazon.com/coral/com.amazon.coral.service/"
+    server.script = [
+        Answer(200),
+        Answer(410, b'{"message":"Gone"}'),
+        Answer(403, b'{"message":"Forbidden"}', (("x-amzn-ErrorType", forbidden),), chunked=True),
+        Answer(400, b'{"__type":"com.amazon#BadRequestException","message":"too big"}', chunked=True),
+        Answer(204),
+    ]
+    posts = [(f"c{n}", DATA) for n in range(5)]
+
+    outcomes = lean_client(server.endpoint, max_connections=1).post_many(posts)  # one connection: answers in order
+
+    assert outcomes[0] is None and outcomes[4] is None
+    codes = [(o.response["Error"]["Code"], o.response["ResponseMetadata"]["HTTPStatusCode"]) for o in outcomes[1:4]]
+    assert codes == [("GoneException", 410), ("ForbiddenException", 403), ("BadRequestException", 400)]
+    assert outcomes[3].response["Error"]["Message"] == "too big"  # read whole from its chunks
+    assert all(o.operation_name == "PostToConnection" for o in outcomes[1:4])
+    assert [r.path for r in server.requests] == [f"/@connections/c{n}" for n in range(5)]
+    assert len({r.client_port for r in server.requests}) == 1  # chunked error answers do not cost the connection
+
+
+@pytest.mark.parametrize("status", [429, 500, 503])
+def test_post_many_retries_throttling_and_server_errors_three_times_at_most(server, status):
+    server.script = [Answer(status, b'{"message":"busy"}'), Answer(status, b'{"message":"busy"}')]
+    client = lean_client(server.endpoint, max_connections=1)
+
+    assert client.post_many([("c1", DATA)]) == [None]
+    assert len(server.requests) == 3
+    assert all(valid_signature(r, credentials()) for r in server.requests)
+
+    server.default = Answer(status, b'{"message":"busy"}')
+    [outcome] = client.post_many([("c2", DATA)])
+    assert isinstance(outcome, ClientError)
+    assert outcome.response["ResponseMetadata"]["HTTPStatusCode"] == status
+    assert len(server.requests) == 6
+
+
+def test_post_many_to_an_unreachable_endpoint_answers_endpoint_connection_errors():
+    outcomes = lean_client(f"http://127.0.0.1:{closed_port()}").post_many([("c1", DATA), ("c2", DATA)])
+
+    assert [type(o) for o in outcomes] == [EndpointConnectionError, EndpointConnectionError]
+
+
+def test_post_many_without_credentials_raises_before_anything_is_sent(server):
+    client = ManagementApi(server.endpoint, REGION, None)
+
+    with pytest.raises(NoCredentialsError):
+        client.post_many([("c1", DATA)])
+    assert server.requests == []
+
+
+def test_post_many_keeps_its_connections_in_flight_and_alive_between_calls(server):
+    client = lean_client(server.endpoint, max_connections=8)
+    first = [(f"first{n}", DATA) for n in range(120)]
+    second = [(f"second{n}", DATA) for n in range(120)]
+
+    assert client.post_many(first) == [None] * 120
+    ports = {r.client_port for r in server.requests}
+    assert client.post_many(second) == [None] * 120
+
+    assert sorted(r.path for r in server.requests) == sorted(f"/@connections/{cid}" for cid, _ in first + second)
+    assert 1 < len(ports) <= 8
+    assert {r.client_port for r in server.requests[120:]} <= ports  # the second call reused the first's
+
+
+def test_post_many_resends_on_a_new_connection_when_a_kept_one_was_dropped_while_idle(server):
+    server.hang_up_after_each = True  # every connection is closed after one answer, without notice
+    client = lean_client(server.endpoint, max_connections=1)
+
+    for n in range(3):
+        assert client.post_many([(f"c{n}", DATA)]) == [None]
+
+    assert [r.path for r in server.requests] == ["/@connections/c0", "/@connections/c1", "/@connections/c2"]
+    assert len({r.client_port for r in server.requests}) == 3
+
+
+def test_post_many_from_two_threads_at_once(server):
+    client = lean_client(server.endpoint, max_connections=4)
+    results: dict[str, list] = {}
+
+    def fan_out(name: str) -> None:
+        results[name] = client.post_many([(f"{name}{n}", DATA) for n in range(50)])
+
+    threads = [threading.Thread(target=fan_out, args=(name,)) for name in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert results == {"a": [None] * 50, "b": [None] * 50}
+    assert len(server.requests) == 100
