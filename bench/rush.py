@@ -45,7 +45,7 @@ class RushPlan:
     buyers: int = 200
     arrival_s: float = 20.0
     seats: int = 900
-    slice_size: int = 1000  # FANOUT_SLICE_SIZE: 1,000 viewers are posted inline; smaller sizes use the queue
+    slice_size: int = 2000  # FANOUT_SLICE_SIZE (the default): the room is posted inline; smaller sizes use the queue
     post_delay_ms: int = POST_DELAY_MS
     connect_rate: int = CONNECT_RATE
     open_concurrency: int = 50  # handshakes in flight from this client
