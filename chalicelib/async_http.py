@@ -159,34 +159,35 @@ class AsyncSignedHttp:
         idle: list[_Connection] = self._local.idle
         if idle:
             try:
-                return await self._exchange(idle.pop(), request, reused=True)
+                return await self._exchange(idle.pop(), request, path, reused=True)
             except _Stale:
                 pass  # the server closed it while it idled: the request went nowhere, send it on a new one
-        return await self._exchange(await self._connect(), request, reused=False)
+        return await self._exchange(await self._connect(), request, path, reused=False)
 
-    async def _exchange(self, connection: _Connection, request: bytes, *, reused: bool) -> Response:
-        url = self._origin + request.split(b" ", 2)[1].decode("latin-1")
+    async def _exchange(self, connection: _Connection, request: bytes, path: str, *, reused: bool) -> Response:
+        """Send on `connection` and read the answer; the connection goes back to the idle ones if it can carry
+        another request, else it is closed (always closed on a failure or a cancellation)."""
+        kept = False
         try:
             connection.writer.write(request)
             async with asyncio.timeout(self._read_timeout):
                 response, keep_alive = await _read_response(connection.reader)
+            kept = keep_alive
         except TimeoutError as exc:
-            connection.close()
-            raise ReadTimeoutError(endpoint_url=url, error=exc) from exc
+            raise ReadTimeoutError(endpoint_url=self._origin + path, error=exc) from exc
         except asyncio.IncompleteReadError as exc:
-            connection.close()
             if reused and not exc.partial:
                 raise _Stale() from exc
-            raise ConnectionClosedError(endpoint_url=url) from exc
+            raise ConnectionClosedError(endpoint_url=self._origin + path) from exc
         except (OSError, ValueError, asyncio.LimitOverrunError) as exc:
-            connection.close()
             if reused and isinstance(exc, ConnectionError):
                 raise _Stale() from exc
-            raise ConnectionClosedError(endpoint_url=url) from exc
-        if keep_alive:
-            self._local.idle.append(connection)
-        else:
-            connection.close()
+            raise ConnectionClosedError(endpoint_url=self._origin + path) from exc
+        finally:
+            if kept:
+                self._local.idle.append(connection)
+            else:
+                connection.close()
         return response
 
     async def _connect(self) -> _Connection:

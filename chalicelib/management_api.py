@@ -119,7 +119,11 @@ class ManagementApi:
                 outcomes[index] = await self._post_async(http, connection_id, data, credentials)
 
         async def main() -> None:
-            await asyncio.gather(*(worker() for _ in range(min(self._max_connections, len(posts)))))
+            # A task group: if one worker fails unexpectedly (a bug, not a failed post: those are outcomes), the
+            # others are cancelled before the loop stops, so nothing of this call runs into the next one.
+            async with asyncio.TaskGroup() as group:
+                for _ in range(min(self._max_connections, len(posts))):
+                    group.create_task(worker())
 
         http.run(main)
         return outcomes
