@@ -4,9 +4,9 @@ A fan-out posts one message to each viewer of a room. With a thread per post in 
 urllib3 and botocore's signer under a thread pool) a post cost about 0.55 ms of CPU, most of it in the threads'
 hand-offs, http.client's header parsing and botocore's request objects: one vCPU posted about 1,800 messages a
 second. Here the posts of a batch share one event loop (one per thread, kept with its connections between
-invocations) and at most `max_connections` kept-alive connections, and each request is signed from the day's
-SigV4 signing key, derived once a day instead of for every request: about 0.05 ms of CPU per post
-(`python -m bench.postrate`).
+invocations) and as many kept-alive connections as it has posts in flight, and each request is signed from the day's
+SigV4 signing key, derived once a day instead of for every request: about 0.11 ms of CPU per post, the
+Broadcaster's own work included (`python -m bench.postrate`).
 
 What goes over the wire is what botocore signs for a request with no headers of its own (host, x-amz-date, and
 x-amz-security-token with temporary credentials): tests/unit/test_async_http.py compares the signatures, and
@@ -26,7 +26,13 @@ from collections.abc import Callable, Coroutine
 from typing import Any, NamedTuple, TypeVar
 from urllib.parse import quote, urlsplit
 
-from botocore.exceptions import ConnectionClosedError, ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
+from botocore.exceptions import (
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
+from botocore.exceptions import SSLError as BotocoreSSLError
 
 T = TypeVar("T")
 
@@ -114,8 +120,8 @@ class AsyncSignedHttp:
     """`run(main)` runs a coroutine on this thread's loop; inside it, `send(...)` makes one signed request.
 
     Each thread that calls `run` gets a loop of its own and keeps it, with its idle connections, for the next
-    call: a warm Lambda container reuses both. At most `max_connections` connections are opened per thread;
-    callers keep no more requests than that in flight."""
+    call: a warm Lambda container reuses both. A thread opens as many connections as it has requests in flight
+    at once (ManagementApi.post_many: at most FANOUT_CONCURRENCY), and keeps them for its next call."""
 
     def __init__(
         self,
@@ -125,6 +131,7 @@ class AsyncSignedHttp:
         *,
         connect_timeout: float = 3.0,
         read_timeout: float = 10.0,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         parts = urlsplit(endpoint)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -139,7 +146,7 @@ class AsyncSignedHttp:
         self._signer = SigV4(signing_name, region)
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
-        self._ssl: ssl.SSLContext | None = None
+        self._ssl = ssl_context  # None: the CA bundle boto3's clients trust, built on first use
         self._local = threading.local()
 
     def run(self, main: Callable[[], Coroutine[Any, Any, T]]) -> T:
@@ -180,7 +187,7 @@ class AsyncSignedHttp:
                 raise _Stale() from exc
             raise ConnectionClosedError(endpoint_url=self._origin + path) from exc
         except (OSError, ValueError, asyncio.LimitOverrunError) as exc:
-            if reused and isinstance(exc, ConnectionError):
+            if reused and isinstance(exc, OSError):  # reset, broken pipe, a TLS close without notify
                 raise _Stale() from exc
             raise ConnectionClosedError(endpoint_url=self._origin + path) from exc
         finally:
@@ -201,6 +208,8 @@ class AsyncSignedHttp:
                 )
         except TimeoutError as exc:
             raise ConnectTimeoutError(endpoint_url=self._origin, error=exc) from exc
+        except ssl.SSLError as exc:  # an untrusted certificate, a failed handshake: as botocore raises it
+            raise BotocoreSSLError(endpoint_url=self._origin, error=exc) from exc
         except OSError as exc:
             raise EndpointConnectionError(endpoint_url=self._origin, error=exc) from exc
         return _Connection(reader, writer)

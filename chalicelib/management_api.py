@@ -17,6 +17,7 @@ from typing import Any
 
 import urllib3
 from botocore.exceptions import (
+    BotoCoreError,
     ConnectionClosedError,
     ConnectTimeoutError,
     EndpointConnectionError,
@@ -61,6 +62,7 @@ class ManagementApi:
         max_connections: int = 64,
         sleep=time.sleep,
         backoff: Callable[[int], float] = standard_backoff,
+        ssl_context: Any = None,
     ) -> None:
         self._endpoint = endpoint.rstrip("/")
         self._sleep = sleep
@@ -69,6 +71,7 @@ class ManagementApi:
         self._credentials = credentials
         self._timeouts = (connect_timeout, read_timeout)
         self._max_connections = max_connections
+        self._ssl_context = ssl_context  # post_many's TLS trust (None: boto3's CA bundle)
         self._async_http: Any = None  # chalicelib.async_http.AsyncSignedHttp, built by the first post_many
         self._http = SignedHttp(
             self._endpoint,
@@ -138,6 +141,8 @@ class ManagementApi:
             except (ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError, ConnectionClosedError) as exc:
                 if attempt == _MAX_ATTEMPTS:
                     return exc
+            except BotoCoreError as exc:  # not worth a retry (an untrusted certificate): this post's outcome
+                return exc
             else:
                 if response.status < 300:
                     return None
@@ -158,6 +163,7 @@ class ManagementApi:
                 self._region,
                 connect_timeout=connect_timeout,
                 read_timeout=read_timeout,
+                ssl_context=self._ssl_context,
             )
         return self._async_http
 

@@ -5,8 +5,11 @@ shapes and retries, before-send hooks, and one kept-alive connection for many po
 
 from __future__ import annotations
 
+import datetime as dt
+import ipaddress
 import json
 import socket
+import ssl
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -17,7 +20,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.credentials import Credentials
-from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
+from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError, SSLError
 
 from chalicelib.broadcast import Broadcaster
 from chalicelib.management_api import ManagementApi
@@ -58,7 +61,7 @@ class Answer:
 class RecordingServer:
     """Records every request; answers the scripted answers in order, then `default`. Speaks HTTP/1.1 keep-alive."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self.requests: list[Recorded] = []
         self.script: list[Answer] = []
         self.default = Answer(200)
@@ -103,7 +106,11 @@ class RecordingServer:
                 return None
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.endpoint = f"http://127.0.0.1:{self._server.server_address[1]}"
+        if tls is None:
+            self.endpoint = f"http://127.0.0.1:{self._server.server_address[1]}"
+        else:
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
+            self.endpoint = f"https://localhost:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
 
@@ -476,3 +483,67 @@ def test_post_many_from_two_threads_at_once(server):
 
     assert results == {"a": [None] * 50, "b": [None] * 50}
     assert len(server.requests) == 100
+
+
+def _self_signed(tmp_path) -> tuple[str, str]:
+    """A certificate for localhost (and 127.0.0.1) and its key, as PEM files."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = dt.datetime.now(dt.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return str(cert_file), str(key_file)
+
+
+@pytest.fixture
+def tls_server(tmp_path):
+    cert_file, key_file = _self_signed(tmp_path)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    recording = RecordingServer(tls=context)
+    recording.cert_file = cert_file  # type: ignore[attr-defined]
+    yield recording
+    recording.close()
+
+
+def test_post_many_over_tls_sends_the_signed_request_to_a_trusted_endpoint(tls_server):
+    trusting = ssl.create_default_context(cafile=tls_server.cert_file)
+    client = ManagementApi(tls_server.endpoint + "/prod", REGION, credentials(), ssl_context=trusting)
+
+    assert client.post_many([("c1", DATA), ("c2", DATA)]) == [None, None]
+
+    assert sorted(r.path for r in tls_server.requests) == ["/prod/@connections/c1", "/prod/@connections/c2"]
+    assert all(r.headers["host"] == tls_server.endpoint.split("://")[1] for r in tls_server.requests)
+    assert all(valid_signature(r, credentials()) for r in tls_server.requests)
+
+
+def test_post_many_refuses_an_endpoint_whose_certificate_it_does_not_trust(tls_server):
+    client = ManagementApi(tls_server.endpoint, REGION, credentials())  # boto3's CA bundle: not this certificate
+
+    [outcome] = client.post_many([("c1", DATA)])
+
+    assert isinstance(outcome, SSLError), type(outcome).__mro__
+    assert tls_server.requests == []
