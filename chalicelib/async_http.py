@@ -5,11 +5,11 @@ urllib3 and botocore's signer under a thread pool) a post cost about 0.55 ms of 
 hand-offs, http.client's header parsing and botocore's request objects: one vCPU posted about 1,800 messages a
 second. Here the posts of a batch share one event loop (one per thread, kept with its connections between
 invocations) and as many kept-alive connections as it has posts in flight, and each request is signed from the day's
-SigV4 signing key, derived once a day instead of for every request: about 0.11 ms of CPU per post, the
+SigV4 signing key (chalicelib/sigv4.py), derived once a day instead of for every request: about 0.11 ms of CPU per post, the
 Broadcaster's own work included (`python -m bench.postrate`).
 
 What goes over the wire is what botocore signs for a request with no headers of its own (host, x-amz-date, and
-x-amz-security-token with temporary credentials): tests/unit/test_async_http.py compares the signatures, and
+x-amz-security-token with temporary credentials): tests/unit/test_sigv4.py compares the signatures, and
 tests/integration/test_management_api.py verifies them as received. Failures are raised as the botocore
 exceptions a boto3 client raises (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError,
 ConnectionClosedError), so callers handle both transports alike.
@@ -18,13 +18,11 @@ ConnectionClosedError), so callers handle both transports alike.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import ssl
 import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, NamedTuple, TypeVar
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 from botocore.exceptions import (
     ConnectionClosedError,
@@ -34,58 +32,12 @@ from botocore.exceptions import (
 )
 from botocore.exceptions import SSLError as BotocoreSSLError
 
+from chalicelib.sigv4 import SigV4
+
 T = TypeVar("T")
 
 _MAX_HEAD_BYTES = 64 * 1024  # a response's status line and headers (the stream reader's limit)
 _MAX_BODY_BYTES = 1024 * 1024  # the Management API answers a few hundred bytes at most
-
-
-class SigV4:
-    """AWS Signature Version 4 for one service and region, signing what botocore's SigV4Auth signs for a request
-    that carries no headers of its own. The signing key depends on the secret and the day only: it is derived
-    once per day (four HMACs), not per request."""
-
-    def __init__(self, service: str, region: str) -> None:
-        self._service = service
-        self._region = region
-        self._key: tuple[str, str, bytes] | None = None  # (secret, day, key), replaced as one value: thread-safe
-
-    def headers(self, method: str, host: str, path: str, body: bytes, credentials: Any, amz_date: str) -> str:
-        """The Host, X-Amz-Date, X-Amz-Security-Token (if any) and Authorization header lines, CRLF-terminated.
-        `path` is the request target as sent (already percent-encoded); `amz_date` is YYYYMMDDTHHMMSSZ."""
-        day = amz_date[:8]
-        scope = f"{day}/{self._region}/{self._service}/aws4_request"
-        token = credentials.token
-        canonical_headers = f"host:{host}\nx-amz-date:{amz_date}\n"
-        signed_headers = "host;x-amz-date"
-        if token:
-            canonical_headers += f"x-amz-security-token:{' '.join(token.split())}\n"
-            signed_headers += ";x-amz-security-token"
-        canonical_request = "\n".join(
-            (method, quote(path, safe="/~"), "", canonical_headers, signed_headers, hashlib.sha256(body).hexdigest())
-        )
-        string_to_sign = "\n".join(
-            ("AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical_request.encode()).hexdigest())
-        )
-        key = self._signing_key(credentials.secret_key, day)
-        signature = hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
-        lines = f"Host: {host}\r\nX-Amz-Date: {amz_date}\r\n"
-        if token:
-            lines += f"X-Amz-Security-Token: {token}\r\n"
-        return (
-            f"{lines}Authorization: AWS4-HMAC-SHA256 Credential={credentials.access_key}/{scope}, "
-            f"SignedHeaders={signed_headers}, Signature={signature}\r\n"
-        )
-
-    def _signing_key(self, secret: str, day: str) -> bytes:
-        cached = self._key
-        if cached is not None and cached[0] == secret and cached[1] == day:
-            return cached[2]
-        key = ("AWS4" + secret).encode()
-        for part in (day, self._region, self._service, "aws4_request"):
-            key = hmac.new(key, part.encode(), hashlib.sha256).digest()
-        self._key = (secret, day, key)
-        return key
 
 
 class Headers(dict):
@@ -159,10 +111,9 @@ class AsyncSignedHttp:
     async def send(self, method: str, path: str, body: bytes, credentials: Any, amz_date: str) -> Response:
         """One request to `path` (percent-encoded, from the root) with its body, read whole. Raises botocore's
         EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError or ConnectionClosedError."""
-        head = f"{method} {path} HTTP/1.1\r\n" + self._signer.headers(
-            method, self._host, path, body, credentials, amz_date
-        )
-        request = f"{head}Content-Length: {len(body)}\r\n\r\n".encode("latin-1") + body
+        signed = self._signer.sign(method, self._host, path, body, credentials, amz_date)
+        head = "".join(f"{name}: {value}\r\n" for name, value in signed)
+        request = f"{method} {path} HTTP/1.1\r\n{head}Content-Length: {len(body)}\r\n\r\n".encode("latin-1") + body
         idle: list[_Connection] = self._local.idle
         if idle:
             try:

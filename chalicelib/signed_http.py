@@ -1,18 +1,18 @@
 """SigV4-signed HTTP over a keep-alive connection pool: the transport of our lean AWS clients.
 
 For the few calls on the hot path where a boto3 client's per-call CPU (event hooks, endpoint rules, shape
-parsing) is most of the cost. Signing is botocore's own SigV4 signer; failures to reach the endpoint are
-raised as the botocore exceptions a boto3 client raises, so callers handle both alike.
+parsing) is most of the cost. Signing is chalicelib/sigv4.py (what botocore's SigV4Auth signs, from a signing key
+derived once a day); failures to reach the endpoint are raised as the botocore exceptions a boto3 client raises,
+so callers handle both alike.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import urllib3
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
 from botocore.exceptions import (
     ClientError,
     ConnectTimeoutError,
@@ -20,6 +20,8 @@ from botocore.exceptions import (
     NoCredentialsError,
     ReadTimeoutError,
 )
+
+from chalicelib.sigv4 import SigV4
 
 
 class SignedHttp:
@@ -36,8 +38,7 @@ class SignedHttp:
         read_timeout: float = 10.0,
         max_connections: int = 64,
     ) -> None:
-        self._signing_name = signing_name
-        self._region = region
+        self._signer = SigV4(signing_name, region)
         self._credentials = credentials  # botocore Credentials (refreshable ones refresh themselves)
         # One host: its pool directly (a PoolManager looked the pool up, under a lock, on every request).
         self._pool = urllib3.connection_from_url(
@@ -58,14 +59,24 @@ class SignedHttp:
         """One signed request to `url` (on the endpoint's host), its response read whole."""
         if self._credentials is None:
             raise NoCredentialsError()
-        request = AWSRequest(method=method, url=url, data=body, headers=dict(headers or {}))
-        SigV4Auth(self._credentials.get_frozen_credentials(), self._signing_name, self._region).add_auth(request)
+        parts = urllib3.util.parse_url(url)
+        path = parts.path or "/"
+        signed = self._signer.sign(
+            method,
+            _host(parts),
+            path,
+            body,
+            self._credentials.get_frozen_credentials(),
+            time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()),
+            (headers or {}).items(),
+            parts.query or "",
+        )
         try:
             return self._pool.urlopen(
                 method,
-                urllib3.util.parse_url(url).request_uri,  # the pool's own host; origin-form target
+                parts.request_uri,  # the pool's own host; origin-form target
                 body=body,
-                headers=dict(request.headers.items()),
+                headers=dict(signed),
                 preload_content=True,
             )
         except urllib3.exceptions.NewConnectionError as exc:  # a subclass of ConnectTimeoutError: first
@@ -76,6 +87,13 @@ class SignedHttp:
             raise ReadTimeoutError(endpoint_url=url, error=exc) from exc
         except urllib3.exceptions.HTTPError as exc:
             raise EndpointConnectionError(endpoint_url=url, error=exc) from exc
+
+
+def _host(parts: urllib3.util.Url) -> str:
+    """The Host header botocore sends and signs: the host, with its port unless it is the scheme's default."""
+    if parts.port is None or parts.port == {"http": 80, "https": 443}.get(parts.scheme or ""):
+        return parts.host or ""
+    return f"{parts.host}:{parts.port}"
 
 
 def client_error(response: urllib3.BaseHTTPResponse, operation: str, default_code: str) -> ClientError:
