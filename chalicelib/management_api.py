@@ -2,8 +2,8 @@
 
 Every select posts a reply and every batch of ticket changes posts to each viewer, so this call dominates a
 rush. boto3's `apigatewaymanagementapi` client spent about 1.2 ms of CPU per post (event hooks, endpoint
-rules, response parsing); this sends the same request (the URL botocore renders, SigV4 by botocore's own
-signer for `execute-api`, a keep-alive connection pool: chalicelib.signed_http) and fails the way boto3 does: `ClientError` with
+rules, response parsing); this sends the same request (the URL botocore renders, the SigV4 signature botocore
+computes, from chalicelib.sigv4; a keep-alive connection pool: chalicelib.signed_http) and fails the way boto3 does: `ClientError` with
 the service's error code for an HTTP error (410 -> `GoneException`), a `BotoCoreError` when the endpoint
 cannot be reached, after boto3's standard retries for throttling, 5xx and connection failures.
 """
