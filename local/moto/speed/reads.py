@@ -18,7 +18,7 @@ def _plain_json(original: Callable[[Any], Any]) -> Callable[[Any], Any]:
         from moto.core.responses import ActionResult
 
         result = original(handler)
-        if type(result) is not ActionResult or not isinstance(result.result, dict):
+        if not isinstance(result, ActionResult) or not isinstance(result.result, dict):
             return result  # an error, or a shape this was not written for: moto serializes it
         # moto's serializer leaves out members that are None (an absent LastEvaluatedKey), and so does this.
         body = {name: value for name, value in result.result.items() if value is not None}

@@ -520,10 +520,22 @@ def test_cached_moto_lookups_answer_what_moto_computes(
 def read_items_both_ways(
     dynamodb: Any, read: Callable[[], list[dict[str, Any]]], moto_originals: dict, monkeypatch: pytest.MonkeyPatch
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """What `read` answers through the patched Query and GetItem, then through moto's own (serializer and all)."""
+    """What `read` answers through the patched Query and GetItem, then through moto's own (serializer and all).
+    The patched reads must not reach moto's serializer at all (else the patch is only a detour)."""
+    from moto.core.serialize import ResponseSerializer
     from moto.dynamodb.responses import DynamoHandler
 
-    patched = read()
+    serialized: list[str] = []
+    original_serialize = ResponseSerializer.serialize
+
+    def counting_serialize(self: Any, *args: Any, **kwargs: Any) -> Any:
+        serialized.append(type(self).__name__)
+        return original_serialize(self, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(ResponseSerializer, "serialize", counting_serialize)
+        patched = read()
+    assert serialized == [], "Query / GetItem answered through moto's serializer, not as plain JSON"
     for name in ("query", "get_item"):
         monkeypatch.setattr(DynamoHandler, name, moto_originals[DynamoHandler, name])
     return patched, read()
