@@ -192,14 +192,26 @@ def _buyer(user: User, ws_url: str, room: Room, plan: RushPlan) -> Buyer:
     return Buyer(user, client, taken, [], [])
 
 
-def _pollers_work(stack) -> dict:
-    """Stream batches and records delivered (records per batch = how much the rush coalesced), fan-out slices."""
-    pollers = requests.get(stack.api("health/"), timeout=30).json()["parts"]["event_sources"]["pollers"]
+def _pollers(stack) -> dict:
+    return requests.get(stack.api("health/"), timeout=30).json()["parts"]["event_sources"]["pollers"]
+
+
+def _pollers_work(stack, batches_before: int) -> dict:
+    """Stream batches and records delivered (records per batch = how much the rush coalesced), fan-out slices,
+    and for the batches since `batches_before` what Lambda reports for a stream mapping: IteratorAge (the oldest
+    record's age when its batch's handler was called) and Duration (the handler's run), in ms."""
+    pollers = _pollers(stack)
     stream = pollers.get("stream-poller", {})
+    batches = stream.get("batches") or 0
+    recent = stream.get("recent_batches_ms") or []
+    since = recent[len(recent) - min(len(recent), batches - batches_before) :] if batches > batches_before else []
     return {
-        "stream_batches": stream.get("batches"),
+        "stream_batches": batches,
         "stream_records": stream.get("records"),
         "fanout_invocations": sum(p.get("invocations", 0) for name, p in pollers.items() if "fanout" in name),
+        "rush_batches": len(since),
+        "iterator_age_ms": stats.summarize([age for age, _ in since], 0),
+        "handler_duration_ms": stats.summarize([duration for _, duration in since], 0),
     }
 
 
@@ -250,6 +262,7 @@ async def measure(
         await loop.run_in_executor(pool, _checkout, stack, emulator, buyer, room.showtime_id, plan.paid_timeout)
 
     buyers = [_buyer(u, stack.ws_url, room, plan) for u in buyers_users]
+    batches_before = (await asyncio.to_thread(_pollers, stack)).get("stream-poller", {}).get("batches") or 0
     stop_cpu = cpu_window(stack_cpu)
     started = time.perf_counter()
     arrivals = sorted(random.uniform(0, plan.arrival_s) for _ in buyers)  # noqa: S311
@@ -267,6 +280,7 @@ async def measure(
     await close_all(viewers)
     figure = _figure(plan, buyers, sightings, connected, shopping_s, cpu, peak, rss)
     figure["drained_after_s"] = settled
+    figure["event_sources"] = await asyncio.to_thread(_pollers_work, stack, batches_before)
     return figure, buyers
 
 
@@ -343,7 +357,6 @@ async def run(stack, tables: Tables, plan: RushPlan, stack_cpu) -> dict:
     viewer = users.pop()
     room = await asyncio.to_thread(Rooms(stack).create, "premiere", plan.seats)
     figure, buyers = await measure(stack, room, viewer, users, plan, stack_cpu)
-    figure["event_sources"] = await asyncio.to_thread(_pollers_work, stack)
     figure["double_holds"] = await asyncio.to_thread(_double_holds, buyers, tables, room)
     doubles = figure["double_holds"]
     figure["meets_target"] = figure["meets_target"] and not (

@@ -9,6 +9,7 @@ import random
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 
 from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
@@ -170,6 +171,16 @@ class RecordsReader:
         raise client_error(response, "GetRecords", f"Http{response.status}")
 
 
+_TIMINGS_KEPT = 500
+
+
+def _age_ms(records: list[dict], now: float) -> int:
+    """Lambda's IteratorAge for a batch: now minus the oldest record's approximate creation time (0 if unknown)."""
+    created = [r.get("dynamodb", {}).get("ApproximateCreationDateTime") for r in records]
+    known = [float(value) for value in created if isinstance(value, int | float)]
+    return max(0, round((now - min(known)) * 1000)) if known else 0
+
+
 class StreamPoller(_Loop):
     """Reads every shard from LATEST (as at start) like Lambda's event source mapping: batches of up
     to batch_size, a failed batch retried until the handler succeeds, one GetRecords per poll."""
@@ -202,6 +213,9 @@ class StreamPoller(_Loop):
         self._pending: dict[str, list[dict]] = {}  # shard id -> records read but not yet delivered
         self.batches = 0
         self.records = 0
+        # (IteratorAge, Duration) of recent batches in ms, as Lambda reports them for a stream mapping: how old the
+        # batch's oldest record was when the handler was called, and how long the handler took.
+        self._timings: deque[tuple[int, int]] = deque(maxlen=_TIMINGS_KEPT)
 
     def prime(self) -> None:
         """Remember where each shard ends now, so only later changes are delivered (LATEST)."""
@@ -274,7 +288,9 @@ class StreamPoller(_Loop):
             if not records:
                 continue
             event = {"Records": [stream_record(r, self._arn, self._region) for r in records]}
+            started = time.time()
             self._handler(event, lambda_context("tickets_changed"))  # raises: the batch stays pending
+            self._timings.append((_age_ms(event["Records"], started), round((time.time() - started) * 1000)))
             del self._pending[shard_id][: len(records)]
             with self._positions_lock:
                 self._positions[shard_id] = records[-1]["dynamodb"]["SequenceNumber"]
@@ -293,7 +309,13 @@ class StreamPoller(_Loop):
     def status(self) -> dict:
         """The loop's health and how many batches (of how many records) it has delivered: their ratio shows how
         much a rush coalesces."""
-        return {**super().status(), "batches": self.batches, "records": self.records}
+        return {
+            **super().status(),
+            "batches": self.batches,
+            "records": self.records,
+            # [IteratorAge, Duration] in ms of the last batches (at most _TIMINGS_KEPT), oldest first.
+            "recent_batches_ms": [list(pair) for pair in list(self._timings)],
+        }
 
     def positions(self) -> dict[str, str | None]:
         """Shard id -> the last sequence number delivered (None: from the oldest record kept)."""

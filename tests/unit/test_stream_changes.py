@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -226,6 +227,24 @@ def test_stream_poller_behind_the_trim_horizon_resumes_at_the_oldest_kept_record
     assert poller.poll_once() == 2
     assert delivered == [["50", "51"]]
     assert poller.poll_once() == 0  # and it goes on from there, without replaying
+
+
+def test_stream_poller_reports_each_batchs_iterator_age_and_duration_as_lambda_does():
+    from local.pollers import StreamPoller
+
+    client = FakeStreams(kept=[], trimmed_before=0)
+    poller = StreamPoller(client, "arn:stream", lambda event, context: time.sleep(0.05), region="us-east-1", window=0)
+    poller.prime()
+    now = time.time()
+    written = [stream_raw(n) for n in (1, 2, 3)]
+    for record, age in zip(written, (2.0, 1.0, 0.5), strict=True):  # the oldest record was written 2 s ago
+        record["dynamodb"]["ApproximateCreationDateTime"] = now - age
+    client.kept = written
+
+    assert poller.poll_once() == 3
+    [(iterator_age, duration)] = poller.status()["recent_batches_ms"]
+    assert 2000 <= iterator_age < 2500
+    assert 50 <= duration < 500
 
 
 # --- the sender's reply when something unexpected breaks -------------------------------------------------
