@@ -216,6 +216,7 @@ class StreamPoller(_Loop):
         # (IteratorAge, Duration) of recent batches in ms, as Lambda reports them for a stream mapping: how old the
         # batch's oldest record was when the handler was called, and how long the handler took.
         self._timings: deque[tuple[int, int]] = deque(maxlen=_TIMINGS_KEPT)
+        self._timings_lock = threading.Lock()  # read by the status reporter's thread
 
     def prime(self) -> None:
         """Remember where each shard ends now, so only later changes are delivered (LATEST)."""
@@ -290,7 +291,9 @@ class StreamPoller(_Loop):
             event = {"Records": [stream_record(r, self._arn, self._region) for r in records]}
             started = time.time()
             self._handler(event, lambda_context("tickets_changed"))  # raises: the batch stays pending
-            self._timings.append((_age_ms(event["Records"], started), round((time.time() - started) * 1000)))
+            timing = (_age_ms(event["Records"], started), round((time.time() - started) * 1000))
+            with self._timings_lock:
+                self._timings.append(timing)
             del self._pending[shard_id][: len(records)]
             with self._positions_lock:
                 self._positions[shard_id] = records[-1]["dynamodb"]["SequenceNumber"]
@@ -309,12 +312,14 @@ class StreamPoller(_Loop):
     def status(self) -> dict:
         """The loop's health and how many batches (of how many records) it has delivered: their ratio shows how
         much a rush coalesces."""
+        with self._timings_lock:
+            timings = [list(pair) for pair in self._timings]
         return {
             **super().status(),
             "batches": self.batches,
             "records": self.records,
             # [IteratorAge, Duration] in ms of the last batches (at most _TIMINGS_KEPT), oldest first.
-            "recent_batches_ms": [list(pair) for pair in list(self._timings)],
+            "recent_batches_ms": timings,
         }
 
     def positions(self) -> dict[str, str | None]:
