@@ -204,7 +204,8 @@ def _pollers_work(stack, batches_before: int) -> dict:
     stream = pollers.get("stream-poller", {})
     batches = stream.get("batches") or 0
     recent = stream.get("recent_batches_ms") or []
-    since = recent[len(recent) - min(len(recent), batches - batches_before) :] if batches > batches_before else []
+    rush = min(len(recent), batches - batches_before)  # the rush's batches are the newest ones
+    since = recent[-rush:] if rush > 0 else []
     return {
         "stream_batches": batches,
         "stream_records": stream.get("records"),

@@ -27,6 +27,7 @@ from botocore.exceptions import (
 from botocore.utils import percent_encode
 
 from chalicelib.signed_http import SignedHttp, client_error
+from chalicelib.sigv4 import amz_date
 
 SIGNING_NAME = "execute-api"
 OPERATION = "PostToConnection"
@@ -137,7 +138,7 @@ class ManagementApi:
         path = f"{http.path_prefix}/@connections/{percent_encode(connection_id)}"
         for attempt in range(1, _MAX_ATTEMPTS + 1):
             try:
-                response = await http.send("POST", path, data, credentials, _amz_date())
+                response = await http.send("POST", path, data, credentials, amz_date())
             except (ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError, ConnectionClosedError) as exc:
                 if attempt == _MAX_ATTEMPTS:
                     return exc
@@ -178,7 +179,3 @@ class ManagementApi:
 
     def _send(self, url: str, body: bytes) -> urllib3.BaseHTTPResponse:
         return self._http.send("POST", url, body)  # boto3 sends no Content-Type here
-
-
-def _amz_date() -> str:
-    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())

@@ -9,7 +9,6 @@ so callers handle both alike.
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import urllib3
@@ -21,7 +20,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from chalicelib.sigv4 import SigV4
+from chalicelib.sigv4 import SigV4, amz_date
 
 
 class SignedHttp:
@@ -60,14 +59,13 @@ class SignedHttp:
         if self._credentials is None:
             raise NoCredentialsError()
         parts = urllib3.util.parse_url(url)
-        path = parts.path or "/"
         signed = self._signer.sign(
             method,
             _host(parts),
-            path,
+            parts.path or "",
             body,
             self._credentials.get_frozen_credentials(),
-            time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()),
+            amz_date(),
             (headers or {}).items(),
             parts.query or "",
         )

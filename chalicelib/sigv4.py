@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import time
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote
@@ -62,7 +63,7 @@ class SigV4:
         day = amz_date[:8]
         scope = f"{day}/{self._region}/{self._service}/aws4_request"
         token = credentials.token
-        signed = [(name, value) for name, value in headers]
+        signed = list(headers)
         signed.append(("Host", host))
         signed.append(("X-Amz-Date", amz_date))
         if token:
@@ -106,6 +107,11 @@ class SigV4:
             key = hmac.new(key, part.encode(), hashlib.sha256).digest()
         self._key = (secret, day, key)
         return key
+
+
+def amz_date() -> str:
+    """Now as SigV4's X-Amz-Date: YYYYMMDDTHHMMSSZ, UTC."""
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
 
 
 def canonical_query(query: str) -> str:

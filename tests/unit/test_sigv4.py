@@ -143,7 +143,7 @@ def test_signed_http_sends_the_signed_headers_with_botocores_signature(url, host
 
     with (
         mock.patch.object(http._pool, "urlopen", side_effect=urlopen),
-        mock.patch("chalicelib.signed_http.time.gmtime", return_value=WHEN.timetuple()),
+        mock.patch("chalicelib.sigv4.time.gmtime", return_value=WHEN.timetuple()),
     ):
         http.send("POST", url, b"{}", {"Content-Type": "application/json"})
 
