@@ -11,6 +11,6 @@ from typing import Any
 
 
 def patches() -> list[tuple[Any, str, Any]]:
-    from local.moto.speed import expressions, lookups, reads, records, validation
+    from local.moto.speed import answers, expressions, lookups, projection, records
 
-    return [*expressions.patches(), *validation.patches(), *records.patches(), *reads.patches(), *lookups.patches()]
+    return [*expressions.patches(), *records.patches(), *answers.patches(), *projection.patches(), *lookups.patches()]

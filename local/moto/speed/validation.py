@@ -34,7 +34,7 @@ def _item_shape(entry: dict[str, Any]) -> tuple:
     )
 
 
-def _validating_each_shape_once(original: Callable[[Any], Any]) -> Callable[[Any], Any]:
+def validating_each_shape_once(original: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """DynamoHandler.transact_write_items: moto's request validation (expression syntax, reserved words,
     unused or missing names and values) depends only on each item's shape, so a shape it accepted once is
     not parsed for validation again. The checks that depend on values (empty key attributes) and on the
@@ -73,11 +73,3 @@ def _remember(shapes: list[tuple]) -> None:
     if len(_VALIDATED_SHAPES) + len(shapes) > _SHAPES_MAX:
         _VALIDATED_SHAPES.clear()
     _VALIDATED_SHAPES.update(shapes)
-
-
-def patches() -> list[tuple[Any, str, Any]]:
-    from moto.dynamodb.responses import DynamoHandler
-
-    return [
-        (DynamoHandler, "transact_write_items", _validating_each_shape_once(DynamoHandler.transact_write_items)),
-    ]

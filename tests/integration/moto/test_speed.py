@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -13,7 +14,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from local.moto.speed import validation
+from local.moto.speed import answers, validation
 from tests.integration.moto.common import FAILED, REGION, STREAM, create_table, hold, seed, statuses, update
 
 # Per-shape caches and the plain-JSON GetRecords answer
@@ -520,8 +521,8 @@ def test_cached_moto_lookups_answer_what_moto_computes(
 def read_items_both_ways(
     dynamodb: Any, read: Callable[[], list[dict[str, Any]]], moto_originals: dict, monkeypatch: pytest.MonkeyPatch
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """What `read` answers through the patched Query and GetItem, then through moto's own (serializer and all).
-    The patched reads must not reach moto's serializer at all (else the patch is only a detour)."""
+    """What `read` answers through the plain-JSON actions and the direct projection, then through moto's own.
+    The patched actions must not reach moto's serializer at all (else the patch is only a detour)."""
     from moto.core.serialize import ResponseSerializer
     from moto.dynamodb.responses import DynamoHandler
 
@@ -535,9 +536,12 @@ def read_items_both_ways(
     with monkeypatch.context() as patch:
         patch.setattr(ResponseSerializer, "serialize", counting_serialize)
         patched = read()
-    assert serialized == [], "Query / GetItem answered through moto's serializer, not as plain JSON"
-    for name in ("query", "get_item"):
+    assert serialized == [], "an action answered through moto's serializer, not as plain JSON"
+    from moto.dynamodb.models.dynamo_type import Item
+
+    for name in answers.ACTIONS:
         monkeypatch.setattr(DynamoHandler, name, moto_originals[DynamoHandler, name])
+    monkeypatch.setattr(Item, "project", moto_originals[Item, "project"])
     return patched, read()
 
 
@@ -613,3 +617,115 @@ def test_query_and_get_item_through_the_patch_equal_moto_serialized_answers(
     assert [len(answer.get("Items", ())) for answer in patched[:3]] == [3, 3, 1]
     assert patched[3]["Items"][0]["meta"] == RICH_ITEM["meta"] and patched[3]["Items"][0]["blob"] == {"B": b"\x00"}
     assert patched[-1] == {}  # no such item: no Item member at all
+
+
+def test_writes_through_the_patch_answer_what_moto_serializes(
+    patched_moto: tuple[Any, Any], moto_originals: dict[tuple[Any, str], Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same writes on two like tables, the first answered as plain JSON, the second by moto's serializer."""
+    dynamodb, _ = patched_moto
+    for table in ("plain", "moto"):
+        create_table(dynamodb, table)
+    tables = iter(("plain", "moto"))
+
+    def write() -> list[dict[str, Any]]:
+        table = next(tables)
+        key = {"pk": {"S": "a"}}
+        calls: list[dict[str, Any]] = [
+            dynamodb.put_item(TableName=table, Item=RICH_ITEM, ReturnConsumedCapacity="TOTAL"),
+            dynamodb.put_item(TableName=table, Item={**RICH_ITEM, "flag": {"BOOL": True}}, ReturnValues="ALL_OLD"),
+        ]
+        for returned in ("ALL_NEW", "UPDATED_NEW", "UPDATED_OLD", "ALL_OLD", "NONE"):
+            calls.append(
+                dynamodb.update_item(
+                    TableName=table,
+                    Key=key,
+                    UpdateExpression="SET price = price + :p, meta.note = :n",
+                    ExpressionAttributeValues={":p": {"N": "1"}, ":n": {"S": returned}},
+                    ReturnValues=returned,
+                )
+            )
+        calls.append(
+            dynamodb.transact_write_items(
+                TransactItems=[
+                    {"Put": {"TableName": table, "Item": {"pk": {"S": "b"}, "status": {"S": "held"}}}},
+                    {
+                        "Update": {
+                            "TableName": table,
+                            "Key": key,
+                            "UpdateExpression": "REMOVE flag",
+                            "ConditionExpression": "attribute_exists(pk)",
+                        }
+                    },
+                ]
+            )
+        )
+        calls.append(
+            dynamodb.batch_write_item(
+                RequestItems={
+                    table: [
+                        {"PutRequest": {"Item": {"pk": {"S": "c"}, "status": {"S": "available"}}}},
+                        {"DeleteRequest": {"Key": {"pk": {"S": "b"}}}},
+                    ]
+                }
+            )
+        )
+        calls.append(
+            dynamodb.batch_get_item(RequestItems={table: {"Keys": [key, {"pk": {"S": "c"}}], "ConsistentRead": True}})
+        )
+        calls.append(dynamodb.scan(TableName=table, Limit=1))
+        calls.append(dynamodb.delete_item(TableName=table, Key={"pk": {"S": "c"}}, ReturnValues="ALL_OLD"))
+        calls.append(dynamodb.delete_item(TableName=table, Key={"pk": {"S": "none"}}))
+        # The table's name is in some answers (ConsumedCapacity, Responses): compare them as if one table.
+        return [json.loads(json.dumps(without_metadata(call), default=repr).replace(table, "T")) for call in calls]
+
+    plain, by_moto = read_items_both_ways(dynamodb, write, moto_originals, monkeypatch)
+
+    assert plain == by_moto
+    assert plain[2]["Attributes"]["meta"]["M"]["note"] == {"S": "ALL_NEW"}  # answers carry their items
+    assert [len(plain[i].get("Attributes", {})) > 0 for i in range(2, 7)] == [True, True, True, True, False]
+    assert len(plain[9]["Responses"]["T"]) == 2 and len(plain[10]["Items"]) == 1
+
+
+def test_a_refused_write_is_still_moto_own_error(patched_moto: tuple[Any, Any]) -> None:
+    """A condition that fails raises inside the action: moto serializes that error, item and reasons included."""
+    dynamodb, _ = patched_moto
+    create_table(dynamodb, "refusals")
+    dynamodb.put_item(TableName="refusals", Item={"pk": {"S": "a"}, "status": {"S": "held"}})
+
+    with pytest.raises(ClientError) as refused:
+        dynamodb.put_item(
+            TableName="refusals",
+            Item={"pk": {"S": "a"}, "status": {"S": "sold"}},
+            ConditionExpression="attribute_not_exists(pk)",
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )
+
+    assert refused.value.response["Error"]["Code"] == "ConditionalCheckFailedException"
+    assert refused.value.response["Item"] == {"pk": {"S": "a"}, "status": {"S": "held"}}
+
+
+def test_projection_onto_names_equals_moto_projection(
+    patched_moto: tuple[Any, Any], moto_originals: dict[tuple[Any, str], Any]
+) -> None:
+    """Item.project onto top-level names copies them; anything else is still moto's own projection."""
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item
+
+    item = Item(DynamoType({"S": "a"}), None, {**RICH_ITEM, "blob": {"B": b"\x00\x01"}, "n": {"N": "12.50"}})
+    by_moto = moto_originals[Item, "project"]
+    cases = [
+        [["pk"], ["status"]],  # an index's keys
+        [["pk"], ["missing"], ["n"], ["blob"], ["meta"], ["seats"], ["flag"]],
+        [["pk"], ["pk"]],
+        [],
+        [["meta", "tags"], ["pk"]],  # a nested path: moto's way
+        [["seats[0]"]],  # a list element: moto's way
+    ]
+    for paths in cases:
+        projected = item.project(paths)
+        # As plain Python (sets as sets): moto's round trip through a set may reorder a set's members.
+        assert projected.to_regular_json() == by_moto(item, paths).to_regular_json(), paths
+        assert (projected.hash_key, projected.range_key) == (item.hash_key, item.range_key)
+    copied = item.project([["meta"]])
+    copied.attrs["meta"].value["note"] = DynamoType({"S": "changed"})
+    assert item.attrs["meta"].value["note"] == DynamoType({"S": "Grand Budapest \u00fc \u2713"})  # a copy
