@@ -85,8 +85,8 @@ def _label(pid: int, root: int) -> str:
         return "gone"
     if b"resource_tracker" in cmdline:
         return "resource_tracker"
-    # The stack's children name themselves (local/event_sources.py name_process).
-    return {"event-sources": "event_sources", "moto-server": "moto"}.get(name, "moto")
+    # The stack's children name themselves (local/processes.py name_process).
+    return {"event-sources": "event_sources", "moto-server": "moto", "rest-lambdas": "rest_lambdas"}.get(name, "moto")
 
 
 def tree_cpu_seconds(root: int) -> dict[str, float]:

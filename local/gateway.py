@@ -21,12 +21,14 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, unquote
 
 from aiohttp import WSCloseCode, WSMsgType, web
 from chalice.local import LambdaContext, LambdaEventConverter, LocalGateway, LocalGatewayException
 
 from infra.csp import content_security_policy
+from local.rest_lambdas import RestLambdasGone, RestLambdasProcess
 
 log = logging.getLogger("local.gateway")
 
@@ -83,6 +85,26 @@ class _SourceAwareConverter(LambdaEventConverter):
         if source:
             event["requestContext"]["identity"]["sourceIp"] = source
         return event
+
+
+def rest_gateway(app_module: Any, chalice_config: Any) -> LocalGateway:
+    """chalice's LocalGateway for the app, serving many threads at once and seeing the client's address."""
+    concurrent_rest(app_module.app)
+    rest = LocalGateway(app_module.app, chalice_config)
+    rest.event_converter = _SourceAwareConverter(rest.event_converter._route_matcher, app_module.app.api.binary_types)
+    return rest
+
+
+def call_rest(rest: LocalGateway, method: str, target: str, headers: dict, body: bytes) -> dict:
+    """One REST request through LocalGateway: the API Gateway proxy response (statusCode, headers, body)."""
+    try:
+        return rest.handle_request(method=method, path=target, headers=headers, body=body or None)
+    except LocalGatewayException as exc:
+        # Unknown routes come out of LocalGateway as API Gateway's 403 "Missing Authentication Token".
+        status = 404 if exc.CODE == 403 else exc.CODE
+        code = _CHALICE_CODES.get(status, "error")
+        message = "No such resource." if status == 404 else "The request was refused."
+        return {"statusCode": status, "headers": {}, "body": json.dumps({"code": code, "message": message})}
 
 
 def concurrent_rest(app: object) -> None:
@@ -190,14 +212,13 @@ class Gateway:
         public_origin: str,
         parts_health: Callable[[], dict] | None = None,
         limits: ConnectionLimits | None = None,
+        rest_lambdas: RestLambdasProcess | None = None,
     ) -> None:
         self._module = app_module
         self._post_delay = float(os.environ.get("LOCAL_WS_POST_DELAY_MS") or 0) / 1000
-        concurrent_rest(app_module.app)
-        self._rest = LocalGateway(app_module.app, chalice_config)
-        self._rest.event_converter = _SourceAwareConverter(
-            self._rest.event_converter._route_matcher, app_module.app.api.binary_types
-        )
+        # REST requests run in `rest_lambdas`' process when given (local/rest_lambdas.py), else on threads here.
+        self._rest_lambdas = rest_lambdas
+        self._rest = rest_gateway(app_module, chalice_config) if rest_lambdas is None else None
         self._rest_pool = ThreadPoolExecutor(max_workers=REST_CONCURRENCY, thread_name_prefix="rest")
         self._parts_health = parts_health
         self._disconnect_handlers = True
@@ -311,24 +332,20 @@ class Gateway:
         loop = asyncio.get_running_loop()
         self._rest_in_flight += 1
         try:
-            response = await loop.run_in_executor(
-                self._rest_pool, self._call_rest, request.method, target, headers, body
-            )
+            if self._rest_lambdas is not None:
+                response = await self._rest_lambdas.invoke(request.method, target, headers, body)
+            else:
+                response = await loop.run_in_executor(
+                    self._rest_pool, call_rest, self._rest, request.method, target, headers, body
+                )
+        except RestLambdasGone:
+            # What API Gateway answers when the Lambda behind it fails to answer.
+            return _json_error(502, "bad_gateway", "The request could not be handled; try again.")
         finally:
             self._rest_in_flight -= 1
         if path == _HEALTH_PATH and request.method == "GET" and self._parts_health is not None:
             response = with_parts(response, self._parts_health())
         return self._to_aiohttp(response)
-
-    def _call_rest(self, method: str, target: str, headers: dict, body: bytes) -> dict:
-        try:
-            return self._rest.handle_request(method=method, path=target, headers=headers, body=body or None)
-        except LocalGatewayException as exc:
-            # Unknown routes come out of LocalGateway as API Gateway's 403 "Missing Authentication Token".
-            status = 404 if exc.CODE == 403 else exc.CODE
-            code = _CHALICE_CODES.get(status, "error")
-            message = "No such resource." if status == 404 else "The request was refused."
-            return {"statusCode": status, "headers": {}, "body": json.dumps({"code": code, "message": message})}
 
     @staticmethod
     def _to_aiohttp(response: dict) -> web.Response:

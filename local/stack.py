@@ -102,6 +102,7 @@ class LocalStack:
         self.moto: Any = None
         self.event_sources: Any = None
         self.gateway: Any = None
+        self.rest_lambdas: Any = None
         self.supervisor: Any = None
         self.runner: web.AppRunner | None = None
         self.paypal_app: web.Application | None = None
@@ -183,7 +184,14 @@ class LocalStack:
 
         from local.gateway import ConnectionLimits, Gateway
 
-        config = Config.create(chalice_stage="local", app_name="tickets", lambda_timeout=60, lambda_memory_size=512)
+        config_args = {"chalice_stage": "local", "app_name": "tickets", "lambda_timeout": 60, "lambda_memory_size": 512}
+        config = Config.create(**config_args)
+        if env("LOCAL_REST_PROCESS", "1") != "0":
+            from local.gateway import REST_CONCURRENCY
+            from local.rest_lambdas import RestLambdasProcess
+
+            self.rest_lambdas = RestLambdasProcess(config_args, REST_CONCURRENCY, env("LOCAL_LOG_LEVEL", "WARNING"))
+            await asyncio.to_thread(self.rest_lambdas.start)
         self.gateway = Gateway(
             app_module,
             config,
@@ -195,6 +203,7 @@ class LocalStack:
                 max_age_seconds=non_negative("LOCAL_WS_MAX_AGE_SECONDS", "7200"),
                 connect_rate=non_negative("LOCAL_WS_CONNECT_RATE", "500"),
             ),
+            rest_lambdas=self.rest_lambdas,
         )
         application = self.gateway.build(extra_subapps=self._subapps())
         self.runner = web.AppRunner(
@@ -249,7 +258,7 @@ class LocalStack:
             if self._stopping is not None:
                 loop.call_soon_threadsafe(self._stopping.set)
 
-        self.supervisor = Supervisor(self.moto, self.event_sources, on_fatal, note)
+        self.supervisor = Supervisor(self.moto, self.event_sources, on_fatal, note, rest_lambdas=self.rest_lambdas)
         self.supervisor.start()
 
     async def stop(self) -> None:
@@ -259,6 +268,8 @@ class LocalStack:
             self.event_sources.stop()  # first: its handlers post to the gateway and use moto
         if self.gateway is not None:
             await self._stop_gateway()
+        if self.rest_lambdas is not None:
+            self.rest_lambdas.stop()  # after the gateway's drain: the REST requests in flight ran there
         if self.moto is not None:
             self.moto.stop()  # last: $disconnect handlers above still reach it; its final snapshot
         if self.state is not None:

@@ -5,6 +5,8 @@ holds state is lost, and tells the health check about each.
   one last reported, and SQS redelivers what it had in flight once the visibility timeout passes. It is
   restarted, and the log says so; if it keeps dying (more than MAX_RESTARTS in RESTART_WINDOW_SECONDS), the
   stack stops rather than thrash.
+- rest-lambdas (the REST handlers, local/rest_lambdas.py) holds no state either: the requests it had in flight
+  were answered 502, and a new one takes the next. Restarted the same way.
 - moto holds every table and queue: nothing can go on without it. Its loss stops the stack with one line
   saying what happened and what was kept (the last snapshot in the data folder).
 """
@@ -44,13 +46,21 @@ class Supervisor:
     `on_fatal(message)` is called once, from the watching thread, when the stack must stop.
     """
 
-    def __init__(self, moto: Any, event_sources: Any, on_fatal: Callable[[str], None], state_note: str) -> None:
+    def __init__(
+        self,
+        moto: Any,
+        event_sources: Any,
+        on_fatal: Callable[[str], None],
+        state_note: str,
+        rest_lambdas: Any = None,
+    ) -> None:
         self._moto = moto
         self._event_sources = event_sources
+        self._rest_lambdas = rest_lambdas
         self._on_fatal = on_fatal
         self._state_note = state_note
-        self._restarts: deque[float] = deque()
-        self.restart_count = 0
+        self._restarts: deque[float] = deque()  # of every part: MAX_RESTARTS in the window stops the stack
+        self.restarts = {"event-sources": 0, "rest-lambdas": 0}  # per part, for the health check
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="supervisor", daemon=True)
 
@@ -74,24 +84,47 @@ class Supervisor:
             if not self._event_sources.alive and not self._stopping.is_set():
                 if not self._restart_event_sources():
                     return
+            if self._rest_lambdas is not None and not self._rest_lambdas.alive and not self._stopping.is_set():
+                if not self._restart_rest_lambdas():
+                    return
 
-    def _restart_event_sources(self) -> bool:
-        process = self._event_sources
+    def _may_restart(self, name: str, process: Any) -> bool:
+        """False (and the stack stopped) when the parts died more than MAX_RESTARTS times in the window."""
         now = time.monotonic()
         while self._restarts and now - self._restarts[0] > RESTART_WINDOW_SECONDS:
             self._restarts.popleft()
         if len(self._restarts) >= MAX_RESTARTS:
             self._fatal(
-                f"event-sources died {MAX_RESTARTS + 1} times within {RESTART_WINDOW_SECONDS:.0f} s "
+                f"{name} died {MAX_RESTARTS + 1} times within {RESTART_WINDOW_SECONDS:.0f} s "
                 f"(last: pid {process.pid} {describe_exit(process.exitcode)}): stopping the stack"
             )
             return False
         self._restarts.append(now)
-        self.restart_count += 1
+        self.restarts[name] += 1
+        return True
+
+    def _restart_rest_lambdas(self) -> bool:
+        process = self._rest_lambdas
+        if not self._may_restart("rest-lambdas", process):
+            return False
+        _say(f"rest-lambdas (pid {process.pid}) {describe_exit(process.exitcode)}: restarting it")
+        process.stop(timeout=1.0)
+        try:
+            process.start()
+        except Exception as exc:  # noqa: BLE001 - a failed restart is retried on the next check
+            log.warning("rest-lambdas did not start again: %s", exc)
+            return True
+        _say(f"rest-lambdas restarted (pid {process.pid})")
+        return True
+
+    def _restart_event_sources(self) -> bool:
+        process = self._event_sources
+        if not self._may_restart("event-sources", process):
+            return False
         positions = process.positions()
         _say(
             f"event-sources (pid {process.pid}) {describe_exit(process.exitcode)}: restarting it "
-            f"(restart {self.restart_count}); it resumes the stream where the old one left off"
+            f"(restart {self.restarts['event-sources']}); it resumes the stream where the old one left off"
         )
         process.stop(timeout=1.0)
         try:
@@ -116,8 +149,15 @@ class Supervisor:
                 if self._moto.alive
                 else {"status": "down", "pid": self._moto.pid, "exitcode": self._moto.exitcode}
             )
+        if self._rest_lambdas is not None:
+            alive = self._rest_lambdas.alive
+            parts["rest_lambdas"] = {
+                "status": "ok" if alive else "down",
+                "pid": self._rest_lambdas.pid,
+                "restarts": self.restarts["rest-lambdas"],
+            }
         sources = self._event_sources.status()
-        sources["restarts"] = self.restart_count
+        sources["restarts"] = self.restarts["event-sources"]
         parts["event_sources"] = sources
         return parts
 

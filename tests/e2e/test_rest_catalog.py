@@ -80,7 +80,7 @@ def test_health_is_ok(stack, path):
     body = response.json()
     assert (response.status_code, body["status"], body["checks"]) == (200, "ok", {"tables": "ok"})
     # Locally, each part of the stack and its pollers, all healthy.
-    assert set(body["parts"]) == {"gateway", "moto", "event_sources", "paypal_emulator"}
+    assert set(body["parts"]) == {"gateway", "moto", "event_sources", "rest_lambdas", "paypal_emulator"}
     assert {part["status"] for part in body["parts"].values()} == {"ok"}
     pollers = body["parts"]["event_sources"]["pollers"]
     assert set(pollers) == {

@@ -62,6 +62,31 @@ def test_event_sources_killed_mid_purchases_restart_and_every_purchase_completes
         assert any("event-sources" in line and "restarting it" in line for line in stack.output)
 
 
+def test_rest_lambdas_killed_mid_request_answer_502_restart_and_the_purchase_still_completes():
+    with running_stack() as stack:
+        emulator = Emulator(f"{stack.base_url}/paypal")
+        showtime = demo_showtime(stack)
+        buyer = Buyer(stack)
+        created, redirect = approved(buyer, showtime, free_seats(stack, showtime, 1))
+        emulator.fault("capture", "slow", delay=4)
+        answers: list[requests.Response] = []
+        execute = threading.Thread(target=lambda: answers.append(buyer.execute(redirect)))
+        execute.start()
+        time.sleep(0.5)  # the execute waits on the capture, inside the REST Lambdas' process
+        killed = part_pid(stack, "rest_lambdas")
+        os.kill(killed, signal.SIGKILL)
+        execute.join(timeout=30)
+        assert answers[0].status_code == 502, answers[0].text
+        assert answers[0].json()["code"] == "bad_gateway"
+        _, body = wait_until(lambda: (h := health(stack))[0] == 200 and h, what="a healthy stack again")
+        assert body["parts"]["rest_lambdas"]["status"] == "ok" and body["parts"]["rest_lambdas"]["restarts"] == 1
+        assert body["parts"]["rest_lambdas"]["pid"] != killed
+        assert any(f"rest-lambdas (pid {killed}) was killed by SIGKILL: restarting it" in line for line in stack.output)
+        # PayPal finished the capture without its caller: its webhook completes the purchase.
+        buyer.wait_order(created["order_id"], "paid", timeout=60)
+        assert requests.get(stack.api("events/"), timeout=TIMEOUT).status_code == 200
+
+
 def test_losing_moto_stops_the_stack_with_one_line_and_no_traceback():
     with running_stack() as stack:
         moto = part_pid(stack, "moto")

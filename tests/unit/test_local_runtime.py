@@ -193,6 +193,24 @@ def test_event_sources_that_keep_dying_stop_the_stack():
     assert f"died {MAX_RESTARTS + 1} times" in fatal[0]
 
 
+def test_rest_lambdas_are_restarted_and_health_names_them(capsys):
+    moto, sources, rest, fatal = FakeProcess(1), FakeProcess(2), FakeProcess(5), []
+    supervisor = Supervisor(moto, sources, fatal.append, "", rest_lambdas=rest)
+    supervisor.start()
+    try:
+        assert supervisor.health()["rest_lambdas"] == {"status": "ok", "pid": 5, "restarts": 0}
+        rest.die()
+        wait_for(lambda: rest.started_with)
+        assert fatal == [] and sources.started_with == []
+        assert supervisor.health()["rest_lambdas"] == {"status": "ok", "pid": 6, "restarts": 1}
+        assert supervisor.health()["event_sources"]["restarts"] == 0
+    finally:
+        supervisor.stop()
+    err = capsys.readouterr().err
+    assert "rest-lambdas (pid 5) was killed by SIGKILL: restarting it" in err
+    assert "rest-lambdas restarted (pid 6)" in err
+
+
 def test_losing_moto_stops_the_stack_with_one_line_naming_it():
     moto, sources, fatal = FakeProcess(7), FakeProcess(8), []
     supervisor = Supervisor(moto, sources, fatal.append, "Its last snapshot is kept.")
