@@ -60,6 +60,9 @@ def _raise_open_files_limit(wanted: int = 65536) -> None:
 
 
 def run() -> int:
+    from local.processes import use_uvloop
+
+    use_uvloop()
     try:
         return asyncio.run(main())
     except KeyboardInterrupt:

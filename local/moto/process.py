@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from local.moto.server import endpoint_url, require_loopback
-from local.processes import name_process, sigint_ignored, spawn_context
+from local.processes import name_process, sigint_ignored, spawn_context, use_uvloop
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +64,7 @@ def run_server(
             snapshots.start()
         await server.serve(app, host, port, stopping, on_bound)
 
+    use_uvloop()
     try:
         asyncio.run(main())
     finally:
