@@ -48,8 +48,8 @@ def sigint_ignored() -> Iterator[None]:
 def use_uvloop() -> bool:
     """Make the event loops this process creates from now on uvloop's (libuv), where it is installed (not on
     Windows). The gateway, moto's server and the fan-out's posts each spend most of their time in the event loop
-    itself (timers, transports, tasks); under the premiere rush uvloop took the last viewer's lag p99 from 1.3-1.9 s
-    to 1.2-1.5 s (bench/README.md, "Fourth pass"). Lambda's own runtime has no uvloop: nothing in chalicelib needs
+    itself (timers, transports, tasks); under the premiere rush uvloop took the last viewer's lag p99 from 1.4-1.9 s
+    to 1.15-1.5 s (bench/README.md, "Fourth pass"). Lambda's own runtime has no uvloop: nothing in chalicelib needs
     it, and the code runs the same on asyncio's loop."""
     try:
         import uvloop
