@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from local.processes import name_process, sigint_ignored, spawn_context, use_uvloop
+from local.processes import name_process, sigint_ignored, spawn_context, stop_child, use_uvloop
 
 ROOT = Path(__file__).resolve().parent.parent
 log = logging.getLogger("local.event_sources")
@@ -238,16 +238,12 @@ class EventSourcesProcess:
         self._process = self._pipe = None
         if process is None:
             return
-        if pipe is not None:
-            try:
+
+        def ask() -> None:
+            if pipe is not None:
                 pipe.send(_STOP)
-            except (OSError, ValueError):
-                pass  # already gone
-        process.join(timeout)
-        if process.is_alive():
-            log.warning("event source process (pid %s) did not stop in %.1f s: killing it", process.pid, timeout)
-            process.kill()
-            process.join()
+
+        stop_child(process, "the event source process", ask, timeout)
         if pipe is not None:
             pipe.close()
         process.close()

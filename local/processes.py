@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import multiprocessing
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
+
+log = logging.getLogger("local.processes")
 
 
 def spawn_context() -> Any:
@@ -57,3 +60,17 @@ def use_uvloop() -> bool:
         return False
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     return True
+
+
+def stop_child(process: Any, name: str, ask: Callable[[], None], timeout: float) -> None:
+    """Ask a child to stop (`ask` sends its stop message; a child already gone is fine), wait up to `timeout`
+    seconds for it to exit, then kill it."""
+    try:
+        ask()
+    except (OSError, EOFError, ValueError):
+        pass  # already gone
+    process.join(timeout)
+    if process.is_alive():
+        log.warning("%s (pid %s) did not stop in %.1f s: killing it", name, process.pid, timeout)
+        process.kill()
+        process.join()

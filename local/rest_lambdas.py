@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from local.processes import name_process, sigint_ignored, spawn_context
+from local.processes import name_process, sigint_ignored, spawn_context, stop_child
 
 log = logging.getLogger("local.rest_lambdas")
 
@@ -175,17 +175,13 @@ class RestLambdasProcess:
         process, channel, self._process, self._channel = self._process, self._channel, None, None
         if process is None:
             return
-        if channel is not None:
-            try:
+
+        def ask() -> None:
+            if channel is not None:
                 with channel.sending:
                     channel.pipe.send(None)
-            except (OSError, EOFError):
-                pass  # already gone
-        process.join(timeout)
-        if process.is_alive():
-            log.warning("REST Lambdas' process (pid %s) did not stop in %.1f s: killing it", process.pid, timeout)
-            process.kill()
-            process.join()
+
+        stop_child(process, "the REST Lambdas' process", ask, timeout)
         if channel is not None:
             channel.pipe.close()
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from local.moto.server import endpoint_url, require_loopback
-from local.processes import name_process, sigint_ignored, spawn_context, use_uvloop
+from local.processes import name_process, sigint_ignored, spawn_context, stop_child, use_uvloop
 
 logger = logging.getLogger(__name__)
 
@@ -189,15 +189,7 @@ class MotoProcess:
         self._process = self._pipe = self._endpoint = None
         if process is None:
             return
-        try:
-            pipe.send(_STOP)
-        except (OSError, ValueError):
-            pass  # already gone
-        process.join(timeout)
-        if process.is_alive():
-            logger.warning("moto server (pid %s) did not stop in %.1f s: killing it", process.pid, timeout)
-            process.kill()
-            process.join()
+        stop_child(process, "the moto server", lambda: pipe.send(_STOP), timeout)
         pipe.close()
         process.close()
 

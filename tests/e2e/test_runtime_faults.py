@@ -40,6 +40,22 @@ def approved(buyer: Buyer, showtime: payflow.Showtime, seats: list[str]) -> tupl
     return created, approve_on_page(created["approval_url"])
 
 
+def executing_slowly(
+    stack, emulator: Emulator, delay: float
+) -> tuple[Buyer, dict, threading.Thread, list[requests.Response]]:
+    """A buyer's execute left waiting on a capture PayPal holds for `delay` s: (buyer, order, its thread, its
+    answer once the thread ends)."""
+    showtime = demo_showtime(stack)
+    buyer = Buyer(stack)
+    created, redirect = approved(buyer, showtime, free_seats(stack, showtime, 1))
+    emulator.fault("capture", "slow", delay=delay)
+    answers: list[requests.Response] = []
+    execute = threading.Thread(target=lambda: answers.append(buyer.execute(redirect)))
+    execute.start()
+    time.sleep(0.5)  # the capture is in flight
+    return buyer, created, execute, answers
+
+
 def test_event_sources_killed_mid_purchases_restart_and_every_purchase_completes():
     with running_stack(env={"SWEEP_INTERVAL_SECONDS": "1"}) as stack:
         Emulator(f"{stack.base_url}/paypal").set_webhook_url(None)  # the SQS path alone must finish them
@@ -64,15 +80,8 @@ def test_event_sources_killed_mid_purchases_restart_and_every_purchase_completes
 
 def test_rest_lambdas_killed_mid_request_answer_502_restart_and_the_purchase_still_completes():
     with running_stack() as stack:
-        emulator = Emulator(f"{stack.base_url}/paypal")
-        showtime = demo_showtime(stack)
-        buyer = Buyer(stack)
-        created, redirect = approved(buyer, showtime, free_seats(stack, showtime, 1))
-        emulator.fault("capture", "slow", delay=4)
-        answers: list[requests.Response] = []
-        execute = threading.Thread(target=lambda: answers.append(buyer.execute(redirect)))
-        execute.start()
-        time.sleep(0.5)  # the execute waits on the capture, inside the REST Lambdas' process
+        # The execute waits on the capture inside the REST Lambdas' process.
+        buyer, created, execute, answers = executing_slowly(stack, Emulator(f"{stack.base_url}/paypal"), 4)
         killed = part_pid(stack, "rest_lambdas")
         os.kill(killed, signal.SIGKILL)
         execute.join(timeout=30)
@@ -99,14 +108,7 @@ def test_losing_moto_stops_the_stack_with_one_line_and_no_traceback():
 
 
 def test_a_slow_paypal_call_does_not_hold_up_other_requests(stack, quiet_paypal):
-    showtime = demo_showtime(stack)
-    buyer = Buyer(stack)
-    created, redirect = approved(buyer, showtime, free_seats(stack, showtime, 1))
-    quiet_paypal.fault("capture", "slow", delay=6)
-    answers: list[requests.Response] = []
-    execute = threading.Thread(target=lambda: answers.append(buyer.execute(redirect)))
-    execute.start()
-    time.sleep(0.5)  # the capture is in flight
+    buyer, created, execute, answers = executing_slowly(stack, quiet_paypal, 6)
     assert health(stack)[0] == 200
     assert requests.get(stack.api("events/"), timeout=TIMEOUT).status_code == 200
     assert execute.is_alive(), "the slow capture finished before the other requests were answered"
