@@ -537,11 +537,13 @@ def read_items_both_ways(
         patch.setattr(ResponseSerializer, "serialize", counting_serialize)
         patched = read()
     assert serialized == [], "an action answered through moto's serializer, not as plain JSON"
+    from moto.dynamodb.models import table as table_module
     from moto.dynamodb.models.dynamo_type import Item
 
     for name in answers.ACTIONS:
         monkeypatch.setattr(DynamoHandler, name, moto_originals[DynamoHandler, name])
-    monkeypatch.setattr(Item, "project", moto_originals[Item, "project"])
+    for owner, name in ((Item, "project"), (table_module, "copy"), (table_module.Table, "query")):
+        monkeypatch.setattr(owner, name, moto_originals[owner, name])
     return patched, read()
 
 
@@ -729,3 +731,66 @@ def test_projection_onto_names_equals_moto_projection(
     copied = item.project([["meta"]])
     copied.attrs["meta"].value["note"] = DynamoType({"S": "changed"})
     assert item.attrs["meta"].value["note"] == DynamoType({"S": "Grand Budapest \u00fc \u2713"})  # a copy
+
+
+def test_a_projecting_index_query_answers_copies_and_an_unknown_index_is_still_refused(
+    patched_moto: tuple[Any, Any], moto_originals: dict[tuple[Any, str], Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without moto's copy before projecting, what a query answers still shares nothing with the table's items."""
+    from moto.dynamodb.models import table as table_module
+
+    dynamodb, backend = patched_moto
+    dynamodb.create_table(
+        TableName="people",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in ("pk", "room")],
+        BillingMode="PAY_PER_REQUEST",
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": name,
+                "KeySchema": [{"AttributeName": "room", "KeyType": "HASH"}],
+                "Projection": projection,
+            }
+            for name, projection in (
+                ("keys", {"ProjectionType": "KEYS_ONLY"}),
+                ("some", {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["meta"]}),
+                ("all", {"ProjectionType": "ALL"}),
+            )
+        ],
+    )
+    dynamodb.put_item(TableName="people", Item={**RICH_ITEM, "pk": {"S": "p1"}, "room": {"S": "r"}})
+    table = backend.get_table("people")
+    stored = table.get_item(DynamoType_of("p1"))
+
+    for index, names in (("keys", {"pk", "room"}), ("some", {"pk", "room", "meta"}), ("all", set(stored.attrs))):
+        (item,), _, _ = table.query(
+            None, None, [], None, None, True, None, index_name=index, hash_key_conditions=[("room", DynamoType_of("r"))]
+        )
+        assert set(item.attrs) == names
+        for name in names:
+            assert item.attrs[name] == stored.attrs[name] and item.attrs[name] is not stored.attrs[name]
+    (item,), _, _ = table.query(
+        None, None, [], None, None, True, None, index_name="some", hash_key_conditions=[("room", DynamoType_of("r"))]
+    )
+    item.attrs["meta"].value["note"] = DynamoType_of("changed")
+    assert stored.attrs["meta"].value["note"] == DynamoType_of("Grand Budapest \u00fc \u2713")
+
+    def unknown_index() -> dict[str, Any]:
+        with pytest.raises(ClientError) as refused:
+            dynamodb.query(
+                TableName="people",
+                IndexName="nope",
+                KeyConditionExpression="room = :r",
+                ExpressionAttributeValues={":r": {"S": "r"}},
+            )
+        return refused.value.response["Error"]
+
+    patched = unknown_index()
+    monkeypatch.setattr(table_module.Table, "query", moto_originals[table_module.Table, "query"])
+    assert patched == unknown_index()  # moto's own refusal, whatever it is
+
+
+def DynamoType_of(text: str) -> Any:  # noqa: N802 - reads as the moto type it builds
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    return DynamoType({"S": text})
