@@ -60,9 +60,10 @@ def _raise_open_files_limit(wanted: int = 65536) -> None:
 
 
 def run() -> int:
-    from local.processes import use_uvloop
+    from local.processes import calm_gc, use_uvloop
 
     use_uvloop()
+    calm_gc()
     try:
         return asyncio.run(main())
     except KeyboardInterrupt:

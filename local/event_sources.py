@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from local.processes import name_process, sigint_ignored, spawn_context, stop_child, use_uvloop
+from local.processes import calm_gc, name_process, sigint_ignored, spawn_context, stop_child, use_uvloop
 
 ROOT = Path(__file__).resolve().parent.parent
 log = logging.getLogger("local.event_sources")
@@ -99,6 +99,7 @@ def _report(pollers: list) -> dict:
 def _child_main(sweep_interval: float, log_level: str, positions: dict | None, pipe: Any) -> None:
     name_process("event-sources")
     use_uvloop()  # the fan-out's posts run on an event loop per poller thread (chalicelib/async_http.py)
+    calm_gc()
     # The parent decides when we stop (over the pipe), in order with the rest of the stack.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)

@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from local.processes import name_process, sigint_ignored, spawn_context, stop_child
+from local.processes import calm_gc, name_process, sigint_ignored, spawn_context, stop_child
 
 log = logging.getLogger("local.rest_lambdas")
 
@@ -37,6 +37,7 @@ class RestLambdasGone(RuntimeError):
 
 def _child_main(config_args: dict, concurrency: int, log_level: str, pipe: Any) -> None:
     name_process("rest-lambdas")
+    calm_gc()
     # The parent decides when we stop (it closes the pipe), in order with the rest of the stack.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from local.moto.server import endpoint_url, require_loopback
-from local.processes import name_process, sigint_ignored, spawn_context, stop_child, use_uvloop
+from local.processes import calm_gc, name_process, sigint_ignored, spawn_context, stop_child, use_uvloop
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +65,7 @@ def run_server(
         await server.serve(app, host, port, stopping, on_bound)
 
     use_uvloop()
+    calm_gc()
     try:
         asyncio.run(main())
     finally:
