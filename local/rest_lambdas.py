@@ -38,7 +38,7 @@ class RestLambdasGone(RuntimeError):
 def _child_main(config_args: dict, concurrency: int, log_level: str, pipe: Any) -> None:
     name_process("rest-lambdas")
     calm_gc()
-    # The parent decides when we stop (it closes the pipe), in order with the rest of the stack.
+    # The parent decides when we stop (it sends None), in order with the rest of the stack.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(level=log_level, format="%(levelname)s %(name)s: %(message)s")
