@@ -16,19 +16,14 @@ parent dies, the pipe closes and the process exits.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
-import signal
-import sys
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
-from local.processes import calm_gc, name_process, sigint_ignored, spawn_context, stop_child, use_uvloop
+from local.processes import sigint_ignored, spawn_context, start_handler_child, stop_child, use_uvloop
 
-ROOT = Path(__file__).resolve().parent.parent
 log = logging.getLogger("local.event_sources")
 
 STATUS_SECONDS = 1.0  # how often the child reports; the parent calls a report older than 3 of these stale
@@ -97,20 +92,8 @@ def _report(pollers: list) -> dict:
 
 
 def _child_main(sweep_interval: float, log_level: str, positions: dict | None, pipe: Any) -> None:
-    name_process("event-sources")
     use_uvloop()  # the fan-out's posts run on an event loop per poller thread (chalicelib/async_http.py)
-    calm_gc()
-    # The parent decides when we stop (over the pipe), in order with the rest of the stack.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    logging.basicConfig(level=log_level, format="%(levelname)s %(name)s: %(message)s")
-    sys.path.insert(0, str(ROOT))
-    app_module = importlib.import_module("app")
-    from chalicelib.storage import warm_clients
-    from chalicelib.wiring import container
-
-    warm_clients()
-    container().broadcaster.client  # noqa: B018 - built once here, not by each first concurrent post
+    app_module = start_handler_child("event-sources", log_level)
     pollers = build_pollers(app_module, sweep_interval)
     stream = pollers[0]
     if positions is None:

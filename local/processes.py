@@ -11,6 +11,7 @@ import multiprocessing
 import signal
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("local.processes")
@@ -86,3 +87,26 @@ def calm_gc() -> None:
     pass"). What exists now is frozen out of every later collection."""
     gc.freeze()
     gc.set_threshold(50_000, 50, 1000)
+
+
+def start_handler_child(name: str, log_level: str) -> Any:
+    """What a child running app.py's handlers does first: its name in `top`, the calm collector, SIGINT and SIGTERM
+    left to the parent (which stops it over its pipe, in order with the rest of the stack), logging, the app
+    imported from the checkout and its AWS clients built once. Returns the app module."""
+    import importlib
+    import signal
+    import sys
+
+    name_process(name)
+    calm_gc()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    logging.basicConfig(level=log_level, format="%(levelname)s %(name)s: %(message)s")
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    app_module = importlib.import_module("app")
+    from chalicelib.storage import warm_clients
+    from chalicelib.wiring import container
+
+    warm_clients()
+    container().broadcaster.client  # noqa: B018 - built once here, not by each first concurrent post
+    return app_module

@@ -12,22 +12,16 @@ are short, and a select's ack should not pay the hop.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import itertools
 import logging
 import os
-import signal
-import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
-from local.processes import calm_gc, name_process, sigint_ignored, spawn_context, stop_child
+from local.processes import sigint_ignored, spawn_context, start_handler_child, stop_child
 
 log = logging.getLogger("local.rest_lambdas")
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 class RestLambdasGone(RuntimeError):
@@ -36,23 +30,12 @@ class RestLambdasGone(RuntimeError):
 
 
 def _child_main(config_args: dict, concurrency: int, log_level: str, pipe: Any) -> None:
-    name_process("rest-lambdas")
-    calm_gc()
-    # The parent decides when we stop (it sends None), in order with the rest of the stack.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    logging.basicConfig(level=log_level, format="%(levelname)s %(name)s: %(message)s")
-    sys.path.insert(0, str(ROOT))
+    app_module = start_handler_child("rest-lambdas", log_level)  # the parent stops it by sending None
     from chalice.config import Config
 
-    from chalicelib.storage import warm_clients
-    from chalicelib.wiring import container
     from local.gateway import call_rest, rest_gateway
 
-    app_module = importlib.import_module("app")
     rest = rest_gateway(app_module, Config.create(**config_args))
-    warm_clients()
-    container().broadcaster.client  # noqa: B018 - built once here, not by each first concurrent post
     pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="rest")
     sending = threading.Lock()
 
