@@ -94,7 +94,6 @@ def start_handler_child(name: str, log_level: str) -> Any:
     left to the parent (which stops it over its pipe, in order with the rest of the stack), logging, the app
     imported from the checkout and its AWS clients built once. Returns the app module."""
     import importlib
-    import signal
     import sys
 
     name_process(name)
